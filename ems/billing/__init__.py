@@ -1,0 +1,1 @@
+"""Billing: pure pricing (tariffs, session cost, receipts) and ledger rules."""

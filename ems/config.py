@@ -1,0 +1,90 @@
+"""Settings, from ``EMS_*`` environment variables (and a ``.env`` file if present).
+
+Built only by the composition root (``ems.app`` / ``ems.cli``); nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAK_SECRETS = frozenset({"changeme", "change-me", "admin", "secret", "password", "ems", "test", "12345678"})
+MIN_SECRET_LENGTH = 16
+"""An API key shorter than 16 characters can be brute-forced offline from a leaked hash."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMS_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:port/db, or sqlite:///path/to/file.db; unset: SQLite in data_dir",
+    )
+    data_dir: Path = Path("ems-data")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    ocpp_host: str = "127.0.0.1"
+    ocpp_port: int = Field(default=9000, ge=0, le=65535)
+    ocpp_auto_register: bool = False
+    ocpp_tls_cert: Path | None = None
+    ocpp_tls_key: Path | None = None
+    ocpp_audit_frames: bool = False
+    mqtt_url: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls_ca: Path | None = None
+    admin_api_key: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    site_file: Path | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(f"unsupported scheme {scheme!r}: use postgresql://user@host:port/db or sqlite:///path.db")
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            raise ValueError("a SQLite URL is sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return value
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _refuse_weak_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        key = value.get_secret_value()
+        if key.lower() in WEAK_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            raise ValueError(f"EMS_ADMIN_API_KEY must be at least {MIN_SECRET_LENGTH} characters and not a default")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in ("mqtt", "mqtts"):
+            raise ValueError("EMS_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url is not None and urlsplit(self.database_url).scheme in ("postgresql", "postgres")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file: from ``sqlite:///...`` or ``<data_dir>/ems.db``."""
+        if self.database_url and self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.data_dir / "ems.db"

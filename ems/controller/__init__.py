@@ -1,0 +1,1 @@
+"""The application loop: live site state, re-plan triggers, dispatch of charging profiles."""

@@ -1,0 +1,34 @@
+"""API access: keys and the roles they carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    """Everything, including API keys."""
+    OPERATOR = "operator"
+    """Stations, cards, users, tariffs, commands; not API keys."""
+    ANALYST = "analyst"
+    """Read-only: sessions, samples, reports."""
+    DRIVER = "driver"
+    """Their own account, cards and sessions; start and stop their own charging."""
+
+
+ROLE_RANK: dict[Role, int] = {Role.DRIVER: 0, Role.ANALYST: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    role: Role
+    key_hash: str
+    """SHA-256 hex of the key; the key itself is shown once, at creation, and never stored."""
+    created_at: datetime
+    user_id: str | None = None
+    """For driver keys: the user whose account and cards the key may act on."""
+    revoked_at: datetime | None = None

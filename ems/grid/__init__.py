@@ -1,0 +1,1 @@
+"""Grid-capacity signals: pure policy (capacity.py) and the MQTT adapter (mqtt.py)."""

@@ -1,0 +1,170 @@
+"""The small Protocols the controller and the API talk through.
+
+Adapters implement these; the composition root (``ems.app``) passes the concrete ones
+in. Keep each Protocol small: a caller depends only on what it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ems.domain.access import ApiKey
+from ems.domain.capacity import CapacitySignal
+from ems.domain.card import AuthorizationStatus, Card
+from ems.domain.commands import CommandResult, StationCommand
+from ems.domain.session import ChargingSession, MeterSample
+from ems.domain.station import ConnectorStatusRecord, Station
+
+# ---------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationDecision:
+    status: AuthorizationStatus
+    reason: str | None = None
+    """Why not, in words a driver can read (e.g. "balance 0.40 EUR is below the 5.00 EUR minimum")."""
+    expires_at: datetime | None = None
+    """How long a station may cache the answer (OCPP idTagInfo.expiryDate / cacheExpiryDateTime)."""
+    account_id: str | None = None
+
+
+class Authorizer(Protocol):
+    async def authorize(self, id_tag: str, *, station_id: str, evse_id: int | None = None) -> AuthorizationDecision:
+        """May ``id_tag`` charge at this station? Decided from the card, and for prepaid cards its balance."""
+        ...
+
+
+class ChargerControl(Protocol):
+    async def execute(self, station_id: str, command: StationCommand) -> CommandResult:
+        """Send ``command`` and wait for the station's answer; never raises for station faults."""
+        ...
+
+    def is_online(self, station_id: str) -> bool: ...
+
+
+# ---------------------------------------------------------------- stores
+
+
+class StationStore(Protocol):
+    async def add(self, station: Station) -> None:
+        """Raises ``Conflict`` if the id exists."""
+        ...
+
+    async def get(self, station_id: str) -> Station | None: ...
+
+    async def all(self) -> list[Station]: ...
+
+    async def update(self, station: Station) -> None:
+        """Replace every field of an existing station; raises ``NotFound``."""
+        ...
+
+    async def delete(self, station_id: str) -> bool: ...
+
+    async def mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None: ...
+
+    async def record_status(self, record: ConnectorStatusRecord) -> None: ...
+
+    async def status_history(self, station_id: str, *, limit: int = 100) -> list[ConnectorStatusRecord]:
+        """Newest first."""
+        ...
+
+
+class CardStore(Protocol):
+    async def add(self, card: Card) -> None:
+        """Raises ``Conflict`` if the uid exists."""
+        ...
+
+    async def get(self, uid: str) -> Card | None: ...
+
+    async def all(self) -> list[Card]: ...
+
+    async def update(self, card: Card) -> None:
+        """Raises ``NotFound``."""
+        ...
+
+    async def delete(self, uid: str) -> bool: ...
+
+
+class SessionStore(Protocol):
+    async def add(self, session: ChargingSession) -> None: ...
+
+    async def get(self, session_id: str) -> ChargingSession | None: ...
+
+    async def find_by_transaction(self, station_id: str, transaction_id: str) -> ChargingSession | None: ...
+
+    async def active_for_evse(self, station_id: str, evse_id: int) -> ChargingSession | None: ...
+
+    async def query(
+        self,
+        *,
+        station_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        active_only: bool = False,
+        limit: int = 100,
+    ) -> list[ChargingSession]:
+        """Newest first."""
+        ...
+
+    async def update(self, session: ChargingSession) -> None: ...
+
+    async def next_transaction_id(self) -> int:
+        """A fresh positive integer for OCPP 1.6 StartTransaction, unique across restarts."""
+        ...
+
+
+class MeterSampleStore(Protocol):
+    async def add_many(self, samples: Sequence[MeterSample]) -> None:
+        """Write a batch (COPY on PostgreSQL); all or nothing."""
+        ...
+
+    async def for_session(self, session_id: str) -> list[MeterSample]:
+        """Oldest first."""
+        ...
+
+    async def for_station(
+        self, station_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 10_000
+    ) -> list[MeterSample]: ...
+
+
+class CapacitySignalStore(Protocol):
+    async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
+        """Every received signal, accepted or rejected, for audit; returns its id."""
+        ...
+
+    async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
+        """Newest first: (signal, accepted, error)."""
+        ...
+
+
+class ApiKeyStore(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    async def all(self) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: str, at: datetime) -> bool: ...
+
+
+class Storage(Protocol):
+    """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
+
+    stations: StationStore
+    cards: CardStore
+    sessions: SessionStore
+    samples: MeterSampleStore
+    signals: CapacitySignalStore
+    api_keys: ApiKeyStore
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        ...
+
+    async def health(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Simulators: OCPP charge points with EVs, and a grid operator."""

@@ -1,0 +1,1 @@
+"""Storage: one interface (ems.ports.Storage), two back ends (SQLite, PostgreSQL)."""
