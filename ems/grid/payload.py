@@ -41,6 +41,7 @@ from ems.domain.capacity import (
 )
 from ems.domain.site import Site
 from ems.domain.units import Phase
+from ems.ports import SiteLoadReading
 
 MAX_PAYLOAD_BYTES = 65_536
 """A day of one-minute blocks is ~200 KiB of JSON; 64 KiB (~500 blocks) is ample for 15-min OSCP blocks."""
@@ -330,4 +331,33 @@ def error_payload(rejection: Rejection) -> dict[str, Any]:
         "kind": rejection.kind.value,
         "received_at": _iso(rejection.received_at),
         "problems": list(rejection.problems),
+    }
+
+
+def status_payload(site_id: str, now: datetime, in_force: CapacityInterval, load: SiteLoadReading) -> dict[str, Any]:
+    """The retained site status: measured load, the limit in force, headroom (limit minus load), stale flag.
+
+    Headroom is ``None`` where either side is unknown; it is negative when the site is over its limit.
+    """
+    power_w = load.power_w
+    headroom_w = None if power_w is None or in_force.capacity_w is None else in_force.capacity_w - power_w
+    headroom_a = {
+        p.value: in_force.phase_limits_a[p] - amps
+        for p, amps in sorted(load.phase_current_a.items())
+        if p in in_force.phase_limits_a
+    }
+    return {
+        "site_id": site_id,
+        "at": _iso(now),
+        "stale": in_force.stale,
+        "measured": {
+            "power_w": power_w,
+            "phase_power_w": {p.value: w for p, w in sorted(load.phase_power_w.items())},
+            "phase_current_a": {p.value: a for p, a in sorted(load.phase_current_a.items())},
+            "measured_at": None if load.measured_at is None else _iso(load.measured_at),
+        },
+        "limit": interval_to_json(in_force),
+        "headroom_w": headroom_w,
+        "headroom_a": headroom_a,
+        "active_sessions": load.active_sessions,
     }
