@@ -153,12 +153,24 @@ class ApiKeyStore(Protocol):
 class Storage(Protocol):
     """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
 
-    stations: StationStore
-    cards: CardStore
-    sessions: SessionStore
-    samples: MeterSampleStore
-    signals: CapacitySignalStore
-    api_keys: ApiKeyStore
+    # Read-only members, so a concrete store type satisfies the Protocol (attributes would be invariant).
+    @property
+    def stations(self) -> StationStore: ...
+
+    @property
+    def cards(self) -> CardStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def samples(self) -> MeterSampleStore: ...
+
+    @property
+    def signals(self) -> CapacitySignalStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
 
     @property
     def backend(self) -> str:
