@@ -1,0 +1,23 @@
+"""What the API needs from the rest of ems: ports only, handed in by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ems.clock import Clock
+from ems.controller.bus import EventBus
+from ems.domain.site import Site
+from ems.ports import ChargerControl, Storage
+
+
+@dataclass(slots=True)
+class ApiServices:
+    storage: Storage
+    clock: Clock
+    sites: tuple[Site, ...]
+    bus: EventBus = field(default_factory=EventBus)
+    charger_control: ChargerControl | None = None
+    """``None`` when the OCPP server is not running in this process: commands answer 503."""
+
+    def site(self, site_id: str) -> Site | None:
+        return next((s for s in self.sites if s.id == site_id), None)
