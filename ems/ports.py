@@ -289,6 +289,7 @@ class Storage(Protocol):
     samples: MeterSampleStore
     signals: CapacitySignalStore
     api_keys: ApiKeyStore
+    billing: BillingStores
 
     @property
     def backend(self) -> str:
