@@ -6,10 +6,10 @@ in. Keep each Protocol small: a caller depends only on what it uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ems.billing.ledger import AccountState, Balance, Decision, Hold
 from ems.billing.model import (
@@ -23,11 +23,12 @@ from ems.billing.model import (
 )
 from ems.billing.tariff import Tariff
 from ems.domain.access import ApiKey
-from ems.domain.capacity import CapacitySignal
+from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.card import AuthorizationStatus, Card
 from ems.domain.commands import CommandResult, StationCommand
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
+from ems.domain.units import Phase
 
 # ---------------------------------------------------------------- decisions
 
@@ -54,6 +55,76 @@ class ChargerControl(Protocol):
         ...
 
     def is_online(self, station_id: str) -> bool: ...
+
+
+# ---------------------------------------------------------------- grid capacity
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLoadReading:
+    """What a site draws now, from the latest meter samples (the controller's live state)."""
+
+    phase_power_w: Mapping[Phase, float] = field(default_factory=dict)
+    """Active power per grid phase in W; a phase absent: not measured."""
+    phase_current_a: Mapping[Phase, float] = field(default_factory=dict)
+    active_sessions: int = 0
+    measured_at: datetime | None = None
+    """Time of the oldest sample in the sum; ``None``: nothing measured yet."""
+
+    @property
+    def power_w(self) -> float | None:
+        return sum(self.phase_power_w.values()) if self.phase_power_w else None
+
+
+class SiteLoad(Protocol):
+    """Live site state, read by the grid status publisher; implemented by the controller."""
+
+    def site_load(self, site_id: str) -> SiteLoadReading:
+        """Measured load of ``site_id`` (an empty reading when nothing is known); never blocks."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOutcome:
+    """The answer to one capacity signal, whichever door (MQTT, API, simulator) it came in by."""
+
+    accepted: bool
+    signal: CapacitySignal
+    """The signal as applied; for a rejected one, what could be read of it (no blocks)."""
+    reply: Mapping[str, Any]
+    """The JSON body of the ack (accepted) or error (rejected) message."""
+    problems: tuple[str, ...] = ()
+    duplicate: bool = False
+    in_force: CapacityInterval | None = None
+
+
+class CapacitySignals(Protocol):
+    """The one door for capacity signals, used by the MQTT adapter, the API and the simulator."""
+
+    def site_ids(self) -> list[str]: ...
+
+    async def submit(
+        self,
+        raw: bytes | str | Mapping[str, Any],
+        *,
+        site_id: str,
+        source: SignalSource,
+        kind: SignalKind | None = None,
+        circuit_id: str | None = None,
+        fresh: bool = True,
+    ) -> SignalOutcome:
+        """Validate, apply, persist, publish events; never raises for a bad signal (see ``accepted``)."""
+        ...
+
+    def timeline(
+        self, site_id: str, circuit_id: str | None = None, *, horizon_s: float = 86_400.0
+    ) -> list[CapacityInterval]:
+        """The effective capacity from now over ``horizon_s``; raises ``NotFound`` for an unknown target."""
+        ...
+
+    def status(self, site_id: str) -> Mapping[str, Any]:
+        """The site status message body: measured load, limit in force, headroom, stale flag."""
+        ...
 
 
 # ---------------------------------------------------------------- stores
@@ -274,22 +345,43 @@ class CostStore(Protocol):
 
 
 class BillingStores(Protocol):
-    users: UserStore
-    ledger: LedgerStore
-    tariffs: TariffStore
-    costs: CostStore
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
+
+    @property
+    def tariffs(self) -> TariffStore: ...
+
+    @property
+    def costs(self) -> CostStore: ...
 
 
 class Storage(Protocol):
     """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
 
-    stations: StationStore
-    cards: CardStore
-    sessions: SessionStore
-    samples: MeterSampleStore
-    signals: CapacitySignalStore
-    api_keys: ApiKeyStore
-    billing: BillingStores
+    # Read-only members, so a concrete store type satisfies the Protocol (attributes would be invariant).
+    @property
+    def stations(self) -> StationStore: ...
+
+    @property
+    def cards(self) -> CardStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def samples(self) -> MeterSampleStore: ...
+
+    @property
+    def signals(self) -> CapacitySignalStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
+
+    @property
+    def billing(self) -> BillingStores: ...
 
     @property
     def backend(self) -> str:
