@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
-from ems.api.routes import api_keys, cards, health, sites, stations
+from ems.api.routes import api_keys, cards, dashboard, health, live, sites, stations
 from ems.api.services import ApiServices
 from ems.config import Settings
 
@@ -16,6 +16,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     sites.router,
     cards.router,
     api_keys.router,
+    live.router,
+    dashboard.router,
 )
 """Every router; a feature adds its module here."""
 
