@@ -6,11 +6,22 @@ in. Keep each Protocol small: a caller depends only on what it uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ems.billing.ledger import AccountState, Balance, Decision, Hold
+from ems.billing.model import (
+    Account,
+    Applied,
+    AssignmentScope,
+    IdempotencyClaim,
+    SessionCost,
+    TariffAssignment,
+    User,
+)
+from ems.billing.tariff import Tariff
 from ems.domain.access import ApiKey
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.card import AuthorizationStatus, Card
@@ -221,15 +232,156 @@ class ApiKeyStore(Protocol):
     async def revoke(self, key_id: str, at: datetime) -> bool: ...
 
 
+# ---------------------------------------------------------------- billing
+
+
+class UserStore(Protocol):
+    async def add(self, user: User) -> None:
+        """Raises ``Conflict`` if the id exists."""
+        ...
+
+    async def get(self, user_id: str) -> User | None: ...
+
+    async def all(self, *, limit: int = 1000) -> list[User]: ...
+
+    async def update(self, user: User) -> None:
+        """Raises ``NotFound``."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """Accounts, their double-entry ledger, holds and idempotency keys.
+
+    ``apply`` is the only way money moves: in one transaction it locks the account (PostgreSQL
+    ``SELECT ... FOR UPDATE``; SQLite ``BEGIN IMMEDIATE``), answers an idempotent replay from
+    the key's first result (same key, other request: ``IdempotencyConflict``), reads the
+    ``AccountState``, calls the pure ``decide`` rule, re-checks that no balance goes below zero,
+    and writes the movement, its entries, the holds it touched, ``cost`` and the key.
+    """
+
+    async def open_account(self, account: Account) -> None:
+        """Raises ``Conflict`` if the id exists."""
+        ...
+
+    async def account(self, account_id: str) -> Account | None: ...
+
+    async def accounts_for_user(self, user_id: str) -> list[Account]: ...
+
+    async def balance(self, account_id: str) -> Balance:
+        """Sum of the account's entries per book; raises ``NotFound``."""
+        ...
+
+    async def apply(
+        self,
+        account_id: str,
+        decide: Callable[[AccountState], Decision],
+        *,
+        idempotency: IdempotencyClaim | None = None,
+        cost: SessionCost | None = None,
+    ) -> Applied: ...
+
+    async def statement(self, account_id: str, *, limit: int = 100) -> list[Applied]:
+        """Movements with the balance after each, newest first."""
+        ...
+
+    async def hold(self, hold_id: str) -> Hold | None: ...
+
+    async def hold_for_session(self, session_id: str) -> Hold | None: ...
+
+    async def open_holds(self, *, id_tag: str | None = None, unlinked_only: bool = False) -> list[Hold]:
+        """Open holds, oldest first; ``unlinked_only``: not yet tied to a session (app starts in flight)."""
+        ...
+
+    async def link_hold(self, hold_id: str, session_id: str) -> Hold:
+        """Tie an open, unlinked hold to the session it pays for (no money moves); raises ``NotFound``."""
+        ...
+
+
+class TariffStore(Protocol):
+    async def add(self, tariff: Tariff) -> None:
+        """Raises ``Conflict`` if the id exists."""
+        ...
+
+    async def get(self, tariff_id: str) -> Tariff | None: ...
+
+    async def all(self) -> list[Tariff]: ...
+
+    async def update(self, tariff: Tariff) -> None:
+        """Raises ``NotFound``."""
+        ...
+
+    async def delete(self, tariff_id: str) -> bool:
+        """Raises ``Conflict`` while the tariff is assigned."""
+        ...
+
+    async def assign(self, assignment: TariffAssignment) -> None:
+        """Make ``tariff_id`` the one for the scope (replacing any); raises ``NotFound`` for an unknown tariff."""
+        ...
+
+    async def unassign(self, scope: AssignmentScope, scope_id: str) -> bool: ...
+
+    async def assignments(self) -> list[TariffAssignment]: ...
+
+
+class CostStore(Protocol):
+    async def add(self, cost: SessionCost) -> bool:
+        """Record a session's cost once; ``False`` (nothing written) if it has one already."""
+        ...
+
+    async def get(self, session_id: str) -> SessionCost | None: ...
+
+    async def query(
+        self,
+        *,
+        account_id: str | None = None,
+        station_id: str | None = None,
+        card_uid: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[SessionCost]:
+        """By session start time, newest first."""
+        ...
+
+
+class BillingStores(Protocol):
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def ledger(self) -> LedgerStore: ...
+
+    @property
+    def tariffs(self) -> TariffStore: ...
+
+    @property
+    def costs(self) -> CostStore: ...
+
+
 class Storage(Protocol):
     """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
 
-    stations: StationStore
-    cards: CardStore
-    sessions: SessionStore
-    samples: MeterSampleStore
-    signals: CapacitySignalStore
-    api_keys: ApiKeyStore
+    # Read-only members, so a concrete store type satisfies the Protocol (attributes would be invariant).
+    @property
+    def stations(self) -> StationStore: ...
+
+    @property
+    def cards(self) -> CardStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def samples(self) -> MeterSampleStore: ...
+
+    @property
+    def signals(self) -> CapacitySignalStore: ...
+
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
+
+    @property
+    def billing(self) -> BillingStores: ...
 
     @property
     def backend(self) -> str:
