@@ -122,6 +122,14 @@ class CapacitySignals(Protocol):
         """The effective capacity from now over ``horizon_s``; raises ``NotFound`` for an unknown target."""
         ...
 
+    def in_force(self, site_id: str, circuit_id: str | None = None) -> CapacityInterval:
+        """What is in force now, until its next known change (``OPEN_END``: none known)."""
+        ...
+
+    def latest(self, site_id: str, circuit_id: str | None, kind: SignalKind) -> CapacitySignal | None:
+        """The forecast or immediate limit in force for a target (expired blocks dropped)."""
+        ...
+
     def status(self, site_id: str) -> Mapping[str, Any]:
         """The site status message body: measured load, limit in force, headroom, stale flag."""
         ...
