@@ -23,8 +23,9 @@ async def test_bus_delivers_by_type_in_order() -> None:
     boots = bus.subscribe(StationBooted, name="boots")
     everything = bus.subscribe(name="all")
     await bus.publish(booted(1))
-    await bus.publish(StatusChanged(at=T0, station_id="cp1", evse_id=1, connector_id=1,
-                                    status=ConnectorStatus.CHARGING))
+    await bus.publish(
+        StatusChanged(at=T0, station_id="cp1", evse_id=1, connector_id=1, status=ConnectorStatus.CHARGING)
+    )
     await bus.publish(booted(2))
     assert [e.station_id for e in boots.drain()] == ["cp1", "cp2"]
     assert len(everything.drain()) == 3

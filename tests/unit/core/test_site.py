@@ -68,8 +68,15 @@ colour = "blue"
     with pytest.raises(SiteFileError) as info:
         load_site_file(path)
     text = "\n".join(info.value.problems)
-    for fragment in ["unknown timezone", "capacity_w must be a number", "unknown keys ['colour']",
-                     "parent 'ghost'", "unknown phase 'L4'", "phases must be 1 or 3", "exceeds max_current_a"]:
+    for fragment in [
+        "unknown timezone",
+        "capacity_w must be a number",
+        "unknown keys ['colour']",
+        "parent 'ghost'",
+        "unknown phase 'L4'",
+        "phases must be 1 or 3",
+        "exceeds max_current_a",
+    ]:
         assert fragment in text, fragment
     assert len(info.value.problems) >= 7
 
