@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ems.api.auth import Analyst, Operator, Services
 from ems.domain.card import Card, CardMode, CardStatus
-from ems.errors import NotFound
+from ems.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
@@ -75,7 +75,10 @@ async def create_card(body: CardCreate, services: Services, _: Operator) -> Card
         label=body.label,
         created_at=services.clock.now(),
     )
-    await services.storage.cards.add(card)
+    try:
+        await services.storage.cards.add(card)
+    except Conflict as exc:
+        raise Conflict(f"card {body.uid!r} already exists") from exc
     return CardPublic.of(card)
 
 

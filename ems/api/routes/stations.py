@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ems.api.auth import Analyst, Operator, Services
 from ems.domain.station import ConnectorStatus, Station
-from ems.errors import InvalidInput, NotFound
+from ems.errors import Conflict, InvalidInput, NotFound
 from ems.security import hash_password, password_problem
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
@@ -121,7 +121,10 @@ async def create_station(body: StationCreate, services: Services, _: Operator) -
         circuit_id=body.circuit_id,
         registered_at=services.clock.now(),
     )
-    await services.storage.stations.add(station)
+    try:
+        await services.storage.stations.add(station)
+    except Conflict as exc:
+        raise Conflict(f"station {body.id!r} already exists") from exc
     return StationPublic.of(station)
 
 
