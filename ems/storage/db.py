@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ems.errors import StorageError
 
 Row = dict[str, Any]
 """A result row: column name -> value."""
@@ -162,6 +165,25 @@ class Database(ABC):
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self.transaction(readonly=True) as tx:
             return await tx.fetchone(sql, params)
+
+
+_OPEN_TRANSACTION: ContextVar[Database | None] = ContextVar("ems_open_transaction", default=None)
+
+
+@contextmanager
+def single_transaction(db: Database) -> Iterator[None]:
+    """Refuse a second transaction on ``db`` from inside one (same task or a task it started).
+
+    On SQLite it would wait forever for the first one's lock; on PostgreSQL it would run
+    on another connection, outside the first transaction. Use the ``tx`` you have.
+    """
+    if _OPEN_TRANSACTION.get() is db:
+        raise StorageError("a transaction is already open here: use its tx, not db.execute/fetch* or db.transaction()")
+    token = _OPEN_TRANSACTION.set(db)
+    try:
+        yield
+    finally:
+        _OPEN_TRANSACTION.reset(token)
 
 
 def redact_url(url: str) -> str:

@@ -25,7 +25,7 @@ from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ems.errors import Conflict, StorageError, StorageUnavailable
-from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url
+from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url, single_transaction
 
 CONNECT_TIMEOUT_S = 5
 """libpq connect timeout: a reachable server answers in milliseconds; 5 s covers a
@@ -210,7 +210,7 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
-        with _mapped(self.url):
+        with single_transaction(self), _mapped(self.url):
             async with self._pool.connection() as conn, conn.transaction():
                 yield PostgresTx(conn, self.url)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ems.errors import Conflict, StorageError, StorageUnavailable
-from ems.storage.db import Database, Dialect, Json, Params, Row, Tx
+from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, single_transaction
 
 T = TypeVar("T")
 
@@ -207,16 +207,17 @@ class SqliteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
-        async with self._lock:
-            await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
-            try:
-                yield SqliteTx(self)
-                await self.call(lambda c: c.execute("COMMIT"))
-            except BaseException:
-                # Queued behind any statement still on the worker thread (FIFO), and shielded
-                # so that a cancelled caller still leaves the connection outside a transaction.
-                await asyncio.shield(self.call(_rollback))
-                raise
+        with single_transaction(self):
+            async with self._lock:
+                await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
+                try:
+                    yield SqliteTx(self)
+                    await self.call(lambda c: c.execute("COMMIT"))
+                except BaseException:
+                    # Queued behind any statement still on the worker thread (FIFO), and shielded
+                    # so that a cancelled caller still leaves the connection outside a transaction.
+                    await asyncio.shield(self.call(_rollback))
+                    raise
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from ems.errors import Conflict
+from ems.errors import Conflict, StorageError
 from ems.storage.db import Json
 from ems.storage.factory import SqlStorage
 
@@ -110,3 +111,33 @@ async def test_copy_rows_and_executemany(storage: SqlStorage) -> None:
 async def test_health_and_backend(storage: SqlStorage) -> None:
     await storage.health()
     assert storage.backend in ("sqlite", "postgresql")
+
+
+async def test_nested_transaction_is_refused_not_deadlocked(storage: SqlStorage) -> None:
+    async def nested() -> None:
+        async with storage.db.transaction():
+            await storage.db.fetchone("SELECT 1 AS one")
+
+    with pytest.raises(StorageError, match="already open"):
+        await asyncio.wait_for(nested(), 5.0)
+    assert await storage.db.fetchone("SELECT 1 AS one") == {"one": 1}  # and the database is usable after
+
+
+async def test_cancelled_transaction_rolls_back(storage: SqlStorage) -> None:
+    await _scratch(storage)
+    entered = asyncio.Event()
+
+    async def writer() -> None:
+        async with storage.db.transaction() as tx:
+            await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("cancelled",))
+            entered.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(writer())
+    await asyncio.wait_for(entered.wait(), 5.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await storage.db.fetchall("SELECT name FROM scratch") == []
+    await storage.db.execute("INSERT INTO scratch (name) VALUES (?)", ("after",))
+    assert await storage.db.fetchall("SELECT name FROM scratch") == [{"name": "after"}]
