@@ -25,7 +25,7 @@ from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ems.errors import Conflict, StorageError, StorageUnavailable
-from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url, single_transaction
+from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url
 
 CONNECT_TIMEOUT_S = 5
 """libpq connect timeout: a reachable server answers in milliseconds; 5 s covers a
@@ -104,6 +104,7 @@ def _mapped(url: str) -> Iterator[None]:
 class PostgresTx(Tx):
     def __init__(self, conn: psycopg.AsyncConnection[DictRow], url: str) -> None:
         self.dialect = POSTGRES
+        self.connection = conn
         self._conn = conn
         self._url = url
 
@@ -209,10 +210,17 @@ class PostgresDatabase(Database):
         return cls(url, pool)
 
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
-        with single_transaction(self), _mapped(self.url):
+    async def _begin(self, readonly: bool) -> AsyncIterator[Tx]:
+        with _mapped(self.url):
             async with self._pool.connection() as conn, conn.transaction():
                 yield PostgresTx(conn, self.url)
+
+    @asynccontextmanager
+    async def _savepoint(self, tx: Tx) -> AsyncIterator[Tx]:
+        assert isinstance(tx, PostgresTx)
+        with _mapped(self.url):
+            async with tx.connection.transaction():  # psycopg: a nested transaction is a SAVEPOINT
+                yield tx
 
     async def health(self) -> None:
         with _mapped(self.url):

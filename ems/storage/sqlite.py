@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ems.errors import Conflict, StorageError, StorageUnavailable
-from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, single_transaction
+from ems.storage.db import Database, Dialect, Json, Params, Row, Tx
 
 T = TypeVar("T")
 
@@ -144,6 +144,12 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def _rollback_to_savepoint(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK TO ems_nested")
+        conn.execute("RELEASE ems_nested")
+
+
 class SqliteTx(Tx):
     def __init__(self, db: SqliteDatabase) -> None:
         self.dialect = SQLITE
@@ -206,18 +212,28 @@ class SqliteDatabase(Database):
             raise _map_error(error, self.url) from error
 
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
-        with single_transaction(self):
-            async with self._lock:
-                await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
-                try:
-                    yield SqliteTx(self)
-                    await self.call(lambda c: c.execute("COMMIT"))
-                except BaseException:
-                    # Queued behind any statement still on the worker thread (FIFO), and shielded
-                    # so that a cancelled caller still leaves the connection outside a transaction.
-                    await asyncio.shield(self.call(_rollback))
-                    raise
+    async def _begin(self, readonly: bool) -> AsyncIterator[Tx]:
+        async with self._lock:
+            await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
+            try:
+                yield SqliteTx(self)
+                await self.call(lambda c: c.execute("COMMIT"))
+            except BaseException:
+                # Queued behind any statement still on the worker thread (FIFO), and shielded
+                # so that a cancelled caller still leaves the connection outside a transaction.
+                await asyncio.shield(self.call(_rollback))
+                raise
+
+    @asynccontextmanager
+    async def _savepoint(self, tx: Tx) -> AsyncIterator[Tx]:
+        # One name for every level: SQLite releases / rolls back to the most recent one.
+        await self.call(lambda c: c.execute("SAVEPOINT ems_nested"))
+        try:
+            yield tx
+            await self.call(lambda c: c.execute("RELEASE ems_nested"))
+        except BaseException:
+            await asyncio.shield(self.call(_rollback_to_savepoint))
+            raise
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)

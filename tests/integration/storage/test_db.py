@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from ems.domain.card import Card
+from ems.domain.station import Station
 from ems.errors import Conflict, StorageError
 from ems.storage.db import Json
 from ems.storage.factory import SqlStorage
@@ -113,14 +115,42 @@ async def test_health_and_backend(storage: SqlStorage) -> None:
     assert storage.backend in ("sqlite", "postgresql")
 
 
-async def test_nested_transaction_is_refused_not_deadlocked(storage: SqlStorage) -> None:
-    async def nested() -> None:
+async def test_store_calls_join_an_open_transaction(storage: SqlStorage) -> None:
+    """Several store calls made atomic by the caller: a failure writes nothing."""
+    await storage.stations.add(Station(id="taken"))
+    with pytest.raises(Conflict):
         async with storage.db.transaction():
-            await storage.db.fetchone("SELECT 1 AS one")
+            await storage.cards.add(Card(uid="c1"))
+            assert await storage.cards.get("c1") == Card(uid="c1")  # visible inside
+            await storage.stations.add(Station(id="taken"))
+    assert await storage.cards.get("c1") is None
 
-    with pytest.raises(StorageError, match="already open"):
-        await asyncio.wait_for(nested(), 5.0)
-    assert await storage.db.fetchone("SELECT 1 AS one") == {"one": 1}  # and the database is usable after
+    async with storage.db.transaction():
+        await storage.cards.add(Card(uid="c2"))
+        await storage.stations.add(Station(id="fresh"))
+    assert await storage.cards.get("c2") == Card(uid="c2")
+    assert await storage.stations.get("fresh") == Station(id="fresh")
+
+
+async def test_failed_inner_block_rolls_back_only_itself(storage: SqlStorage) -> None:
+    await _scratch(storage)
+    async with storage.db.transaction() as tx:
+        await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("outer",))
+        with pytest.raises(Conflict):
+            async with storage.db.transaction() as inner:
+                await inner.execute("INSERT INTO scratch (name) VALUES (?)", ("inner",))
+                await inner.execute("INSERT INTO scratch (name) VALUES (?)", ("outer",))
+        # The outer transaction is still usable (on PostgreSQL too: the savepoint absorbed the error).
+        await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("after",))
+    assert await storage.db.fetchall("SELECT name FROM scratch ORDER BY name") == [{"name": "after"}, {"name": "outer"}]
+
+
+async def test_transaction_from_a_child_task_is_refused_not_deadlocked(storage: SqlStorage) -> None:
+    async with storage.db.transaction():
+        child = asyncio.create_task(storage.db.fetchone("SELECT 1 AS one"))
+        with pytest.raises(StorageError, match="task"):
+            await asyncio.wait_for(child, 5.0)
+    assert await storage.db.fetchone("SELECT 1 AS one") == {"one": 1}
 
 
 async def test_cancelled_transaction_rolls_back(storage: SqlStorage) -> None:
