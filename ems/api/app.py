@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
-from ems.api.routes import api_keys, cards, health, sites, stations
+from ems.api.routes import api_keys, capacity, cards, dashboard, health, live, sites, stations
 from ems.api.services import ApiServices
 from ems.config import Settings
 
@@ -14,8 +14,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     stations.router,
     sites.router,
+    capacity.router,
     cards.router,
     api_keys.router,
+    live.router,
+    dashboard.router,
 )
 """Every router; a feature adds its module here."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ems.config import Settings
 from ems.storage.api_keys import SqlApiKeyStore
+from ems.storage.billing import SqlBillingStores
 from ems.storage.cards import SqlCardStore
 from ems.storage.db import Database
 from ems.storage.migrate import upgrade
@@ -30,6 +31,7 @@ class SqlStorage:
         self.samples = SqlMeterSampleStore(db)
         self.signals = SqlCapacitySignalStore(db)
         self.api_keys = SqlApiKeyStore(db)
+        self.billing = SqlBillingStores(db)
 
     @property
     def backend(self) -> str:
