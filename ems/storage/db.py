@@ -211,11 +211,10 @@ _OPEN: ContextVar[_Open | None] = ContextVar("ems_open_transaction", default=Non
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print."""
+    """``url`` with any password replaced by ``***``, safe to print (even when malformed)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))

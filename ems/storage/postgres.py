@@ -24,7 +24,7 @@ from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ems.errors import Conflict, StorageError, StorageUnavailable
+from ems.errors import ConfigError, Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url
 
 CONNECT_TIMEOUT_S = 5
@@ -176,6 +176,9 @@ class PostgresDatabase(Database):
             raise StorageError(f"schema name {schema!r} must be lower-case letters, digits and underscores")
         try:
             conninfo = _conninfo(url, schema)
+        except psycopg.ProgrammingError as error:
+            raise ConfigError(f"invalid PostgreSQL URL {shown}: {_reason(error)}") from error
+        try:
             # A direct first connection gives libpq's own reason on failure (a pool only times out).
             probe = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=connect_timeout_s)
         except psycopg.Error as error:

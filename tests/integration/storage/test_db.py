@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ems.domain.card import Card
 from ems.domain.station import Station
@@ -59,6 +61,17 @@ async def test_naive_datetime_is_refused(storage: SqlStorage) -> None:
 async def test_placeholders_and_literals(storage: SqlStorage) -> None:
     row = await storage.db.fetchone("SELECT '100%' AS pct, 'why?' AS q, ? AS v", ("a?%",))
     assert row == {"pct": "100%", "q": "why?", "v": "a?%"}
+
+
+_literals = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(literal=_literals, value=_literals)
+async def test_property_text_with_marks_and_percents_survives(storage: SqlStorage, literal: str, value: str) -> None:
+    quoted = "'" + literal.replace("'", "''") + "'"
+    row = await storage.db.fetchone(f"SELECT {quoted} AS l, ? AS v, '?%' AS m", (value,))
+    assert row == {"l": literal, "v": value, "m": "?%"}
 
 
 async def test_timestamps_sort_and_group_by_utc_day(storage: SqlStorage) -> None:
