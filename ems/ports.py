@@ -7,6 +7,7 @@ in. Keep each Protocol small: a caller depends only on what it uses.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -414,6 +415,15 @@ class Storage(Protocol):
     @property
     def backend(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Make every store call inside the block (in this task) one transaction: all or nothing.
+
+        ``async with storage.transaction(): ...`` commits when the block ends and rolls back
+        everything when it raises. Blocks nest (savepoints). A store call from a task started
+        inside the block raises ``StorageError``.
+        """
         ...
 
     async def health(self) -> None: ...

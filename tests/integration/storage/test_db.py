@@ -138,7 +138,7 @@ async def test_store_calls_join_an_open_transaction(storage: SqlStorage) -> None
             await storage.stations.add(Station(id="taken"))
     assert await storage.cards.get("c1") is None
 
-    async with storage.db.transaction():
+    async with storage.transaction():  # the port's unit of work: the same thing
         await storage.cards.add(Card(uid="c2"))
         await storage.stations.add(Station(id="fresh"))
     assert await storage.cards.get("c2") == Card(uid="c2")
