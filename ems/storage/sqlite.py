@@ -189,6 +189,7 @@ class SqliteDatabase(Database):
         self._conn = conn
         self._executor = executor
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -206,6 +207,8 @@ class SqliteDatabase(Database):
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the database thread, mapping driver errors."""
         conn = self._conn
+        if self._closed:
+            raise StorageUnavailable(f"SQLite database {self.url} is closed")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
         except sqlite3.Error as error:
@@ -236,5 +239,9 @@ class SqliteDatabase(Database):
             raise
 
     async def close(self) -> None:
+        """Close after the statements already queued (a cancelled transaction's rollback among them)."""
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ems.config import Settings
 from ems.domain.card import Card
 from ems.domain.station import Station
-from ems.errors import Conflict, StorageError
+from ems.errors import Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Json
-from ems.storage.factory import SqlStorage
+from ems.storage.factory import SqlStorage, open_storage
 
 SCRATCH = """
 CREATE TABLE scratch (
@@ -184,3 +186,12 @@ async def test_cancelled_transaction_rolls_back(storage: SqlStorage) -> None:
     assert await storage.db.fetchall("SELECT name FROM scratch") == []
     await storage.db.execute("INSERT INTO scratch (name) VALUES (?)", ("after",))
     assert await storage.db.fetchall("SELECT name FROM scratch") == [{"name": "after"}]
+
+
+async def test_closed_storage_is_unavailable(tmp_path: Path, pg_schema_url: str) -> None:
+    for url in (None, pg_schema_url):
+        storage = await open_storage(Settings(database_url=url, data_dir=tmp_path, _env_file=None))  # type: ignore[call-arg]
+        await storage.close()
+        await storage.close()  # idempotent
+        with pytest.raises(StorageUnavailable):
+            await storage.stations.get("x")
