@@ -318,7 +318,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                         await stop.wait()
                     else:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=duration_s)
+                            async with asyncio.timeout(duration_s):
+                                await stop.wait()
                     for task in running:  # the fleets stop first, then the system
                         task.cancel()
                 stop.set()
