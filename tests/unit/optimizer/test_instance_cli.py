@@ -9,7 +9,9 @@ import pytest
 
 from ems.errors import InvalidInput
 from ems.optimizer import cli
-from ems.optimizer.instance import snapshot_from_json, snapshot_to_json
+from ems.optimizer.instance import schedule_to_json, snapshot_from_json, snapshot_to_json
+from ems.optimizer.plan import Options, optimize
+from ems.optimizer.schedule import Algorithm
 from tests.unit.optimizer.test_scenarios import SCENARIOS
 
 
@@ -82,3 +84,20 @@ def test_cli_not_json_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert cli.main([str(tmp_path / "missing.json")]) == 2
     assert cli.main([str(SCENARIOS[0]), "--solver", "pulp-nonexistent"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+SCHEMAS = Path(__file__).parents[3] / "docs" / "schemas"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_published_schemas_accept_scenarios_and_schedules(path: Path) -> None:
+    import fastjsonschema
+
+    instance = fastjsonschema.compile(json.loads((SCHEMAS / "instance.schema.json").read_text()))
+    schedule = fastjsonschema.compile(json.loads((SCHEMAS / "schedule.schema.json").read_text()))
+    raw = json.loads(path.read_text())
+    instance(raw)
+    instance(snapshot_to_json(snapshot_from_json(raw)))
+    for algorithm in ("lp", "uncontrolled"):
+        out = json.loads(json.dumps(schedule_to_json(optimize(snapshot_from_json(raw), Options(Algorithm(algorithm))))))
+        schedule(out)
