@@ -1,16 +1,254 @@
-"""The ``ems`` command (being built; see issue 2)."""
+"""The ``ems`` command: argument parsing, then ``ems.app``.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit:
+2 for bad configuration or input, 1 for a runtime failure, 130 for Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib
+import logging
+import secrets
 import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+from pydantic import ValidationError
 
 from ems import __version__
+from ems.config import Settings
+from ems.errors import ConfigError, EmsError, InvalidInput, SiteFileError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Commands whose implementation lives with their feature: (module, what it is).
+FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("ems.sim.cli", "run simulated OCPP charging stations against a central system"),
+    "optimize": ("ems.optimizer.cli", "plan charging for a JSON instance (offline, what-if)"),
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["version"]:
-        print(f"ems {__version__}")
-        return 0
-    print("ems: this command is not built yet", file=sys.stderr)
-    return 1
+def _feature_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ems", description="Smart-charging and energy management for EV sites.")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: EMS_LOG_LEVEL or INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_servers(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api-host")
+        p.add_argument("--api-port", type=int)
+        p.add_argument("--ocpp-host")
+        p.add_argument("--ocpp-port", type=int)
+        p.add_argument("--site", type=Path, help="site file (TOML) with circuits, stations and limits")
+
+    p = sub.add_parser("serve", help="run the central system: API, OCPP server, controller, MQTT")
+    with_servers(p)
+    p = sub.add_parser("demo", help="serve plus simulated stations on an embedded database")
+    with_servers(p)
+    p.add_argument("--duration", type=float, help="run this many seconds, print a summary and exit")
+
+    for command, (module_name, help_text) in FEATURE_COMMANDS.items():
+        module = _feature_module(module_name)
+        p = sub.add_parser(command, help=help_text if module else f"{help_text} (not available yet)")
+        if module is not None:
+            module.add_arguments(p)
+        else:
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("db", help="database maintenance")
+    db_sub = p.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations")
+
+    p = sub.add_parser("station", help="manage stations")
+    st_sub = p.add_subparsers(dest="station_command", metavar="STATION_COMMAND", required=True)
+    p = st_sub.add_parser("add", help="register a station")
+    p.add_argument("id")
+    p.add_argument("--password", help="HTTP Basic password for security profile 1")
+
+    p = sub.add_parser("card", help="manage RFID cards")
+    card_sub = p.add_subparsers(dest="card_command", metavar="CARD_COMMAND", required=True)
+    p = card_sub.add_parser("add", help="register a card")
+    p.add_argument("uid")
+    p.add_argument("--blocked", action="store_true")
+    p.add_argument("--expires", type=datetime.fromisoformat, help="ISO 8601 with offset, e.g. 2027-01-01T00:00Z")
+    p.add_argument("--label")
+
+    p = sub.add_parser("apikey", help="manage API keys")
+    key_sub = p.add_subparsers(dest="apikey_command", metavar="APIKEY_COMMAND", required=True)
+    p = key_sub.add_parser("create", help="create an API key and print it once")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", choices=["admin", "operator", "analyst", "driver"], default="operator")
+
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    values: dict[str, object] = {}
+    for name in ("api_host", "api_port", "ocpp_host", "ocpp_port", "log_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    site = getattr(args, "site", None)
+    if site is not None:
+        values["site_file"] = site
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ems import app
+
+    settings = _settings(args)
+    _configure_logging(settings)
+    asyncio.run(app.serve(settings))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ems import app
+
+    if args.duration is not None and args.duration <= 0:
+        raise InvalidInput("--duration must be a positive number of seconds")
+    demo_dir = Path("ems-data")
+    demo_db = demo_dir / "demo.db"
+    for suffix in ("", "-wal", "-shm"):  # every demo starts from an empty embedded database
+        Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
+    overrides: dict[str, object] = {
+        "database_url": f"sqlite:///{demo_db}",
+        "ocpp_auto_register": True,
+    }
+    base = _settings(args)
+    if base.admin_api_key is None:
+        key = "demo-" + secrets.token_urlsafe(16)
+        overrides["admin_api_key"] = key
+        print(f"ems demo: admin API key for this run: {key}", flush=True)
+    settings = _settings(args, **overrides)
+    _configure_logging(settings)
+    summary = asyncio.run(app.demo(settings, args.duration))
+    for line in summary.lines():
+        print(f"ems demo: {line}")
+    return EXIT_OK
+
+
+def _cmd_feature(args: argparse.Namespace) -> int:
+    module_name, _ = FEATURE_COMMANDS[args.command]
+    module = _feature_module(module_name)
+    if module is None:
+        print(f"ems {args.command}: not available yet in ems {__version__}", file=sys.stderr)
+        return EXIT_FAILED
+    result: int = module.run(args)
+    return result
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from ems.app import upgrade_database
+
+    settings = _settings(args)
+    applied = asyncio.run(upgrade_database(settings))
+    print(
+        f"ems db upgrade: {len(applied)} migration(s) applied"
+        + (f": {', '.join(map(str, applied))}" if applied else "")
+    )
+    return EXIT_OK
+
+
+def _cmd_station(args: argparse.Namespace) -> int:
+    from ems.app import add_station
+
+    station = asyncio.run(add_station(_settings(args), args.id, args.password))
+    print(f"ems station add: registered {station.id}" + (" with a password" if station.password_hash else ""))
+    return EXIT_OK
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from ems.app import add_card
+
+    card = asyncio.run(
+        add_card(_settings(args), args.uid, blocked=args.blocked, expires=args.expires, label=args.label)
+    )
+    print(f"ems card add: registered {card.uid} ({card.status.value})")
+    return EXIT_OK
+
+
+def _cmd_apikey(args: argparse.Namespace) -> int:
+    from ems.app import create_api_key
+
+    key, record = asyncio.run(create_api_key(_settings(args), args.name, args.role))
+    print(f"ems apikey create: {record.role.value} key {record.id} ({record.name}); shown once:")
+    print(key)
+    return EXIT_OK
+
+
+def _cmd_version(_: argparse.Namespace) -> int:
+    print(f"ems {__version__}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _cmd_serve,
+    "demo": _cmd_demo,
+    "simulate": _cmd_feature,
+    "optimize": _cmd_feature,
+    "db": _cmd_db,
+    "station": _cmd_station,
+    "card": _cmd_card,
+    "apikey": _cmd_apikey,
+    "version": _cmd_version,
+}
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a TaskGroup failed with, preferring one of ours over cancellations."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(reversed(exc.exceptions))
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, EmsError | ValidationError)), leaves[0])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        try:
+            return COMMANDS[args.command](args)
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from group
+    except ValidationError as exc:
+        print("ems: invalid settings:", file=sys.stderr)
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            print(f"  - EMS_{field.upper()}: {err['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SiteFileError, InvalidInput) as exc:
+        print(f"ems: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"ems: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EmsError as exc:
+        print(f"ems: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

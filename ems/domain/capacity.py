@@ -7,8 +7,9 @@ when ``phase`` is ``None``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from ems.domain.units import Phase
@@ -25,6 +26,10 @@ class SignalKind(StrEnum):
     """Blocks over the coming hours; replaces the previous forecast for the same target."""
     LIMIT = "limit"
     """An immediate limit, in force from now until its end (or until replaced)."""
+
+
+OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)
+"""End of a block that lasts until replaced (an immediate limit given without ``end_time``)."""
 
 
 class SignalSource(StrEnum):
@@ -54,3 +59,53 @@ class CapacitySignal:
     """``None``: the site's grid connection."""
     message_id: str | None = None
     source: SignalSource = SignalSource.API
+
+
+class LimitSource(StrEnum):
+    """Where the capacity in force comes from; on a tie the first listed is named."""
+
+    FAILSAFE = "failsafe"
+    LIMIT = "limit"
+    FORECAST = "forecast"
+    STATIC = "static"
+
+
+class CapacityChangeReason(StrEnum):
+    """Why the capacity in force (or its timeline) changed."""
+
+    NEW_FORECAST = "new_forecast"
+    IMMEDIATE_LIMIT = "immediate_limit"
+    STALE = "stale"
+    """No valid signal for ``stale_after_s``: the fail-safe limit applies."""
+    RESUMED = "resumed"
+    """A valid signal arrived after a stale period: the fail-safe limit is lifted."""
+    BLOCK_STARTED = "block_started"
+    BLOCK_EXPIRED = "block_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityInterval:
+    """The capacity in force for one target over ``[start, end)``.
+
+    ``capacity_w`` bounds the total active power in W (``None``: no power bound);
+    ``phase_limits_a`` bounds the current per phase in A (a phase absent: no bound). Each
+    bound names the source that set it (the lowest source wins where several apply).
+    """
+
+    start: datetime
+    end: datetime
+    capacity_w: float | None
+    capacity_source: LimitSource | None
+    phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
+    phase_sources: Mapping[Phase, LimitSource] = field(default_factory=dict)
+    stale: bool = False
+
+    def same_limits(self, other: CapacityInterval) -> bool:
+        """Equal bounds, sources and staleness (the times aside)."""
+        return (
+            self.capacity_w == other.capacity_w
+            and self.capacity_source == other.capacity_source
+            and dict(self.phase_limits_a) == dict(other.phase_limits_a)
+            and dict(self.phase_sources) == dict(other.phase_sources)
+            and self.stale == other.stale
+        )

@@ -7,12 +7,14 @@ station's timestamp where the station gave one, else the time it was received).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from ems.domain.capacity import CapacitySignal
+from ems.domain.capacity import CapacityChangeReason, CapacitySignal, LimitSource
 from ems.domain.session import MeterSample
 from ems.domain.station import ConnectorStatus, OcppVersion
+from ems.domain.units import Phase
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +89,21 @@ class CapacitySignalReceived(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapacityChanged(DomainEvent):
-    """The capacity in force for a site (or circuit) changed, and why."""
+    """The capacity in force for a site (or circuit) or its timeline changed, and why.
+
+    Published on every accepted signal (its timeline changed even when the value in force
+    now did not) and whenever the value in force moves on its own: a block starts or
+    expires, the signal goes stale, signals resume. ``capacity_w`` and ``phase_limits_a``
+    are what is in force at ``at``.
+    """
 
     site_id: str
     circuit_id: str | None
     capacity_w: float | None
-    reason: str
+    reason: CapacityChangeReason
+    phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
+    source: LimitSource | None = None
+    stale: bool = False
+    previous_capacity_w: float | None = None
+    message_id: str | None = None
+    """The signal that caused the change, when one did."""

@@ -1,0 +1,44 @@
+"""``create_app(settings, services)``: the FastAPI application. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from ems import __version__
+from ems.api import problems
+from ems.api.routes import api_keys, capacity, cards, dashboard, health, live, sites, stations
+from ems.api.services import ApiServices
+from ems.config import Settings
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    stations.router,
+    sites.router,
+    capacity.router,
+    cards.router,
+    api_keys.router,
+    live.router,
+    dashboard.router,
+)
+"""Every router; a feature adds its module here."""
+
+
+def create_app(settings: Settings, services: ApiServices) -> FastAPI:
+    app = FastAPI(
+        title="ems",
+        version=__version__,
+        summary="Smart-charging and energy-management system for EV charging sites",
+        description=(
+            "Everything under `/api/v1` needs `Authorization: Bearer <key>`. Errors are "
+            "`application/problem+json` (RFC 9457); validation errors list every bad field."
+        ),
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    admin_key = settings.admin_api_key
+    app.state.admin_api_key = admin_key.get_secret_value() if admin_key is not None else None
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

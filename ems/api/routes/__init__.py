@@ -1,0 +1,1 @@
+"""One router module per resource; ``ems.api.app.ROUTERS`` lists them."""

@@ -1,0 +1,27 @@
+"""What the API needs from the rest of ems: ports only, handed in by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ems.clock import Clock
+from ems.controller.bus import EventBus
+from ems.domain.site import Site
+from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
+
+
+@dataclass(slots=True)
+class ApiServices:
+    storage: Storage
+    clock: Clock
+    sites: tuple[Site, ...]
+    bus: EventBus = field(default_factory=EventBus)
+    charger_control: ChargerControl | None = None
+    """``None`` when the OCPP server is not running in this process: commands answer 503."""
+    monitor: SiteMonitor | None = None
+    """The controller's live view; ``None`` when no controller runs in this process."""
+    capacity: CapacitySignals | None = None
+    """Grid-capacity signals (``ems.grid.service``); ``None``: the capacity endpoints answer 501."""
+
+    def site(self, site_id: str) -> Site | None:
+        return next((s for s in self.sites if s.id == site_id), None)

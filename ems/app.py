@@ -1,0 +1,393 @@
+"""The composition root: the only module that builds and wires every adapter.
+
+``ems serve`` and ``ems demo`` come here. One ``asyncio.TaskGroup`` owns every long-running
+component (API server, OCPP server, MQTT listener, controller, simulators); each
+component's ``run(stop)`` returns when ``stop`` is set. A crash in one is seen: the
+TaskGroup cancels the rest and the error reaches the command line as one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from ems.api.app import create_app
+from ems.api.auth import hash_api_key, new_api_key
+from ems.api.server import ApiServer
+from ems.api.services import ApiServices
+from ems.clock import Clock, SystemClock
+from ems.config import Settings
+from ems.controller.bus import EventBus
+from ems.controller.loop import Controller
+from ems.domain.access import ApiKey, Role
+from ems.domain.card import Card, CardStatus
+from ems.domain.events import CapacityChanged
+from ems.domain.site import Site, default_site
+from ems.domain.station import OcppVersion, Station
+from ems.errors import Conflict, InvalidInput
+from ems.grid.capacity import CapacityPolicy
+from ems.grid.mqtt import MqttGridAdapter, MqttOptions
+from ems.grid.service import CapacityService
+from ems.ocpp.runtime import OcppRuntime, ocpp_config
+from ems.ocpp.runtime import journal_path as ocpp_journal_path
+from ems.ports import Storage
+from ems.security import hash_password, password_problem
+from ems.sim.clock import ScaledClock
+from ems.sim.demo import DEMO_CARDS, DEMO_EVSES_PER_STATION, DEMO_SPEED, DEMO_STATIONS_PER_VERSION, demo_site
+from ems.sim.fleet import FleetConfig, run_fleet
+from ems.sitefile import load_site_file
+from ems.storage.factory import open_database, open_storage
+from ems.storage.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class Runtime:
+    """Everything the components share; built once per process."""
+
+    settings: Settings
+    sites: tuple[Site, ...]
+    clock: Clock
+    bus: EventBus
+    storage: Storage
+    components: list[Component] = field(default_factory=list)
+
+
+def load_sites(settings: Settings) -> tuple[Site, ...]:
+    """The sites from ``settings.site_file``; without one, the single site ``default``."""
+    return load_site_file(settings.site_file) if settings.site_file else (default_site(),)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, clock: Clock | None = None, *, default: tuple[Site, ...] | None = None
+) -> AsyncIterator[Runtime]:
+    """Sites, storage and bus; ``default`` sites apply when the settings name no site file."""
+    sites = load_sites(settings) if settings.site_file or default is None else default
+    storage = await open_storage(settings)
+    bus = EventBus()
+    try:
+        yield Runtime(settings=settings, sites=sites, clock=clock or SystemClock(), bus=bus, storage=storage)
+    finally:
+        bus.close()
+        await storage.close()
+
+
+class Named:
+    """A component from any ``run(stop)`` coroutine function, with a name for logs and task names."""
+
+    def __init__(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        self.name = name
+        self._run = run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._run(stop)
+
+
+@dataclass
+class System:
+    """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
+
+    api: ApiServer
+    ocpp: OcppRuntime
+    capacity: CapacityService
+    controller: Controller
+    mqtt: MqttGridAdapter | None
+    services: ApiServices
+
+    def components(self) -> list[Component]:
+        out: list[Component] = [
+            self.api,
+            Named("ocpp", self.ocpp.run),
+            Named("capacity", self.capacity.run),
+            self.controller,
+        ]
+        if self.mqtt is not None:
+            out.append(self.mqtt)
+        return out
+
+
+def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
+    app = create_app(runtime.settings, services)
+    return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
+
+
+async def build_system(runtime: Runtime) -> System:
+    """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
+    settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
+    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=ocpp_journal_path(settings))
+    capacity = CapacityService(
+        CapacityPolicy(runtime.sites, watch_from=clock.now()), bus=bus, clock=clock, store=storage.signals
+    )
+    controller = Controller(
+        sites=runtime.sites,
+        bus=bus,
+        clock=clock,
+        sessions=storage.sessions,
+        charger_control=ocpp.control,
+        capacity=capacity,
+    )
+    controller.subscribe()
+    capacity.attach_site_load(controller)
+    mqtt = None
+    if settings.mqtt_url:
+        options = MqttOptions.from_url(
+            settings.mqtt_url,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+            tls_ca=settings.mqtt_tls_ca,
+        )
+        mqtt = MqttGridAdapter(capacity, options, changes=bus.subscribe(CapacityChanged, name="grid-mqtt"))
+    services = ApiServices(
+        storage=storage,
+        clock=clock,
+        sites=runtime.sites,
+        bus=bus,
+        charger_control=ocpp.control,
+        capacity=capacity,
+        monitor=controller,
+    )
+    return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+
+
+async def run_components(components: list[Component], stop: asyncio.Event) -> None:
+    """Run every component until ``stop`` is set or one of them fails."""
+    async with asyncio.TaskGroup() as group:
+        for component in components:
+            group.create_task(_supervised(component, stop), name=component.name)
+
+
+async def _supervised(component: Component, stop: asyncio.Event) -> None:
+    try:
+        await component.run(stop)
+    except BaseException:
+        stop.set()
+        raise
+    if not stop.is_set():
+        log.warning("component %s stopped on its own; shutting down", component.name)
+        stop.set()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set ``stop``; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    remove = install_signal_handlers(stop)
+    try:
+        async with open_runtime(settings) as runtime:
+            system = await build_system(runtime)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_announce(system, runtime, stop), name="announce")
+                group.create_task(run_components(system.components(), stop), name="components")
+    finally:
+        remove()
+
+
+async def _wait_started(api: ApiServer, stop: asyncio.Event) -> bool:
+    """True once the API listens; False if ``stop`` came first."""
+    return await _first(api.started, stop)
+
+
+async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
+    waiting = asyncio.create_task(ready.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    stopping.cancel()
+    return ready.is_set()
+
+
+async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
+    api = system.api
+    if not await _wait_started(api, stop) or not await _first(system.ocpp.server.started, stop):
+        return
+    backend = runtime.storage.backend
+    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
+    print(f"ems: OCPP on {system.ocpp.server.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
+    if system.mqtt is not None:
+        print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
+    if runtime.settings.admin_api_key is None:
+        print("ems: EMS_ADMIN_API_KEY is not set: create a key with `ems apikey create` to use /api/v1", flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    duration_s: float
+    stations: int
+    stations_online: int
+    sessions: int
+    sessions_completed: int
+    energy_wh: float
+    samples: int
+    api_url: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"demo ran {self.duration_s:.0f} s; API was at {self.api_url}",
+            f"stations: {self.stations} registered, {self.stations_online} online at the end",
+            f"sessions: {self.sessions} ({self.sessions_completed} completed), "
+            f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
+        ]
+
+
+async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> DemoSummary:
+    storage = runtime.storage
+    stations = await storage.stations.all()
+    sessions = await storage.sessions.query(limit=100_000)
+    samples = 0
+    for s in sessions:
+        samples += len(await storage.samples.for_session(s.id))
+    return DemoSummary(
+        duration_s=duration_s,
+        stations=len(stations),
+        stations_online=sum(1 for s in stations if s.online),
+        sessions=len(sessions),
+        sessions_completed=sum(1 for s in sessions if s.stopped_at is not None),
+        energy_wh=sum(s.energy_wh for s in sessions),
+        samples=samples,
+        api_url=api.url,
+    )
+
+
+async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
+    """``ems serve`` plus simulated stations of both OCPP versions on an embedded database.
+
+    The whole process runs on one sped-up clock (``DEMO_SPEED``), so the stations, the
+    controller and the grid signals agree on time: a minute of demo is an hour of car park.
+    """
+    stop = asyncio.Event()
+    remove = install_signal_handlers(stop)
+    clock = ScaledClock(SystemClock(), DEMO_SPEED)
+    try:
+        async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
+            for uid in DEMO_CARDS:
+                with contextlib.suppress(Conflict):
+                    await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
+            system = await build_system(runtime)
+
+            async def _drive() -> None:
+                if not await _wait_started(system.api, stop) or not await _first(system.ocpp.server.started, stop):
+                    return
+                print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
+                print(f"ems demo: OCPP on {system.ocpp.server.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
+                fleets = [
+                    FleetConfig(
+                        url=system.ocpp.server.url,
+                        stations=DEMO_STATIONS_PER_VERSION,
+                        version=version,
+                        evses=DEMO_EVSES_PER_STATION,
+                        cards=DEMO_CARDS,
+                        seed=seed,
+                    )
+                    for seed, version in enumerate((OcppVersion.V16, OcppVersion.V201), start=1)
+                ]
+                async with asyncio.TaskGroup() as fleet_group:
+                    running = [fleet_group.create_task(run_fleet(c, clock, duration_s=None)) for c in fleets]
+                    if duration_s is None:
+                        print("ems demo: running until Ctrl-C", flush=True)
+                        await stop.wait()
+                    else:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=duration_s)
+                    for task in running:  # the fleets stop first, then the system
+                        task.cancel()
+                stop.set()
+
+            started = time.monotonic()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_drive(), name="demo")
+                group.create_task(run_components(system.components(), stop), name="components")
+            return await summarize(runtime, system.api, time.monotonic() - started)
+    finally:
+        remove()
+
+
+# ----------------------------------------------------------------- one-shot admin commands
+
+
+async def upgrade_database(settings: Settings) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+    db = await open_database(settings)
+    try:
+        return await upgrade(db)
+    finally:
+        await db.close()
+
+
+async def add_station(settings: Settings, station_id: str, password: str | None) -> Station:
+    problems = [] if password is None else [p for p in [password_problem(password)] if p]
+    if problems:
+        raise InvalidInput(f"cannot register station {station_id}", problems)
+    async with open_runtime(settings) as runtime:
+        station = Station(
+            id=station_id,
+            password_hash=hash_password(password) if password else None,
+            registered_at=runtime.clock.now(),
+        )
+        try:
+            await runtime.storage.stations.add(station)
+        except Conflict as exc:
+            raise Conflict(f"station {station_id!r} already exists") from exc
+        return station
+
+
+async def add_card(settings: Settings, uid: str, *, blocked: bool, expires: datetime | None, label: str | None) -> Card:
+    if expires is not None and expires.tzinfo is None:
+        raise InvalidInput("--expires needs a UTC offset, e.g. 2027-01-01T00:00+00:00")
+    async with open_runtime(settings) as runtime:
+        card = Card(
+            uid=uid,
+            status=CardStatus.BLOCKED if blocked else CardStatus.ACCEPTED,
+            expires_at=expires,
+            label=label,
+            created_at=runtime.clock.now(),
+        )
+        try:
+            await runtime.storage.cards.add(card)
+        except Conflict as exc:
+            raise Conflict(f"card {uid!r} already exists") from exc
+        return card
+
+
+async def create_api_key(settings: Settings, name: str, role: str) -> tuple[str, ApiKey]:
+    async with open_runtime(settings) as runtime:
+        key = new_api_key()
+        record = ApiKey(
+            id=secrets.token_hex(8),
+            name=name,
+            role=Role(role),
+            key_hash=hash_api_key(key),
+            created_at=runtime.clock.now(),
+        )
+        await runtime.storage.api_keys.add(record)
+        return key, record

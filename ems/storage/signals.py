@@ -1,0 +1,83 @@
+"""Capacity signals: every one received, accepted or not, for audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ems.domain.capacity import CapacityBlock, CapacitySignal, CapacityUnit, SignalKind, SignalSource
+from ems.domain.units import Phase
+from ems.storage.db import Database, Json, Row
+
+
+def _blocks_json(blocks: tuple[CapacityBlock, ...]) -> Json:
+    return Json(
+        [
+            {
+                "start": b.start.astimezone(UTC).isoformat(),
+                "end": b.end.astimezone(UTC).isoformat(),
+                "capacity": b.capacity,
+                "unit": b.unit.value,
+                "phase": None if b.phase is None else b.phase.value,
+            }
+            for b in blocks
+        ]
+    )
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _block(item: dict[str, Any]) -> CapacityBlock:
+    return CapacityBlock(
+        start=_utc(item["start"]),
+        end=_utc(item["end"]),
+        capacity=float(item["capacity"]),
+        unit=CapacityUnit(item["unit"]),
+        phase=None if item["phase"] is None else Phase(item["phase"]),
+    )
+
+
+class SqlCapacitySignalStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
+        async with self._db.transaction() as tx:
+            new_id = await tx.fetchval(
+                "INSERT INTO capacity_signals (site_id, circuit_id, kind, blocks, received_at, message_id, source,"
+                " accepted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    signal.site_id,
+                    signal.circuit_id,
+                    signal.kind,
+                    _blocks_json(signal.blocks),
+                    signal.received_at,
+                    signal.message_id,
+                    signal.source,
+                    accepted,
+                    error,
+                ),
+            )
+        return int(new_id)
+
+    async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
+        rows = await self._db.fetchall(
+            "SELECT site_id, circuit_id, kind, blocks, received_at, message_id, source, accepted, error"
+            " FROM capacity_signals WHERE site_id = ? ORDER BY received_at DESC, id DESC LIMIT ?",
+            (site_id, limit),
+        )
+        return [(_signal(row), bool(row["accepted"]), row["error"]) for row in rows]
+
+
+def _signal(row: Row) -> CapacitySignal:
+    return CapacitySignal(
+        site_id=row["site_id"],
+        kind=SignalKind(row["kind"]),
+        blocks=tuple(_block(item) for item in row["blocks"]),
+        received_at=row["received_at"],
+        circuit_id=row["circuit_id"],
+        message_id=row["message_id"],
+        source=SignalSource(row["source"]),
+    )

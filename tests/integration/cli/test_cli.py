@@ -1,0 +1,124 @@
+"""The ``ems`` command as a user runs it: real processes, real storage, real ports."""
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+ADMIN_KEY = "cli-test-admin-key-0123456789"
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMS_")}
+    env.update({"EMS_DATA_DIR": str(tmp_path / "data"), "EMS_ADMIN_API_KEY": ADMIN_KEY}, **extra)
+    return env
+
+
+def ems(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ems", *args], env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    r = ems(["version"], env_for(tmp_path), tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("ems ")
+
+
+def test_admin_commands_write_to_the_embedded_database(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    r = ems(["db", "upgrade"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "data" / "ems.db").exists()
+    r = ems(["station", "add", "CP7", "--password", "station-secret"], env, tmp_path)
+    assert r.returncode == 0 and "with a password" in r.stdout, r.stderr
+    r = ems(["station", "add", "CP7"], env, tmp_path)
+    assert r.returncode == 1 and "CP7" in r.stderr and "Traceback" not in r.stderr
+    r = ems(["station", "add", "CP8", "--password", "x"], env, tmp_path)
+    assert r.returncode == 2 and "password must be" in r.stderr
+    r = ems(["card", "add", "04AABB", "--expires", "2027-01-01T00:00+00:00"], env, tmp_path)
+    assert r.returncode == 0 and "04AABB" in r.stdout, r.stderr
+    r = ems(["apikey", "create", "--name", "ops", "--role", "operator"], env, tmp_path)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("ems_"), r.stderr
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    env = env_for(tmp_path, EMS_DATABASE_URL="postgresql://nobody@127.0.0.1:1/nothing")
+    r = ems(["db", "upgrade"], env, tmp_path)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "127.0.0.1:1" in r.stderr
+
+
+def test_malformed_settings_are_named(tmp_path: Path) -> None:
+    r = ems(["db", "upgrade"], env_for(tmp_path, EMS_DATABASE_URL="mysql://x/y"), tmp_path)
+    assert r.returncode == 2 and "EMS_DATABASE_URL" in r.stderr and "Traceback" not in r.stderr
+    r = ems(["db", "upgrade"], env_for(tmp_path, EMS_ADMIN_API_KEY="changeme"), tmp_path)
+    assert r.returncode == 2 and "EMS_ADMIN_API_KEY" in r.stderr
+
+
+def test_bad_site_file_lists_every_problem(tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text('[[sites]]\nid = "s"\ncapacity_w = -5\ntimezone = "Nowhere/City"\n')
+    r = ems(["serve", "--site", str(site), "--api-port", "0", "--ocpp-port", "0"], env_for(tmp_path), tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "capacity_w must not be negative" in r.stderr and "unknown timezone" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+async def test_serve_answers_health_and_guards_the_api(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ems",
+        "serve",
+        "--api-port",
+        "0",
+        "--ocpp-port",
+        "0",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "ems serve exited before announcing the API"
+            if m := re.search(r"API on (http://\S+)", line):
+                url = m.group(1)
+        async with httpx.AsyncClient(base_url=url) as client:
+            r = await client.get("/health")
+            assert r.status_code == 200 and r.json()["database"]["backend"] == "sqlite"
+            assert (await client.get("/api/v1/stations")).status_code == 401
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            r = await client.post("/api/v1/cards", json={"uid": "CARD1"}, headers=headers)
+            assert r.status_code == 201
+            assert (await client.get("/api/v1/cards/CARD1", headers=headers)).status_code == 200
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
+
+
+@pytest.mark.slow
+def test_demo_runs_for_its_duration_and_summarizes(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    del env["EMS_ADMIN_API_KEY"]
+    r = ems(["demo", "--duration", "4", "--api-port", "0", "--ocpp-port", "0"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "admin API key for this run" in r.stdout
+    assert "ems demo: demo ran" in r.stdout and "sessions:" in r.stdout
+    assert (tmp_path / "ems-data" / "demo.db").exists()

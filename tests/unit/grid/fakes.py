@@ -1,0 +1,39 @@
+"""Simple implementations of the ports the grid service uses (for unit and integration tests)."""
+
+from __future__ import annotations
+
+from ems.domain.capacity import CapacitySignal
+from ems.domain.units import Phase
+from ems.errors import StorageUnavailable
+from ems.ports import SiteLoadReading
+
+
+class MemorySignalStore:
+    """``CapacitySignalStore`` in a list; ``fail=True`` makes every write raise ``StorageUnavailable``."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.rows: list[tuple[CapacitySignal, bool, str | None]] = []
+        self.fail = fail
+
+    async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
+        if self.fail:
+            raise StorageUnavailable("database is down")
+        self.rows.append((signal, accepted, error))
+        return len(self.rows)
+
+    async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
+        return [r for r in reversed(self.rows) if r[0].site_id == site_id][:limit]
+
+
+class FixedSiteLoad:
+    """``SiteLoad`` that answers the same reading for every site."""
+
+    def __init__(self, per_phase_w: float = 0.0, sessions: int = 0) -> None:
+        self.reading = SiteLoadReading(
+            phase_power_w=dict.fromkeys(Phase, per_phase_w),
+            phase_current_a=dict.fromkeys(Phase, per_phase_w / 230.0),
+            active_sessions=sessions,
+        )
+
+    def site_load(self, site_id: str) -> SiteLoadReading:
+        return self.reading
