@@ -28,10 +28,13 @@ from ems.controller.bus import EventBus
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.site import Site, default_site
-from ems.domain.station import Station
+from ems.domain.station import OcppVersion, Station
 from ems.errors import Conflict, InvalidInput
-from ems.ports import Storage
+from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
+from ems.ports import ChargerControl, Storage
 from ems.security import hash_password, password_problem
+from ems.sim.clock import ScaledClock
+from ems.sim.fleet import DEFAULT_CARDS, FleetComponent, FleetConfig
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -74,15 +77,59 @@ async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncI
         await storage.close()
 
 
-def build_api(runtime: Runtime) -> ApiServer:
-    services = ApiServices(storage=runtime.storage, clock=runtime.clock, sites=runtime.sites, bus=runtime.bus)
+def build_api(runtime: Runtime, charger_control: ChargerControl | None = None) -> ApiServer:
+    services = ApiServices(
+        storage=runtime.storage,
+        clock=runtime.clock,
+        sites=runtime.sites,
+        bus=runtime.bus,
+        charger_control=charger_control,
+    )
     app = create_app(runtime.settings, services)
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 
+def build_ocpp(runtime: Runtime) -> OcppComponent:
+    settings = runtime.settings
+    return OcppComponent(
+        ocpp_config(settings), runtime.storage, runtime.bus, runtime.clock, journal_path=journal_path(settings)
+    )
+
+
 def build_components(runtime: Runtime) -> list[Component]:
     """Every component ``ems serve`` runs, from the settings."""
-    return [build_api(runtime)]
+    ocpp = build_ocpp(runtime)
+    return [ocpp, build_api(runtime, ocpp.control)]
+
+
+DEMO_SPEED = 60.0
+"""Simulated seconds per real second in ``ems demo``: a one-minute demo shows an hour of charging."""
+
+
+async def add_demo_cards(storage: Storage, clock: Clock) -> None:
+    """The cards the simulated drivers present, so that the demo's stations authorize and charge."""
+    for uid in DEFAULT_CARDS:
+        with contextlib.suppress(Conflict):
+            await storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
+
+
+def build_demo_fleets(ocpp: OcppComponent) -> list[Component]:
+    """Two simulated stations of each OCPP version, with EVs coming and going at ``DEMO_SPEED``."""
+    clock = ScaledClock(SystemClock(), DEMO_SPEED)
+    fleets: list[Component] = []
+    for version in (OcppVersion.V16, OcppVersion.V201):
+        config = FleetConfig(
+            url="",
+            stations=2,
+            version=version,
+            prefix="DEMO",
+            meter_interval_s=60.0,
+            mean_arrival_s=300.0,
+            stay_s=(10 * 60.0, 40 * 60.0),
+            seed=16 if version is OcppVersion.V16 else 201,
+        )
+        fleets.append(FleetComponent(f"sim-{version.value}", config, clock, lambda: ocpp.url, ocpp.started))
+    return fleets
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -125,6 +172,7 @@ async def serve(settings: Settings) -> None:
     try:
         async with open_runtime(settings) as runtime:
             components = build_components(runtime)
+            runtime.components = components
             api = next(c for c in components if isinstance(c, ApiServer))
             async with asyncio.TaskGroup() as group:
                 group.create_task(_announce(api, runtime, stop), name="announce")
@@ -133,8 +181,8 @@ async def serve(settings: Settings) -> None:
         remove()
 
 
-async def _wait_started(api: ApiServer, stop: asyncio.Event) -> bool:
-    """True once the API listens; False if ``stop`` came first."""
+async def _wait_started(api: ApiServer | OcppComponent, stop: asyncio.Event) -> bool:
+    """True once the server listens; False if ``stop`` came first."""
     started = asyncio.create_task(api.started.wait())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -148,6 +196,9 @@ async def _announce(api: ApiServer, runtime: Runtime, stop: asyncio.Event) -> No
         return
     backend = runtime.storage.backend
     print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs), storage: {backend}", flush=True)
+    ocpp = next((c for c in runtime.components if isinstance(c, OcppComponent)), None)
+    if ocpp is not None and await _wait_started(ocpp, stop):
+        print(f"ems: OCPP on {ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1)", flush=True)
     if runtime.settings.admin_api_key is None:
         print("ems: EMS_ADMIN_API_KEY is not set: create a key with `ems apikey create` to use /api/v1", flush=True)
 
@@ -198,7 +249,10 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
     clock = SystemClock()
     try:
         async with open_runtime(settings, clock) as runtime:
+            await add_demo_cards(runtime.storage, clock)
             components = build_components(runtime)
+            ocpp = next(c for c in components if isinstance(c, OcppComponent))
+            components += build_demo_fleets(ocpp)
             api = next(c for c in components if isinstance(c, ApiServer))
 
             async def _timer() -> None:
