@@ -31,18 +31,17 @@ from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.events import CapacityChanged
 from ems.domain.site import Site, default_site
-from ems.domain.station import OcppVersion, Station
+from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.service import CapacityService
-from ems.ocpp.runtime import OcppRuntime, ocpp_config
-from ems.ocpp.runtime import journal_path as ocpp_journal_path
+from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
 from ems.ports import Storage
 from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
-from ems.sim.demo import DEMO_CARDS, DEMO_EVSES_PER_STATION, DEMO_SPEED, DEMO_STATIONS_PER_VERSION, demo_site
-from ems.sim.fleet import FleetConfig, run_fleet
+from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
+from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -104,7 +103,7 @@ class System:
     """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
 
     api: ApiServer
-    ocpp: OcppRuntime
+    ocpp: OcppComponent
     capacity: CapacityService
     controller: Controller
     mqtt: MqttGridAdapter | None
@@ -113,7 +112,7 @@ class System:
     def components(self) -> list[Component]:
         out: list[Component] = [
             self.api,
-            Named("ocpp", self.ocpp.run),
+            self.ocpp,
             Named("capacity", self.capacity.run),
             self.controller,
         ]
@@ -130,7 +129,7 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
-    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=ocpp_journal_path(settings))
+    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
     capacity = CapacityService(
         CapacityPolicy(runtime.sites, watch_from=clock.now()), bus=bus, clock=clock, store=storage.signals
     )
@@ -229,11 +228,11 @@ async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
 
 async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
     api = system.api
-    if not await _wait_started(api, stop) or not await _first(system.ocpp.server.started, stop):
+    if not await _wait_started(api, stop) or not await _first(system.ocpp.started, stop):
         return
     backend = runtime.storage.backend
     print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
-    print(f"ems: OCPP on {system.ocpp.server.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
+    print(f"ems: OCPP on {system.ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
     if system.mqtt is not None:
         print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
     if runtime.settings.admin_api_key is None:
@@ -290,44 +289,33 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
     clock = ScaledClock(SystemClock(), DEMO_SPEED)
     try:
         async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
-            for uid in DEMO_CARDS:
+            for uid in DEFAULT_CARDS:
                 with contextlib.suppress(Conflict):
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
+            ocpp = system.ocpp
+            fleets: list[Component] = [
+                FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
+                for c in demo_fleets()
+            ]
 
-            async def _drive() -> None:
-                if not await _wait_started(system.api, stop) or not await _first(system.ocpp.server.started, stop):
+            async def _timer() -> None:
+                if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
                     return
                 print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
-                print(f"ems demo: OCPP on {system.ocpp.server.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
-                fleets = [
-                    FleetConfig(
-                        url=system.ocpp.server.url,
-                        stations=DEMO_STATIONS_PER_VERSION,
-                        version=version,
-                        evses=DEMO_EVSES_PER_STATION,
-                        cards=DEMO_CARDS,
-                        seed=seed,
-                    )
-                    for seed, version in enumerate((OcppVersion.V16, OcppVersion.V201), start=1)
-                ]
-                async with asyncio.TaskGroup() as fleet_group:
-                    running = [fleet_group.create_task(run_fleet(c, clock, duration_s=None)) for c in fleets]
-                    if duration_s is None:
-                        print("ems demo: running until Ctrl-C", flush=True)
+                print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
+                if duration_s is None:
+                    print("ems demo: running until Ctrl-C", flush=True)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(duration_s):
                         await stop.wait()
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(duration_s):
-                                await stop.wait()
-                    for task in running:  # the fleets stop first, then the system
-                        task.cancel()
                 stop.set()
 
             started = time.monotonic()
             async with asyncio.TaskGroup() as group:
-                group.create_task(_drive(), name="demo")
-                group.create_task(run_components(system.components(), stop), name="components")
+                group.create_task(_timer(), name="demo-timer")
+                group.create_task(run_components([*system.components(), *fleets], stop), name="components")
             return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()

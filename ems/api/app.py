@@ -6,13 +6,14 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
-from ems.api.routes import api_keys, capacity, cards, dashboard, health, live, sites, stations
+from ems.api.routes import api_keys, capacity, cards, commands, dashboard, health, live, sites, stations
 from ems.api.services import ApiServices
 from ems.config import Settings
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     stations.router,
+    commands.router,
     sites.router,
     capacity.router,
     cards.router,
