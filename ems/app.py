@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,11 +28,16 @@ from ems.config import Settings
 from ems.controller.bus import EventBus
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
+from ems.domain.events import CapacityChanged
 from ems.domain.site import Site, default_site
 from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
+from ems.grid.capacity import CapacityPolicy
+from ems.grid.mqtt import MqttGridAdapter, MqttOptions
+from ems.grid.service import CapacityService
 from ems.ports import Storage
 from ems.security import hash_password, password_problem
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -74,15 +80,83 @@ async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncI
         await storage.close()
 
 
-def build_api(runtime: Runtime) -> ApiServer:
-    services = ApiServices(storage=runtime.storage, clock=runtime.clock, sites=runtime.sites, bus=runtime.bus)
+def build_api(runtime: Runtime, capacity: CapacityService | None = None) -> ApiServer:
+    services = ApiServices(
+        storage=runtime.storage, clock=runtime.clock, sites=runtime.sites, bus=runtime.bus, capacity=capacity
+    )
     app = create_app(runtime.settings, services)
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 
+def build_grid(runtime: Runtime) -> CapacityService:
+    """The capacity service (policy + ticker). With MQTT configured a grid operator is expected, so the
+    staleness watch starts now; without, a site goes stale only after it has heard from one."""
+    watch_from = runtime.clock.now() if runtime.settings.mqtt_url else None
+    policy = CapacityPolicy(runtime.sites, watch_from=watch_from)
+    # site_load: the controller's live state implements ems.ports.SiteLoad; wire it here when it lands.
+    return CapacityService(policy, bus=runtime.bus, clock=runtime.clock, store=runtime.storage.signals)
+
+
+def build_mqtt(runtime: Runtime, capacity: CapacityService) -> MqttGridAdapter:
+    settings = runtime.settings
+    assert settings.mqtt_url is not None
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    options = MqttOptions.from_url(
+        settings.mqtt_url,
+        username=settings.mqtt_username,
+        password=password,
+        tls_ca=settings.mqtt_tls_ca,
+        client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
+        status_interval_s=settings.mqtt_status_interval_s,
+    )
+    changes = runtime.bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
+    return MqttGridAdapter(capacity, options, changes=changes)
+
+
 def build_components(runtime: Runtime) -> list[Component]:
     """Every component ``ems serve`` runs, from the settings."""
-    return [build_api(runtime)]
+    capacity = build_grid(runtime)
+    components: list[Component] = [build_api(runtime, capacity), capacity]
+    if runtime.settings.mqtt_url:
+        components.append(build_mqtt(runtime, capacity))
+    return components
+
+
+def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
+    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process."""
+    site = runtime.sites[0]
+    settings = runtime.settings
+
+    def report(line: str) -> None:
+        print(f"ems demo: {line}", flush=True)
+
+    if settings.mqtt_url:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        return MqttGridOperatorSim(
+            settings.mqtt_url, site, runtime.clock, username=settings.mqtt_username, password=password, report=report
+        )
+    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, report=report)
+
+
+async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Print every change of the site capacity in force (``ems demo``)."""
+    changes = runtime.bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(changes.get())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+                break
+            event = getting.result()
+            if event.circuit_id is None:
+                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
+                source = event.source.value if event.source else "none"
+                print(f"ems demo: capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
+    finally:
+        changes.close()
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -200,6 +274,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
         async with open_runtime(settings, clock) as runtime:
             components = build_components(runtime)
             api = next(c for c in components if isinstance(c, ApiServer))
+            capacity = next(c for c in components if isinstance(c, CapacityService))
+            components.append(build_grid_operator_sim(runtime, capacity))
 
             async def _timer() -> None:
                 if not await _wait_started(api, stop):
@@ -215,6 +291,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             started = clock.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
+                group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
                 group.create_task(run_components(components, stop), name="components")
             return await summarize(runtime, api, clock.monotonic() - started)
     finally:
