@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
-from ems.api.routes import api_keys, capacity, cards, health, sites, stations
+from ems.api.routes import api_keys, capacity, cards, dashboard, health, live, sites, stations
 from ems.api.services import ApiServices
 from ems.config import Settings
 
@@ -17,6 +17,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     capacity.router,
     cards.router,
     api_keys.router,
+    live.router,
+    dashboard.router,
 )
 """Every router; a feature adds its module here."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ems.clock import Clock
 from ems.controller.bus import EventBus
 from ems.domain.site import Site
-from ems.ports import CapacitySignals, ChargerControl, Storage
+from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
 
 
 @dataclass(slots=True)
@@ -18,6 +18,8 @@ class ApiServices:
     bus: EventBus = field(default_factory=EventBus)
     charger_control: ChargerControl | None = None
     """``None`` when the OCPP server is not running in this process: commands answer 503."""
+    monitor: SiteMonitor | None = None
+    """The controller's live view; ``None`` when no controller runs in this process."""
     capacity: CapacitySignals | None = None
     """Grid-capacity signals (``ems.grid.service``); ``None``: the capacity endpoints answer 501."""
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ems.config import Settings
+from ems.domain.station import Station
 from ems.errors import StorageUnavailable
-from ems.storage.factory import open_storage
+from ems.storage.factory import SqlStorage, open_storage
 
 # A refused TCP connection fails at once; 10 s only bounds a hang (libpq's own timeout is 5 s).
 BOUND_S = 10.0
@@ -42,3 +44,14 @@ async def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageUnavailable, match=r"junk\.db"):
         await open_storage(Settings(database_url=f"sqlite:///{path}"))
+
+
+async def test_pool_replaces_a_connection_the_server_dropped(pg_storage: SqlStorage, pg_url: str) -> None:
+    row = await pg_storage.db.fetchone("SELECT pg_backend_pid() AS pid")
+    assert row is not None
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+        # The 5000 ms form waits until the backend has really exited (PostgreSQL >= 14).
+        await admin.execute("SELECT pg_terminate_backend(%s, 5000)", (row["pid"],))
+    await pg_storage.health()
+    await pg_storage.stations.add(Station(id="after-restart"))
+    assert await pg_storage.stations.get("after-restart") == Station(id="after-restart")
