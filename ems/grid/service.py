@@ -49,7 +49,9 @@ class CapacityService:
         self._bus = bus
         self._clock = clock
         self._store = store
-        self._site_load = site_load
+        # Public: the composition root sets it after construction, as the controller (the provider) needs
+        # this service itself.
+        self.site_load = site_load
         self._wake = asyncio.Event()
         self.accepted = 0
         self.rejected = 0
@@ -147,7 +149,7 @@ class CapacityService:
     def status(self, site_id: str) -> Mapping[str, Any]:
         self._check_target(site_id, None)
         now = self._clock.now()
-        load = self._site_load.site_load(site_id) if self._site_load is not None else SiteLoadReading()
+        load = self.site_load.site_load(site_id) if self.site_load is not None else SiteLoadReading()
         return status_payload(site_id, now, self.policy.in_force(site_id, None, now), load)
 
     def _check_target(self, site_id: str, circuit_id: str | None) -> None:
