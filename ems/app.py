@@ -13,8 +13,9 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -42,6 +43,7 @@ from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -87,17 +89,6 @@ async def open_runtime(
         await storage.close()
 
 
-class Named:
-    """A component from any ``run(stop)`` coroutine function, with a name for logs and task names."""
-
-    def __init__(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        self.name = name
-        self._run = run
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self._run(stop)
-
-
 @dataclass
 class System:
     """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
@@ -113,7 +104,7 @@ class System:
         out: list[Component] = [
             self.api,
             self.ocpp,
-            Named("capacity", self.capacity.run),
+            self.capacity,
             self.controller,
         ]
         if self.mqtt is not None:
@@ -130,8 +121,11 @@ async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
     ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    # With MQTT configured a grid operator is expected, so the staleness watch starts now;
+    # without, a site goes stale only after it has heard from one.
+    watch_from = clock.now() if settings.mqtt_url else None
     capacity = CapacityService(
-        CapacityPolicy(runtime.sites, watch_from=clock.now()), bus=bus, clock=clock, store=storage.signals
+        CapacityPolicy(runtime.sites, watch_from=watch_from), bus=bus, clock=clock, store=storage.signals
     )
     controller = Controller(
         sites=runtime.sites,
@@ -150,8 +144,11 @@ async def build_system(runtime: Runtime) -> System:
             username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
             tls_ca=settings.mqtt_tls_ca,
+            client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
+            status_interval_s=settings.mqtt_status_interval_s,
         )
-        mqtt = MqttGridAdapter(capacity, options, changes=bus.subscribe(CapacityChanged, name="grid-mqtt"))
+        changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
+        mqtt = MqttGridAdapter(capacity, options, changes=changes)
     services = ApiServices(
         storage=storage,
         clock=clock,
@@ -162,6 +159,43 @@ async def build_system(runtime: Runtime) -> System:
         monitor=controller,
     )
     return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+
+
+def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
+    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process."""
+    site = runtime.sites[0]
+    settings = runtime.settings
+
+    def report(line: str) -> None:
+        print(f"ems demo: {line}", flush=True)
+
+    if settings.mqtt_url:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        return MqttGridOperatorSim(
+            settings.mqtt_url, site, runtime.clock, username=settings.mqtt_username, password=password, report=report
+        )
+    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, report=report)
+
+
+async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Print every change of the site capacity in force (``ems demo``)."""
+    changes = runtime.bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(changes.get())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+                break
+            event = getting.result()
+            if event.circuit_id is None:
+                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
+                source = event.source.value if event.source else "none"
+                print(f"ems demo: capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
+    finally:
+        changes.close()
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -294,10 +328,11 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
             ocpp = system.ocpp
-            fleets: list[Component] = [
+            simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
                 for c in demo_fleets()
             ]
+            simulators.append(build_grid_operator_sim(runtime, system.capacity))
 
             async def _timer() -> None:
                 if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
@@ -315,7 +350,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             started = time.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
-                group.create_task(run_components([*system.components(), *fleets], stop), name="components")
+                group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
+                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
             return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()
