@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from ems.billing.ledger import AccountState, Decision, HoldNotOpen, capture, place_hold, release
 from ems.billing.ledger import Hold as LedgerHold
-from ems.billing.model import Account, SessionCost, resolve_tariff_id
+from ems.billing.model import Account, Applied, IdempotencyClaim, SessionCost, resolve_tariff_id
 from ems.billing.pricing import price_session, usage_from_session
 from ems.billing.tariff import Tariff
 from ems.clock import Clock
@@ -149,7 +149,7 @@ class BillingService:
             session_id=session_id,
         )
         try:
-            return await self.hold_available(account, hold)
+            return (await self.hold_available(account, hold)).holds[0]
         except InsufficientFunds as exc:
             log.warning("session %s: %s; stopping it", session_id, exc)
             await self._remote_stop(session_id)
@@ -204,9 +204,21 @@ class BillingService:
         log.info("session %s: captured %s of a %s hold", session_id, cost.cdr.total, settled.amount_minor)
         return await self._cost(session_id)
 
+    async def quote(self, session_id: str) -> SessionCost:
+        """The recorded cost of an ended session, or the accrued cost of a running one (priced up to now)."""
+        recorded = await self.billing.costs.get(session_id)
+        if recorded is not None:
+            return recorded
+        session = await self.sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"session {session_id} does not exist")
+        return await self._price(session, stopped_at=None if session.stopped_at else self.clock.now())
+
     # ------------------------------------------------------------ helpers
 
-    async def hold_available(self, account: Account, hold: LedgerHold) -> LedgerHold:
+    async def hold_available(
+        self, account: Account, hold: LedgerHold, *, idempotency: IdempotencyClaim | None = None
+    ) -> Applied:
         """Hold min(available, max_hold), refused below min_hold; in one locked ledger transaction."""
         minimum = Money(self.policy.min_hold, account.currency).rounded().to_minor()
         maximum = Money(self.policy.max_hold, account.currency).rounded().to_minor()
@@ -221,8 +233,7 @@ class BillingService:
             sized = replace(hold, amount_minor=amount)
             return place_hold(state, movement_id=movement_id, hold=sized, at=self.clock.now())
 
-        applied = await self.billing.ledger.apply(account.id, decide)
-        return applied.holds[0]
+        return await self.billing.ledger.apply(account.id, decide, idempotency=idempotency)
 
     async def release_hold(self, hold_id: str, memo: str) -> bool:
         """Release an open hold; ``False`` if it was settled already."""
