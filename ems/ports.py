@@ -122,6 +122,14 @@ class CapacitySignals(Protocol):
         """The effective capacity from now over ``horizon_s``; raises ``NotFound`` for an unknown target."""
         ...
 
+    def in_force(self, site_id: str, circuit_id: str | None = None) -> CapacityInterval:
+        """What is in force now, until its next known change (``OPEN_END``: none known)."""
+        ...
+
+    def latest(self, site_id: str, circuit_id: str | None, kind: SignalKind) -> CapacitySignal | None:
+        """The forecast or immediate limit in force for a target (expired blocks dropped)."""
+        ...
+
     def status(self, site_id: str) -> Mapping[str, Any]:
         """The site status message body: measured load, limit in force, headroom, stale flag."""
         ...
@@ -391,3 +399,47 @@ class Storage(Protocol):
     async def health(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- live site view (controller)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSessionView:
+    session_id: str
+    station_id: str
+    evse_id: int
+    started_at: datetime
+    power_w: float | None
+    delivered_wh: float
+    departure_at: datetime | None
+    energy_requested_wh: float | None
+    planned_power_w: float | None
+    """What the current plan gives it now (first slot), W."""
+    limited_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlanView:
+    site_id: str
+    planned_at: datetime
+    status: str
+    algorithm: str
+    solve_s: float
+    start: datetime
+    slot_s: int
+    site_power_w: tuple[float, ...]
+    sessions: int
+    fully_served: int
+    unmet_wh: float
+    profiles_sent: int
+    profiles_rejected: int
+    violations: tuple[str, ...] = ()
+
+
+class SiteMonitor(SiteLoad, Protocol):
+    """What the controller knows live, for the API and dashboard; never blocks."""
+
+    def live_sessions(self, site_id: str) -> list[LiveSessionView]: ...
+
+    def plan(self, site_id: str) -> SitePlanView | None: ...

@@ -8,7 +8,7 @@ from ems.billing.components import Billing
 from ems.clock import Clock
 from ems.controller.bus import EventBus
 from ems.domain.site import Site
-from ems.ports import ChargerControl, Storage
+from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
 
 
 @dataclass(slots=True)
@@ -21,6 +21,10 @@ class ApiServices:
     """``None`` when the OCPP server is not running in this process: commands answer 503."""
     billing: Billing | None = None
     """Built by the composition root (shared with the OCPP event path); ``None``: the API builds its own."""
+    monitor: SiteMonitor | None = None
+    """The controller's live view; ``None`` when no controller runs in this process."""
+    capacity: CapacitySignals | None = None
+    """Grid-capacity signals (``ems.grid.service``); ``None``: the capacity endpoints answer 501."""
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)

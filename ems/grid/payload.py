@@ -48,6 +48,28 @@ MAX_PAYLOAD_BYTES = 65_536
 MAX_BLOCKS = 500
 MAX_MESSAGE_ID_LENGTH = 128
 
+EXAMPLE_FORECAST: dict[str, Any] = {
+    "message_id": "dso-2026-01-05T08:00Z-1",
+    "type": "CONSUMPTION",
+    "forecasted_blocks": [
+        {
+            "capacity": 40,
+            "unit": "KW",
+            "phase": "ALL",
+            "start_time": "2026-01-05T08:00:00Z",
+            "end_time": "2026-01-05T09:00:00Z",
+        },
+        {
+            "capacity": 63,
+            "unit": "A",
+            "phase": "ONE",
+            "start_time": "2026-01-05T09:00:00Z",
+            "end_time": "2026-01-05T12:00:00Z",
+        },
+    ],
+}
+"""The example of docs/grid.md and docs/schemas/capacity-signal.schema.json (a test keeps them equal)."""
+
 _TOP_KEYS = {"message_id", "group_id", "type", "kind", "circuit_id", "forecasted_blocks"}
 _BLOCK_KEYS = {"capacity", "phase", "unit", "start_time", "end_time"}
 _PHASES: dict[str, Phase | None] = {

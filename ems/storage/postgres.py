@@ -34,6 +34,9 @@ server under load without letting an unreachable host hang start-up (libpq's min
 POOL_WAIT_S = 10.0
 """How long a request waits for a free pooled connection before ``StorageUnavailable``."""
 
+HEALTH_WAIT_S = 2.0
+"""``health()`` answers a readiness probe, whose callers time out in a few seconds."""
+
 
 def _decode_timestamp(value: Any) -> datetime | None:
     return value if value is None or isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -192,6 +195,9 @@ class PostgresDatabase(Database):
             timeout=POOL_WAIT_S,
             open=False,
             configure=configure,
+            # One empty round trip per checkout (~0.1 ms locally) so a connection the server
+            # dropped (restart, idle timeout) is replaced instead of failing the request.
+            check=AsyncConnectionPool.check_connection,
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": connect_timeout_s},
             name="ems",
         )
@@ -207,6 +213,11 @@ class PostgresDatabase(Database):
         with _mapped(self.url):
             async with self._pool.connection() as conn, conn.transaction():
                 yield PostgresTx(conn, self.url)
+
+    async def health(self) -> None:
+        with _mapped(self.url):
+            async with self._pool.connection(timeout=HEALTH_WAIT_S) as conn:
+                await conn.execute("SELECT 1")
 
     async def close(self) -> None:
         await self._pool.close()

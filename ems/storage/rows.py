@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import fields
+from functools import cache
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from ems.storage.db import Row
@@ -15,8 +17,15 @@ def field_names(cls: type[Any]) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
+@cache
+def _getter(names: tuple[str, ...]) -> Callable[[object], Any]:
+    return attrgetter(*names)
+
+
 def values(obj: object, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(obj, name) for name in names)
+    """``obj``'s attributes ``names`` as a tuple (``attrgetter``: C speed, it matters for 100k-sample batches)."""
+    got = _getter(names)(obj)
+    return got if len(names) > 1 else (got,)
 
 
 def build(cls: type[T], row: Row, convert: Mapping[str, Callable[[Any], Any]] | None = None) -> T:

@@ -124,3 +124,15 @@ async def test_openapi_is_published(client: httpx.AsyncClient) -> None:
     r = await client.get("/openapi.json")
     assert r.status_code == 200
     assert "/api/v1/stations/{station_id}" in r.json()["paths"]
+
+
+async def test_dashboard_page_is_served(client: httpx.AsyncClient) -> None:
+    r = await client.get("/", follow_redirects=True)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "/api/v1/sites" in r.text and "Authorization" in r.text
+
+
+async def test_live_view_needs_a_controller(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    r = await client.get("/api/v1/sites/depot/live", headers=admin)
+    assert r.status_code == 501 and "controller" in r.json()["detail"]
+    assert (await client.get("/api/v1/sites/nowhere/live", headers=admin)).status_code == 404

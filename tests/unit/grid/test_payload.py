@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ems.domain.capacity import OPEN_END, CapacitySignal, CapacityUnit, SignalKind, SignalSource
 from ems.domain.units import Phase
-from ems.grid.payload import Rejection, error_payload, parse_signal, signal_to_payload
+from ems.grid.payload import EXAMPLE_FORECAST, Rejection, error_payload, parse_signal, signal_to_payload
 from tests.unit.grid.helpers import T0, at, block, signal, site
 
 SCHEMA_PATH = Path(__file__).parents[3] / "docs" / "schemas" / "capacity-signal.schema.json"
@@ -41,6 +41,10 @@ def problems(raw: Any, **kw: Any) -> list[str]:
     result = parse(raw, **kw)
     assert isinstance(result, Rejection), result
     return list(result.problems)
+
+
+def test_the_schema_example_is_the_code_example() -> None:
+    assert GOOD == EXAMPLE_FORECAST
 
 
 def test_the_documented_example_parses() -> None:

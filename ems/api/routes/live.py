@@ -1,0 +1,104 @@
+"""What is happening now: measured load per phase, active sessions, and the plan in force."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ems.api.auth import Analyst, Services
+from ems.errors import NotAvailable, NotFound
+
+router = APIRouter(prefix="/api/v1/sites", tags=["live"])
+
+
+class LiveSessionPublic(BaseModel):
+    session_id: str
+    station_id: str
+    evse_id: int
+    started_at: datetime
+    power_w: float | None
+    delivered_wh: float
+    departure_at: datetime | None
+    energy_requested_wh: float | None
+    planned_power_w: float | None
+    limited_by: list[str]
+
+
+class PlanPublic(BaseModel):
+    planned_at: datetime
+    status: str
+    algorithm: str
+    solve_ms: float
+    start: datetime
+    slot_s: int
+    site_power_w: list[float]
+    sessions: int
+    fully_served: int
+    unmet_wh: float
+    profiles_sent: int
+    profiles_rejected: int
+    violations: list[str]
+
+
+class LivePublic(BaseModel):
+    site_id: str
+    measured_power_w: float | None
+    phase_power_w: dict[str, float]
+    phase_current_a: dict[str, float]
+    measured_at: datetime | None
+    active_sessions: int
+    sessions: list[LiveSessionPublic]
+    plan: PlanPublic | None
+
+
+@router.get("/{site_id}/live", summary="Measured load, active sessions and the charging plan in force")
+async def live(site_id: str, services: Services, _: Analyst) -> LivePublic:
+    if services.site(site_id) is None:
+        raise NotFound(f"no site {site_id!r}")
+    monitor = services.monitor
+    if monitor is None:
+        raise NotAvailable("no controller runs in this process")
+    load = monitor.site_load(site_id)
+    plan = monitor.plan(site_id)
+    return LivePublic(
+        site_id=site_id,
+        measured_power_w=load.power_w,
+        phase_power_w={str(p): w for p, w in load.phase_power_w.items()},
+        phase_current_a={str(p): a for p, a in load.phase_current_a.items()},
+        measured_at=load.measured_at,
+        active_sessions=load.active_sessions,
+        sessions=[
+            LiveSessionPublic(
+                session_id=s.session_id,
+                station_id=s.station_id,
+                evse_id=s.evse_id,
+                started_at=s.started_at,
+                power_w=s.power_w,
+                delivered_wh=s.delivered_wh,
+                departure_at=s.departure_at,
+                energy_requested_wh=s.energy_requested_wh,
+                planned_power_w=s.planned_power_w,
+                limited_by=list(s.limited_by),
+            )
+            for s in monitor.live_sessions(site_id)
+        ],
+        plan=None
+        if plan is None
+        else PlanPublic(
+            planned_at=plan.planned_at,
+            status=plan.status,
+            algorithm=plan.algorithm,
+            solve_ms=plan.solve_s * 1000,
+            start=plan.start,
+            slot_s=plan.slot_s,
+            site_power_w=list(plan.site_power_w),
+            sessions=plan.sessions,
+            fully_served=plan.fully_served,
+            unmet_wh=plan.unmet_wh,
+            profiles_sent=plan.profiles_sent,
+            profiles_rejected=plan.profiles_rejected,
+            violations=list(plan.violations),
+        ),
+    )

@@ -1,0 +1,99 @@
+"""Everything the OCPP side needs, built and run together: what the composition root wires in.
+
+::
+
+    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    tg.create_task(ocpp.run(stop))           # server + applier; returns after a clean shutdown
+    services.charger_control = ocpp.control  # for the API's command endpoint
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ems.clock import Clock
+from ems.config import Settings
+from ems.controller.bus import EventBus
+from ems.ocpp.applier import Applier
+from ems.ocpp.control import LinkRegistry, OcppChargerControl
+from ems.ocpp.journal import Journal
+from ems.ocpp.server import OcppServer, OcppServerConfig
+from ems.ocpp.service import CardAuthorizer, OcppService
+from ems.ports import Authorizer, Storage
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+"""At shutdown, how long the applier may take to store what is journaled; the rest waits in the journal."""
+
+
+def ocpp_config(settings: Settings, *, auto_register: bool | None = None) -> OcppServerConfig:
+    return OcppServerConfig(
+        host=settings.ocpp_host,
+        port=settings.ocpp_port,
+        auto_register=settings.ocpp_auto_register if auto_register is None else auto_register,
+        tls_cert=settings.ocpp_tls_cert,
+        tls_key=settings.ocpp_tls_key,
+        audit_frames=settings.ocpp_audit_frames,
+    )
+
+
+def journal_path(settings: Settings) -> Path:
+    return settings.data_dir / "ocpp-journal.db"
+
+
+@dataclass
+class OcppRuntime:
+    journal: Journal
+    service: OcppService
+    applier: Applier
+    registry: LinkRegistry
+    control: OcppChargerControl
+    server: OcppServer
+
+    @classmethod
+    async def open(
+        cls,
+        config: OcppServerConfig,
+        storage: Storage,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        journal_path: Path | None,
+        authorizer: Authorizer | None = None,
+    ) -> OcppRuntime:
+        """``journal_path`` ``None``: an in-memory journal (tests only: not durable)."""
+        journal = await Journal.open(journal_path)
+        service = OcppService(storage, bus, clock, journal, authorizer or CardAuthorizer(storage.cards, clock))
+        registry = LinkRegistry()
+        return cls(
+            journal=journal,
+            service=service,
+            applier=Applier(journal, storage, bus, clock),
+            registry=registry,
+            control=OcppChargerControl(registry, timeout_s=config.command_timeout_s),
+            server=OcppServer(config, service, registry, clock, journal),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal."""
+        applier = asyncio.create_task(self.applier.run(), name="ocpp-applier")
+        try:
+            await self.server.run(stop)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained(), DRAIN_TIMEOUT_S)
+        finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
+            await self.journal.close()
+
+    async def drained(self) -> None:
+        """Until everything journaled so far is in storage."""
+        while self.journal.backlog() or self.journal.committed > self.applier.applied:
+            self.applier.idle.clear()
+            await self.applier.idle.wait()

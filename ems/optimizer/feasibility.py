@@ -1,0 +1,111 @@
+"""Is a schedule feasible for a snapshot? Every broken rule named, with where and how much.
+
+Independent of how the schedule was made (LP, heuristic, or a file): it recomputes loads
+from the snapshot's arrays, never from the LP matrices.
+
+Rules (``x`` = power in W): ``x >= 0``; ``x = 0`` outside the session's window;
+``x <= own max``; ``x = 0`` or ``x >= min`` except in the slot where the session completes
+its request (an EV that finishes mid-slot averages less); delivered energy <= request;
+per node and slot, the sum of its sessions' power <= its W limit and the current on each
+grid phase <= its A limit. A value passes when within ``atol + rtol * |limit|``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ems.domain.units import ALL_PHASES
+from ems.optimizer.problem import Floats, Problem, compile_problem
+from ems.optimizer.schedule import Violation
+from ems.optimizer.snapshot import Snapshot
+
+DEFAULT_ATOL_W = 1e-3
+"""1 mW: far below any meter's resolution, above solver round-off on kW-scaled LPs (~1e-7 kW)."""
+DEFAULT_RTOL = 1e-6
+
+
+def check(
+    snapshot: Snapshot | Problem, power_w: Floats, atol: float = DEFAULT_ATOL_W, rtol: float = DEFAULT_RTOL
+) -> list[Violation]:
+    """Every violation of the rules above (empty: feasible). ``power_w`` is (sessions, slots)."""
+    p = snapshot if isinstance(snapshot, Problem) else compile_problem(snapshot.validate())
+    ids = [s.id for s in p.snapshot.sessions]
+    x = np.asarray(power_w, dtype=np.float64) / 1000.0
+    a_kw = atol / 1000.0
+    out: list[Violation] = []
+
+    def per_session(kind: str, mask: np.ndarray, excess: Floats, what: str) -> None:
+        for i in np.flatnonzero(mask.any(axis=1)):
+            slots = tuple(int(t) for t in np.flatnonzero(mask[i]))
+            worst = float(excess[i][mask[i]].max()) * 1000.0
+            out.append(
+                Violation(kind, f"session {ids[i]}: {what}", session=ids[i], slots=slots, amount=worst, unit="W")
+            )
+
+    t = np.arange(p.slots)
+    window = (t[None, :] >= p.first[:, None]) & (t[None, :] < p.end[:, None])
+    per_session("negative_power", x < -a_kw, -x, "negative power")
+    per_session("outside_window", ~window & (x > a_kw), x, "power outside its window")
+    own = p.max_kw[:, None]
+    per_session("above_max", x > own * (1 + rtol) + a_kw, x - own, "power above its own max")
+    cum = np.cumsum(x, axis=1) * p.slot_h
+    completes = cum >= p.need_kwh[:, None] - 1e-6 * np.maximum(p.need_kwh[:, None], 1.0)
+    low = (x > a_kw) & (x < p.min_kw[:, None] * (1 - rtol) - a_kw) & ~completes
+    per_session("below_min", low, p.min_kw[:, None] - x, "power between 0 and its minimum")
+    energy = x.sum(axis=1) * p.slot_h
+    over = energy > p.need_kwh * (1 + rtol) + a_kw * p.slot_h * p.slots
+    for i in np.flatnonzero(over):
+        out.append(
+            Violation(
+                "above_request",
+                f"session {ids[i]}: {energy[i] * 1000:.3f} Wh planned, {p.need_kwh[i] * 1000:.3f} Wh requested",
+                session=ids[i],
+                amount=float(energy[i] - p.need_kwh[i]) * 1000.0,
+                unit="Wh",
+            )
+        )
+    load = p.incidence @ x
+    for k, node in enumerate(p.node_ids):
+        cap = p.node_cap_kw[k]
+        bad = load[k] > cap * (1 + rtol) + a_kw
+        if bad.any():
+            out.append(
+                Violation(
+                    "node_power",
+                    f"{_node(node)}: load above its power limit",
+                    node=node,
+                    slots=tuple(int(s) for s in np.flatnonzero(bad)),
+                    amount=float((load[k] - cap)[bad].max()) * 1000.0,
+                    unit="W",
+                )
+            )
+        for q, phase in enumerate(ALL_PHASES):
+            limit = p.node_phase_a[k, q]
+            if not np.isfinite(limit):
+                continue
+            amps = p.incidence[[k]] @ (p.amps_per_kw[:, q, None] * x)
+            bad = amps[0] > limit * (1 + rtol) + atol
+            if bad.any():
+                out.append(
+                    Violation(
+                        "node_phase",
+                        f"{_node(node)}: current on {phase} above its limit",
+                        node=node,
+                        phase=phase,
+                        slots=tuple(int(s) for s in np.flatnonzero(bad)),
+                        amount=float((amps[0] - limit)[bad].max()),
+                        unit="A",
+                    )
+                )
+    return out
+
+
+def is_feasible(
+    snapshot: Snapshot | Problem, power_w: Floats, atol: float = DEFAULT_ATOL_W, rtol: float = DEFAULT_RTOL
+) -> bool:
+    """True when :func:`check` finds nothing."""
+    return not check(snapshot, power_w, atol, rtol)
+
+
+def _node(node: str) -> str:
+    return "site" if node == "site" else f"circuit {node}"

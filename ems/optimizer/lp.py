@@ -1,0 +1,162 @@
+"""Stage 3: solve the LP matrices with HiGHS (highspy), honestly.
+
+The CSC matrix goes to HiGHS as arrays (no modelling layer). Status mapping:
+
+- HiGHS ``Optimal`` -> ``OPTIMAL``;
+- time or iteration limit with a primal solution -> ``FEASIBLE`` (the caller scales the
+  incumbent into the limits, see :func:`ems.optimizer.repair.scale_into_limits`);
+- time limit without one -> ``FALLBACK`` (the caller plans with a heuristic);
+- anything else -> ``ERROR`` (same fallback; the model status is reported).
+
+Method: dual simplex below :data:`IPM_ABOVE_COLS` columns, interior point (with crossover)
+above: on these LPs IPM is 4-20x faster past ~100k variables (docs/benchmarks/optimizer.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import highspy
+import numpy as np
+
+from ems.optimizer.matrices import LpMatrices
+from ems.optimizer.problem import Floats, Ints
+from ems.optimizer.schedule import SolveStatus
+
+IPM_ABOVE_COLS = 100_000
+"""Measured crossover point of simplex vs IPM run time on workplace-day LPs (DESIGN.md)."""
+
+
+class LpMethod(StrEnum):
+    AUTO = "auto"
+    SIMPLEX = "simplex"
+    IPM = "ipm"
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """Column values from a previous plan, re-indexed onto the new LP (see mpc.py).
+
+    HiGHS starts simplex from a basis it derives from these values: a re-plan that differs
+    from the last by one slot and a few sessions takes a fraction of a cold solve.
+    """
+
+    col_value: Floats
+
+
+@dataclass(frozen=True, slots=True)
+class LpSolution:
+    status: SolveStatus
+    values: Floats | None
+    """All column values, or ``None`` when HiGHS has no primal solution."""
+    objective: float
+    solve_s: float
+    iterations: int
+    method: str
+    model_status: str
+    highs: highspy.Highs | None = None
+    """The solver instance, for warm re-solves (:func:`resolve`)."""
+
+
+def choose_method(m: LpMatrices, method: LpMethod) -> str:
+    if method is LpMethod.AUTO:
+        return "ipm" if m.shape[1] > IPM_ABOVE_COLS else "simplex"
+    return method.value
+
+
+def make_highs(m: LpMatrices, *, time_limit_s: float | None = None, method: str = "simplex") -> highspy.Highs:
+    """A silent HiGHS instance holding the LP (exposed so benchmarks can time the bare solve)."""
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("solver", method)
+    # One thread: the controller runs several solves side by side and the machine is shared.
+    h.setOptionValue("threads", 1)
+    if time_limit_s is not None:
+        h.setOptionValue("time_limit", float(time_limit_s))
+    inf = highspy.kHighsInf
+    A = m.A
+    n_rows, n_cols = m.shape
+    h.passModel(
+        n_cols,
+        n_rows,
+        int(A.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        m.cost,
+        m.col_lo,
+        np.minimum(m.col_hi, inf),
+        np.maximum(m.row_lo, -inf),
+        np.minimum(m.row_hi, inf),
+        A.indptr.astype(np.int32),
+        A.indices.astype(np.int32),
+        A.data.astype(np.float64),
+        np.zeros(n_cols, dtype=np.int32),  # integrality: all continuous (a pure LP)
+    )
+    return h
+
+
+def solve(
+    m: LpMatrices,
+    *,
+    time_limit_s: float | None = None,
+    method: LpMethod = LpMethod.AUTO,
+    warm: WarmStart | None = None,
+) -> LpSolution:
+    """Solve ``m``; never raises for solver trouble (see the status mapping above)."""
+    chosen = choose_method(m, method)
+    h = make_highs(m, time_limit_s=time_limit_s, method=chosen)
+    if warm is not None and chosen == "simplex":
+        start = highspy.HighsSolution()
+        start.col_value = list(warm.col_value)
+        start.value_valid = True
+        h.setSolution(start)
+    return _run(h, chosen)
+
+
+def resolve(previous: LpSolution, cols: Ints, lower: Floats, upper: Floats) -> LpSolution:
+    """Change some column bounds and re-solve from the previous basis (dual simplex, warm)."""
+    h = previous.highs
+    if h is None:
+        return previous
+    h.changeColsBounds(int(cols.size), cols.astype(np.int32), lower, upper)
+    h.setOptionValue("solver", "simplex")
+    again = _run(h, "simplex")
+    return LpSolution(
+        again.status,
+        again.values,
+        again.objective,
+        previous.solve_s + again.solve_s,
+        previous.iterations + again.iterations,
+        previous.method,
+        again.model_status,
+        h,
+    )
+
+
+def _run(h: highspy.Highs, chosen: str) -> LpSolution:
+    started = time.perf_counter()
+    run_status = h.run()
+    solve_s = time.perf_counter() - started
+    model_status = h.getModelStatus()
+    info = h.getInfo()
+    iterations = int(info.simplex_iteration_count) + int(info.ipm_iteration_count)
+    name = h.modelStatusToString(model_status)
+    has_primal = info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusNone
+    values: Floats | None = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_primal else None
+    if run_status == highspy.HighsStatus.kError:
+        status = SolveStatus.ERROR
+    elif model_status == highspy.HighsModelStatus.kOptimal:
+        status = SolveStatus.OPTIMAL
+    elif model_status in (
+        highspy.HighsModelStatus.kTimeLimit,
+        highspy.HighsModelStatus.kIterationLimit,
+        highspy.HighsModelStatus.kInterrupt,
+    ):
+        status = SolveStatus.FEASIBLE if values is not None else SolveStatus.FALLBACK
+    else:
+        status = SolveStatus.ERROR
+    objective = float(info.objective_function_value) if values is not None else float("nan")
+    return LpSolution(status, values, objective, solve_s, iterations, chosen, name, h)

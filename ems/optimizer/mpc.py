@@ -1,0 +1,147 @@
+"""Rolling horizon (model-predictive control): re-plan from an updated snapshot, warm.
+
+The controller re-plans on every event (a session starts or ends, a capacity signal, drift
+from plan, the horizon moving on). :func:`roll` moves a snapshot forward by whole slots
+with the energy actually delivered; :class:`RollingPlanner` keeps the last plan's values,
+keyed by (session id, absolute slot time), and hands them to HiGHS as a starting point for
+the next solve. :func:`replay` runs a whole day online: at each slot it plans with only the
+sessions that have arrived, applies the first slot, and moves on (what a live site does,
+and how the quality numbers in docs/benchmarks/optimizer.md were measured).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from ems.optimizer import baselines, lp
+from ems.optimizer.matrices import LpMatrices, build
+from ems.optimizer.plan import Options, Solved, finish, solve_lp
+from ems.optimizer.problem import Floats, Problem, compile_problem
+from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus
+from ems.optimizer.snapshot import CircuitLimits, SiteLimits, Snapshot
+
+
+def roll(
+    snapshot: Snapshot,
+    elapsed_slots: int,
+    delivered_wh: Mapping[str, float] | None = None,
+    *,
+    horizon_slots: int | None = None,
+    now: datetime | None = None,
+) -> Snapshot:
+    """``snapshot`` moved on by ``elapsed_slots``: series sliced, departed sessions dropped.
+
+    ``delivered_wh`` replaces sessions' delivered energy (others keep theirs); with ``now``,
+    only sessions that have arrived by ``now`` are kept (no knowledge of the future).
+    """
+    snap = snapshot
+    first = elapsed_slots
+    last = snap.slots if horizon_slots is None else min(snap.slots, first + horizon_slots)
+    start = snap.start + timedelta(seconds=snap.slot_s * first)
+
+    def cut(series: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if series is None else series[first:last]
+
+    delivered = delivered_wh or {}
+    sessions = tuple(
+        replace(s, delivered_wh=delivered.get(s.id, s.delivered_wh))
+        for s in snap.sessions
+        if s.departure > start and (now is None or s.arrival <= now)
+    )
+    return Snapshot(
+        start=start,
+        slot_s=snap.slot_s,
+        slots=last - first,
+        site=SiteLimits(
+            cut(snap.site.capacity_w), snap.site.phase_limits_a, cut(snap.site.base_load_w), cut(snap.site.pv_w)
+        ),
+        circuits=tuple(CircuitLimits(c.id, c.parent, cut(c.capacity_w), c.phase_limits_a) for c in snap.circuits),
+        evses=snap.evses,
+        sessions=sessions,
+        prices=cut(snap.prices),
+    )
+
+
+@dataclass(slots=True)
+class RollingPlanner:
+    """Plans successive snapshots, warm-starting each LP from the previous plan."""
+
+    options: Options = field(default_factory=Options)
+    _last: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def plan(self, snapshot: Snapshot) -> Schedule:
+        started = time.perf_counter()
+        p = compile_problem(snapshot.validate())
+        if self.options.algorithm is not Algorithm.LP:
+            x = baselines.plan(p, self.options.algorithm)
+            solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
+            return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
+        m = build(p, self.options.weights)
+        solved = solve_lp(p, self.options, warm=self._warm(p, m), matrices=m)
+        if solved.matrices is not None and solved.solution is not None and solved.solution.values is not None:
+            self._remember(p, solved.matrices, solved.solution.values)
+        return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
+
+    def _keys(self, p: Problem, m: LpMatrices) -> list[tuple[str, int]]:
+        base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
+        ids = [s.id for s in p.snapshot.sessions]
+        return [(ids[i], base + t) for i, t in zip(m.var_sess.tolist(), m.var_slot.tolist(), strict=True)]
+
+    def _remember(self, p: Problem, m: LpMatrices, values: Floats) -> None:
+        self._last = dict(zip(self._keys(p, m), values[: m.n_x].tolist(), strict=True))
+
+    def _warm(self, p: Problem, m: LpMatrices) -> lp.WarmStart | None:
+        if not self._last:
+            return None
+        x = np.array([self._last.get(k, 0.0) for k in self._keys(p, m)])
+        x = np.minimum(x, m.col_hi[: m.n_x])
+        values = np.zeros(m.shape[1])
+        values[: m.n_x] = x
+        energy = np.bincount(m.var_sess, weights=x * p.slot_h, minlength=p.n)
+        values[m.u_col : m.z_col] = np.maximum(p.need_kwh - energy, 0.0)
+        return lp.WarmStart(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A day run online: what was actually delivered, and the cost of re-planning."""
+
+    schedule: Schedule
+    """The day as executed (power per session per slot), checked against every limit."""
+    plan_s: tuple[float, ...]
+    """Wall time of each re-plan (s)."""
+    sessions_planned: tuple[int, ...]
+
+
+def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1) -> Replay:
+    """Re-plan every ``step_slots`` slots with only the sessions arrived so far."""
+    opts = options or Options()
+    planner = RollingPlanner(opts)
+    p_day = compile_problem(day.validate())
+    index = {s.id: i for i, s in enumerate(day.sessions)}
+    executed = np.zeros((p_day.n, day.slots))
+    delivered = {s.id: s.delivered_wh for s in day.sessions}
+    times: list[float] = []
+    counts: list[int] = []
+    plan: Schedule | None = None
+    for t in range(day.slots):
+        now = day.slot_start(t)
+        if plan is None or t % step_slots == 0:
+            sub = roll(day, t, delivered, now=now)
+            started = time.perf_counter()
+            plan = planner.plan(sub)
+            times.append(time.perf_counter() - started)
+            counts.append(len(sub.sessions))
+            plan_start = t
+        offset = t - plan_start
+        for k, sid in enumerate(plan.session_ids):
+            kw = plan.power_w[k, offset] / 1000.0 if offset < plan.slots else 0.0
+            executed[index[sid], t] = kw
+            delivered[sid] += kw * 1000.0 * p_day.slot_h
+    solved = Solved(executed, SolveStatus.FEASIBLE, f"mpc/{opts.algorithm.value}", float(sum(times)), {})
+    return Replay(finish(p_day, opts.algorithm, solved, float(sum(times))), tuple(times), tuple(counts))

@@ -1,0 +1,171 @@
+"""The optimizer's front door: snapshot in, schedule out, never an exception for a hard day.
+
+``optimize(snapshot, options)`` runs compile -> build -> solve -> repair -> explain and always
+returns a schedule within every hard limit (except the ``uncontrolled`` baseline, whose
+status then says ``INFEASIBLE``): a failed or timed-out LP falls back to EDF.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ems.errors import NotAvailable
+from ems.optimizer import baselines, explain, lp
+from ems.optimizer.feasibility import check
+from ems.optimizer.matrices import LpMatrices, Weights, build
+from ems.optimizer.problem import Floats, Problem, compile_problem
+from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, top_up
+from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus, Violation
+from ems.optimizer.snapshot import Snapshot
+
+FALLBACK_ALGORITHM = Algorithm.EDF
+"""Serves the most sessions fully among the heuristics on workplace days (docs/optimizer.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    algorithm: Algorithm = Algorithm.LP
+    solver: str = "highs"
+    """``highs`` (direct), or ``pulp-<name>`` for a PuLP solver (``pulp-cbc``, ``pulp-glpk``, ...)."""
+    time_limit_s: float | None = None
+    method: lp.LpMethod = lp.LpMethod.AUTO
+    weights: Weights = field(default_factory=Weights)
+    min_current: bool = True
+    """Apply the minimum-current repair (repair.py)."""
+    min_current_rounds: int = 0
+    """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
+    rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Solved:
+    """What the LP stage produced, before the schedule is assembled (also used by mpc.py)."""
+
+    x_kw: Floats
+    status: SolveStatus
+    solver: str
+    solve_s: float
+    stats: dict[str, float | int | str]
+    lp_objective: float = float("nan")
+    solution: lp.LpSolution | None = None
+    matrices: LpMatrices | None = None
+
+
+def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
+    """Plan ``snapshot`` (validated here: raises ``InvalidInput`` listing every problem)."""
+    opts = options or Options()
+    started = time.perf_counter()
+    p = compile_problem(snapshot.validate())
+    if opts.algorithm is Algorithm.LP:
+        solved = solve_lp(p, opts)
+    else:
+        t0 = time.perf_counter()
+        x = baselines.plan(p, opts.algorithm)
+        solved = Solved(x, SolveStatus.FEASIBLE, opts.algorithm.value, time.perf_counter() - t0, {})
+    return finish(p, opts.algorithm, solved, time.perf_counter() - started)
+
+
+def solve_lp(p: Problem, opts: Options, warm: lp.WarmStart | None = None, matrices: LpMatrices | None = None) -> Solved:
+    """Build (unless given) and solve the LP; fall back to EDF when it gives nothing usable."""
+    t0 = time.perf_counter()
+    m = matrices if matrices is not None else build(p, opts.weights)
+    build_s = time.perf_counter() - t0
+    stats: dict[str, float | int | str] = {
+        "build_s": build_s,
+        "variables": m.shape[1],
+        "rows": m.shape[0],
+        "nonzeros": int(m.A.nnz),
+    }
+    if opts.solver == "highs":
+        sol = lp.solve(m, time_limit_s=opts.time_limit_s, method=opts.method, warm=warm)
+    elif opts.solver.startswith("pulp-"):
+        from ems.optimizer import pulp_model  # PuLP is slow to import; only when asked for
+
+        sol = pulp_model.solve(m, opts.solver.removeprefix("pulp-"), time_limit_s=opts.time_limit_s)
+    else:
+        raise NotAvailable(f"unknown solver {opts.solver!r} (use highs or pulp-<solver>)")
+    stats.update({"iterations": sol.iterations, "method": sol.method, "model_status": sol.model_status})
+    if sol.values is not None and sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+        x = _to_grid(p, m, sol.values)
+        if opts.min_current:
+            x, sol = _min_current(p, m, x, sol, opts.min_current_rounds)
+            stats["iterations"] = sol.iterations
+        return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
+    stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
+    status = SolveStatus.FALLBACK if sol.status is SolveStatus.FALLBACK else SolveStatus.ERROR
+    x = baselines.plan(p, FALLBACK_ALGORITHM)
+    return Solved(x, status, opts.solver, sol.solve_s, stats, float("nan"), sol, m)
+
+
+def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
+    x = np.zeros((p.n, p.slots))
+    x[m.var_sess, m.var_slot] = values[: m.n_x]
+    return scale_into_limits(p, x)
+
+
+def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int) -> tuple[Floats, lp.LpSolution]:
+    """Repair, then let the LP re-plan around the sessions the repair paused (repair.py)."""
+    for _ in range(rounds):
+        repaired = enforce_min_current(p, x)
+        before = x[m.var_sess, m.var_slot]
+        after = repaired[m.var_sess, m.var_slot]
+        paused = np.flatnonzero((before > EPS_KW) & (before < p.min_kw[m.var_sess] - EPS_KW) & (after <= EPS_KW))
+        if paused.size == 0 or sol.highs is None:
+            return top_up(p, repaired), sol
+        again = lp.resolve(sol, paused, np.zeros(paused.size), np.zeros(paused.size))
+        if again.status is not SolveStatus.OPTIMAL or again.values is None:
+            return top_up(p, repaired), sol
+        sol = again
+        x = _to_grid(p, m, again.values)
+    return top_up(p, enforce_min_current(p, x)), sol
+
+
+def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> Schedule:
+    """Assemble the schedule: exact energy bookkeeping, reasons, violations, objective terms."""
+    x = np.where(solved.x_kw > 0.0, solved.x_kw, 0.0)
+    power_w = x * 1000.0
+    energy_wh = power_w.sum(axis=1) * p.slot_h
+    unmet_wh = p.need_kwh * 1000.0 - energy_wh
+    hard: list[Violation] = check(p, power_w)
+    status = solved.status
+    if hard:
+        status = SolveStatus.INFEASIBLE
+    volts_phases = np.where(p.amps_per_kw.max(axis=1) > 0, 1000.0 / np.maximum(p.amps_per_kw.max(axis=1), 1e-12), 1.0)
+    evse_phases = {e.id: e.phase_map for e in p.snapshot.evses}
+    phases = tuple(evse_phases[s.evse][: (s.phases or len(evse_phases[s.evse]))] for s in p.snapshot.sessions)
+    prices = np.asarray(p.snapshot.prices) if p.snapshot.prices is not None else np.zeros(p.slots)
+    need = p.need_kwh
+    rel_short = np.where(need > 0, unmet_wh / np.maximum(need * 1000.0, 1e-9), 0.0)
+    objective = {
+        "energy_wh": float(energy_wh.sum()),
+        "unmet_wh": float(unmet_wh.sum()),
+        "fully_served": int(np.count_nonzero(unmet_wh <= 1.0)),
+        "cost": float((x.sum(axis=0) * p.slot_h * prices).sum()),
+        "max_relative_shortfall": float(rel_short.max()) if rel_short.size else 0.0,
+        "power_changes_w": float(np.abs(np.diff(power_w, axis=1)).sum()),
+        "lp": solved.lp_objective,
+    }
+    stats = dict(solved.stats)
+    stats["total_s"] = total_s
+    return Schedule(
+        status=status,
+        algorithm=algorithm,
+        solver=solved.solver,
+        start=p.snapshot.start,
+        slot_s=p.snapshot.slot_s,
+        session_ids=tuple(s.id for s in p.snapshot.sessions),
+        power_w=power_w,
+        current_a=power_w / volts_phases[:, None],
+        session_phases=phases,
+        energy_wh=energy_wh,
+        unmet_wh=unmet_wh,
+        limited_by=explain.limited_by(p, x, unmet_wh / 1000.0),
+        site_power_w=power_w.sum(axis=0),
+        violations=(*explain.soft_violations(p, x), *hard),
+        objective=objective,
+        solve_s=solved.solve_s,
+        stats=stats,
+    )

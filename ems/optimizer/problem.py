@@ -1,0 +1,197 @@
+"""Stage 1: a validated snapshot compiled into flat numpy arrays every algorithm shares.
+
+Internally power is in kW and energy in kWh (coefficients near 1 keep the LP well scaled);
+outputs convert back to W and Wh.
+
+Time windows: session ``i`` may draw power in slots ``first[i] <= t < end[i]``, the slots
+lying entirely inside ``[arrival, departure)`` (a session already plugged in before
+``start`` begins at slot 0). So a schedule never charges outside a window, even when
+arrival or departure fall mid-slot.
+
+Phase loading: a session drawing ``p`` kW on ``m`` phases at ``V`` volts draws
+``1000 p / (m V)`` A on each grid phase its EVSE maps those phases to; ``amps_per_kw[i, q]``
+holds that coefficient for grid phase ``q`` (0 when it does not load ``q``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ems.domain.units import ALL_PHASES
+from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Arrays over ``n`` sessions, ``slots`` slots and ``K`` nodes (node 0 is the site)."""
+
+    snapshot: Snapshot
+    slot_h: float
+    first: Ints
+    """First slot each session may charge in."""
+    end: Ints
+    """One past the last slot (``end <= first``: no slot in the horizon)."""
+    need_kwh: Floats
+    """Energy still requested: ``max(energy_wh - delivered_wh, 0) / 1000``."""
+    max_kw: Floats
+    """Own limit: min(EV max, EVSE max current x voltage x phases)."""
+    min_kw: Floats
+    """Lowest power the EVSE may offer while charging (IEC 61851 minimum current)."""
+    amps_per_kw: Floats
+    """(n, 3): A drawn on grid phase L1/L2/L3 per kW of the session."""
+    bonus: Floats
+    """(n,) in [0, 1]: 1 for the highest priority and earliest departure, 0 for the last."""
+    node_ids: tuple[str, ...]
+    node_cap_kw: Floats
+    """(K, slots): power limit per node and slot; ``inf`` when the node has no W limit."""
+    node_phase_a: Floats
+    """(K, 3): per-phase current limit per node; ``inf`` when unlimited."""
+    incidence: sp.csr_array
+    """(K, n): 1 when the session's EVSE sits under the node (directly or below)."""
+    site_overload_kw: Floats
+    """(slots,): base load minus PV above the site capacity (the EVs cannot fix it)."""
+    price_rel: Floats
+    """(slots,): prices scaled to [0, 1] (0 when there are no prices or all are equal)."""
+
+    @property
+    def n(self) -> int:
+        return int(self.first.shape[0])
+
+    @property
+    def slots(self) -> int:
+        return self.snapshot.slots
+
+    @property
+    def window_slots(self) -> Ints:
+        """Slots each session may charge in, with no window when nothing is needed."""
+        live = (self.need_kwh > 0) & (self.max_kw > 0)
+        return np.where(live, np.maximum(self.end - self.first, 0), 0)
+
+    def active(self) -> npt.NDArray[np.bool_]:
+        """(n, slots): the session may charge in the slot (window and need)."""
+        t = np.arange(self.slots)
+        live = (self.need_kwh > 0) & (self.max_kw > 0)
+        return live[:, None] & (t[None, :] >= self.first[:, None]) & (t[None, :] < self.end[:, None])
+
+
+def compile_problem(snapshot: Snapshot) -> Problem:
+    """Turn a valid snapshot into arrays (call ``snapshot.validate()`` first)."""
+    snap = snapshot
+    slot_h = snap.slot_s / 3600.0
+    evses = {e.id: e for e in snap.evses}
+    node_ids = (SITE_NODE_ID, *(c.id for c in snap.circuits))
+    node_index = {c.id: k + 1 for k, c in enumerate(snap.circuits)}
+    parent = {c.id: c.parent for c in snap.circuits}
+    n = len(snap.sessions)
+
+    first = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    need = np.zeros(n)
+    max_kw = np.zeros(n)
+    min_kw = np.zeros(n)
+    amps = np.zeros((n, 3))
+    departure_s = np.zeros(n)
+    priority = np.zeros(n)
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, s in enumerate(snap.sessions):
+        e = evses[s.evse]
+        first[i] = max(0, math.ceil((s.arrival - snap.start).total_seconds() / snap.slot_s))
+        end[i] = min(snap.slots, math.floor((s.departure - snap.start).total_seconds() / snap.slot_s))
+        need[i] = max(s.energy_wh - s.delivered_wh, 0.0) / 1000.0
+        phases = s.phases or e.phases
+        volts_phases = e.voltage_v * phases
+        own = e.max_a * volts_phases / 1000.0
+        max_kw[i] = own if s.max_w is None else min(own, s.max_w / 1000.0)
+        min_kw[i] = min(e.min_a * volts_phases / 1000.0, max_kw[i])
+        for q in e.phase_map[:phases]:
+            amps[i, ALL_PHASES.index(q)] = 1000.0 / volts_phases
+        departure_s[i] = (s.departure - snap.start).total_seconds()
+        priority[i] = s.priority
+        node: str | None = e.circuit
+        rows.append(0)
+        cols.append(i)
+        while node is not None:
+            rows.append(node_index[node])
+            cols.append(i)
+            node = parent[node]
+    K = len(node_ids)
+    incidence = sp.csr_array((np.ones(len(rows)), (np.array(rows), np.array(cols))), shape=(K, n))
+
+    cap = np.full((K, snap.slots), np.inf)
+    phase_a = np.full((K, 3), np.inf)
+    overload = np.zeros(snap.slots)
+    if snap.site.capacity_w is not None:
+        site_w = np.asarray(snap.site.capacity_w, dtype=np.float64)
+        if snap.site.base_load_w is not None:
+            site_w = site_w - np.asarray(snap.site.base_load_w)
+        if snap.site.pv_w is not None:
+            site_w = site_w + np.asarray(snap.site.pv_w)
+        overload = np.maximum(-site_w, 0.0) / 1000.0
+        cap[0] = np.maximum(site_w, 0.0) / 1000.0
+    for q, limit in snap.site.phase_limits_a.items():
+        phase_a[0, ALL_PHASES.index(q)] = limit
+    for k, c in enumerate(snap.circuits, start=1):
+        if c.capacity_w is not None:
+            cap[k] = np.asarray(c.capacity_w, dtype=np.float64) / 1000.0
+        for q, limit in c.phase_limits_a.items():
+            phase_a[k, ALL_PHASES.index(q)] = limit
+
+    return Problem(
+        snapshot=snap,
+        slot_h=slot_h,
+        first=first,
+        end=end,
+        need_kwh=need,
+        max_kw=max_kw,
+        min_kw=min_kw,
+        amps_per_kw=amps,
+        bonus=_bonus(priority, departure_s, need),
+        node_ids=node_ids,
+        node_cap_kw=cap,
+        node_phase_a=phase_a,
+        incidence=incidence,
+        site_overload_kw=overload,
+        price_rel=_price_rel(snap.prices, snap.slots),
+    )
+
+
+def _bonus(priority: Floats, departure_s: Floats, need_kwh: Floats) -> Floats:
+    """Rank in [0, 1]: priority first, then an even blend of small remaining need and early departure.
+
+    Early departure first is what EDF gets right; small remaining need first concentrates
+    an unavoidable shortfall on few sessions, so more drivers leave fully charged.
+    Measured online on workplace days (docs/benchmarks/optimizer.md): departure alone
+    fully serves fewer sessions than EDF, need alone costs energy when re-ranked every
+    re-plan, the even blend keeps energy within 0.02 % of the optimum and beats EDF.
+    """
+    if priority.size == 0:
+        return np.zeros(0)
+    key = 0.5 * _scaled(-departure_s) + 0.5 * _scaled(-need_kwh)
+    levels = np.unique(priority)
+    level = np.searchsorted(levels, priority).astype(np.float64)
+    out: Floats = (level + key) / len(levels)
+    return out
+
+
+def _scaled(v: Floats) -> Floats:
+    """``v`` mapped onto [0, 1] (all zeros when constant)."""
+    span = float(v.max() - v.min())
+    out: Floats = (v - v.min()) / span if span > 0 else np.zeros_like(v)
+    return out
+
+
+def _price_rel(prices: tuple[float, ...] | None, slots: int) -> Floats:
+    if prices is None:
+        return np.zeros(slots)
+    p = np.asarray(prices, dtype=np.float64)
+    span = float(p.max() - p.min())
+    return (p - p.min()) / span if span > 0 else np.zeros(slots)

@@ -1,0 +1,241 @@
+"""Repairs that turn an LP answer into one chargers can follow, staying within every limit.
+
+**Minimum current without a MILP.** IEC 61851 says an EV charges at 6 A or more, or pauses;
+"0 or at least min" is a disjunction, and modelling it exactly needs a binary per session
+and slot (a 1,000 x 96 day would be a 96k-binary MILP, seconds to minutes). Instead the LP
+runs without it and :func:`enforce_min_current` repairs, slot by slot: every session planned
+between 0 and its minimum is raised to the minimum when every node above it has the headroom,
+otherwise paused; power freed by pausing goes to the other sessions in priority order
+(earliest departure first). Each step only moves power into existing headroom, so the
+result stays within every limit. LP solutions are vertices: per slot only about one
+session per binding limit sits strictly between its bounds, so the repair touches few
+sessions and loses little energy (measured in docs/benchmarks/optimizer.md); the
+rolling-horizon re-plan recovers the rest. A session may average below its minimum in
+the slot where it completes its request (the EV stops charging mid-slot).
+
+**Scaling into limits.** A time-limited or interior-point answer may break a limit by a
+hair; :func:`scale_into_limits` scales every session under an overloaded node down by
+the node's overload factor. Scaling down never raises another node's load, so one pass
+makes every limit hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ems.optimizer.problem import Floats, Problem
+
+EPS_KW = 1e-6
+"""1 mW in kW: below it a value is solver round-off, not a plan."""
+
+
+def clip_to_sessions(p: Problem, x: Floats) -> Floats:
+    """Zero outside windows, clip to [0, own max], scale each session down to its request."""
+    out: Floats = np.clip(x, 0.0, p.max_kw[:, None]) * p.active()
+    energy = out.sum(axis=1) * p.slot_h
+    over = energy > p.need_kwh
+    factor = np.ones(p.n)
+    factor[over] = p.need_kwh[over] / energy[over]
+    result: Floats = out * factor[:, None]
+    return result
+
+
+def scale_into_limits(p: Problem, x: Floats) -> Floats:
+    """A copy of ``x`` (kW, sessions x slots) that respects every session and node limit."""
+    out = clip_to_sessions(p, x)
+    factor = np.ones_like(out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        load = p.incidence @ out
+        node_f = np.where(load > p.node_cap_kw, p.node_cap_kw / load, 1.0)
+        for q in range(3):
+            amps = p.incidence @ (p.amps_per_kw[:, q, None] * out)
+            limit = p.node_phase_a[:, q, None]
+            node_f = np.minimum(node_f, np.where(amps > limit, limit / amps, 1.0))
+    for k in np.flatnonzero((node_f < 1.0).any(axis=1)):
+        under = p.incidence[[k]].tocoo().col
+        factor[under] = np.minimum(factor[under], node_f[k][None, :])
+    result: Floats = out * factor
+    return result
+
+
+def enforce_min_current(p: Problem, x: Floats) -> Floats:
+    """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above)."""
+    out = clip_to_sessions(p, x)
+    paths = _paths(p)
+    order = np.argsort(-p.bonus, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    delivered = np.zeros(p.n)
+    active = p.active()
+    for t in range(p.slots):
+        col = out[:, t]
+        room = (p.need_kwh - delivered) / p.slot_h
+        np.minimum(col, np.maximum(room, 0.0), out=col)
+        cap = np.where(active[:, t], np.minimum(p.max_kw, np.maximum(room, 0.0)), 0.0)
+        # In the slot where a session completes, its floor is what it still needs.
+        floor = np.minimum(p.min_kw, np.maximum(room, 0.0))
+        frac = np.flatnonzero((col > EPS_KW) & (col < floor - EPS_KW))
+        if frac.size:
+            head_w, head_a = _headroom(p, out, t)
+            paused = []
+            for i in frac[np.argsort(rank[frac])]:
+                nodes, amps = paths[i]
+                add = floor[i] - col[i]
+                if np.all(head_w[nodes] >= add - EPS_KW) and np.all(head_a[nodes] >= add * amps[None, :] - 1e-6):
+                    _take(head_w, head_a, nodes, amps, add)
+                    col[i] = floor[i]
+                elif _borrow(i, add, col, floor, head_w, head_a, paths, frac_order_donors(col, floor, rank, i)):
+                    col[i] = floor[i]
+                else:
+                    _take(head_w, head_a, nodes, amps, -col[i])
+                    col[i] = 0.0
+                    paused.append(i)
+            if paused:
+                _redistribute(col, cap, floor, head_w, head_a, paths, order)
+        delivered += col * p.slot_h
+    return out
+
+
+def frac_order_donors(col: Floats, floor: Floats, rank: np.ndarray, i: int) -> np.ndarray:
+    """Sessions that could give some power to ``i``: charging above their floor, lowest priority first."""
+    donors = np.flatnonzero(col > floor + EPS_KW)
+    donors = donors[donors != i]
+    ordered: np.ndarray = donors[np.argsort(-rank[donors], kind="stable")]
+    return ordered
+
+
+def _borrow(
+    i: int,
+    add: float,
+    col: Floats,
+    floor: Floats,
+    head_w: Floats,
+    head_a: Floats,
+    paths: list[tuple[np.ndarray, Floats]],
+    donors: np.ndarray,
+) -> bool:
+    """Make ``add`` kW of headroom for session ``i`` by lowering sessions that share its full
+    limits (never below their own floor); undo and return False when that is not enough.
+    """
+    nodes, amps = paths[i]
+    lacking = set(nodes[head_w[nodes] < add - EPS_KW].tolist())
+    for q in np.flatnonzero(amps > 0).tolist():
+        lacking |= set(nodes[head_a[nodes, q] < add * amps[q] - 1e-6].tolist())
+    taken: list[tuple[int, float]] = []
+    still = add
+    for j in donors.tolist():
+        j_nodes, j_amps = paths[j]
+        if not lacking <= set(j_nodes.tolist()):
+            continue
+        give = min(float(col[j] - floor[j]), still)
+        col[j] -= give
+        _take(head_w, head_a, j_nodes, j_amps, -give)
+        taken.append((j, give))
+        still -= give
+        if still <= EPS_KW:
+            break
+    if np.all(head_w[nodes] >= add - EPS_KW) and np.all(head_a[nodes] >= add * amps[None, :] - 1e-6):
+        _take(head_w, head_a, nodes, amps, add)
+        return True
+    for j, give in taken:
+        col[j] += give
+        _take(head_w, head_a, paths[j][0], paths[j][1], give)
+    return False
+
+
+def top_up(p: Problem, x: Floats) -> Floats:
+    """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
+
+    Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
+    unused; later slots with headroom (after the peak) can make up for it. Slot by slot,
+    sessions whose planned total is below their request get more (earliest departure and
+    smallest need first), each to at least its minimum or not at all. Only headroom is used,
+    so every limit still holds.
+    """
+    out = x.copy()
+    short = p.need_kwh - out.sum(axis=1) * p.slot_h
+    if not (short > EPS_KW * p.slot_h).any():
+        return out
+    paths = _paths(p)
+    order = np.argsort(-p.bonus, kind="stable")
+    active = p.active()
+    for t in range(p.slots):
+        col = out[:, t]
+        want = active[:, t] & (short > EPS_KW * p.slot_h)
+        if not want.any():
+            continue
+        head_w, head_a = _headroom(p, out, t)
+        if head_w[0] <= EPS_KW:
+            continue
+        cap = np.where(want, np.minimum(p.max_kw, col + short / p.slot_h), col)
+        before = col.copy()
+        floor = np.where(col > EPS_KW, 0.0, p.min_kw)
+        _fill(col, cap, floor, head_w, head_a, paths, order[want[order]])
+        short -= (col - before) * p.slot_h
+    return out
+
+
+def _redistribute(
+    col: Floats,
+    cap: Floats,
+    floor: Floats,
+    head_w: Floats,
+    head_a: Floats,
+    paths: list[tuple[np.ndarray, Floats]],
+    order: np.ndarray,
+) -> None:
+    """Give freed headroom to sessions in ``order`` (each to at least its minimum, or nothing)."""
+    _fill(col, cap, floor, head_w, head_a, paths, order[cap[order] - col[order] > EPS_KW])
+
+
+def _take(head_w: Floats, head_a: Floats, nodes: np.ndarray, amps: Floats, kw: float) -> None:
+    head_w[nodes] -= kw
+    head_a[nodes] -= kw * amps[None, :]
+
+
+def _headroom(p: Problem, x: Floats, t: int) -> tuple[Floats, Floats]:
+    """Per node: W headroom (K,) and A headroom per phase (K, 3) in slot ``t`` (may be inf)."""
+    col = x[:, t]
+    head_w: Floats = p.node_cap_kw[:, t] - p.incidence @ col
+    head_a: Floats = p.node_phase_a - p.incidence @ (p.amps_per_kw * col[:, None])
+    return head_w, head_a
+
+
+def _paths(p: Problem) -> list[tuple[np.ndarray, Floats]]:
+    """Per session: the nodes above it and its A-per-kW on each grid phase (3,)."""
+    by_session = p.incidence.T.tocsr()
+    out: list[tuple[np.ndarray, Floats]] = []
+    for i in range(p.n):
+        nodes = by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]]
+        out.append((nodes, p.amps_per_kw[i]))
+    return out
+
+
+def _fill(
+    col: Floats,
+    cap: Floats,
+    floor: Floats,
+    head_w: Floats,
+    head_a: Floats,
+    paths: list[tuple[np.ndarray, Floats]],
+    order: np.ndarray,
+) -> None:
+    """Give each session in ``order`` what headroom allows, in [floor, cap] or nothing.
+
+    Stops as soon as the site (node 0, above everyone) has no headroom left.
+    """
+    for i in order:
+        if head_w[0] <= EPS_KW:
+            return
+        spare = cap[i] - col[i]
+        if spare <= EPS_KW:
+            continue
+        nodes, amps = paths[i]
+        add = min(spare, float(head_w[nodes].min()))
+        for q in range(3):
+            if amps[q] > 0:
+                add = min(add, float(head_a[nodes, q].min()) / float(amps[q]))
+        if add <= EPS_KW or col[i] + add < floor[i] - EPS_KW:
+            continue
+        _take(head_w, head_a, nodes, amps, add)
+        col[i] += add

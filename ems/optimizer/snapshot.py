@@ -1,0 +1,236 @@
+"""The optimizer's input: a frozen snapshot of a site over a planning horizon.
+
+The controller (or ``ems optimize`` from a JSON instance) builds a :class:`Snapshot`; the
+optimizer never sees live objects, a clock or a database. Time is discretised into
+``slots`` slots of ``slot_s`` seconds from ``start`` (timezone-aware UTC).
+
+The circuit tree: the site's grid connection is the root (node id :data:`SITE_NODE_ID`);
+every circuit has a parent circuit or ``None`` (directly under the site); every EVSE sits
+on a circuit or directly under the site. Limits: a power limit in W (constant or one value
+per slot: the grid operator's forecast) and per-phase current limits in A.
+
+Units: W, Wh, A, V, seconds. ``Snapshot.problems()`` lists every inconsistency at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ems.domain.units import ALL_PHASES, IEC_61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Phase
+from ems.errors import InvalidInput
+
+SITE_NODE_ID = "site"
+"""Node id of the site's grid connection (the root of the circuit tree) in outputs."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLimits:
+    """The grid connection: ``capacity_w`` per slot (``None``: unlimited), per-phase A limits.
+
+    ``base_load_w`` (other consumers behind the connection) and ``pv_w`` (on-site
+    generation) are per-slot forecasts; EVs may use ``capacity_w - base_load_w + pv_w``.
+    """
+
+    capacity_w: tuple[float, ...] | None = None
+    phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
+    base_load_w: tuple[float, ...] | None = None
+    pv_w: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitLimits:
+    """A feeder or breaker. ``parent`` is another circuit id, or ``None`` for the site."""
+
+    id: str
+    parent: str | None = None
+    capacity_w: tuple[float, ...] | None = None
+    phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EvseLimits:
+    """One EVSE. ``phase_map`` names the grid phases its own L1(, L2, L3) are wired to."""
+
+    id: str
+    circuit: str | None = None
+    phases: int = 3
+    phase_map: tuple[Phase, ...] = ALL_PHASES
+    voltage_v: float = NOMINAL_VOLTAGE_V
+    min_a: float = IEC_61851_MIN_CURRENT_A
+    max_a: float = 32.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDemand:
+    """An EV plugged in (or expected) at an EVSE.
+
+    ``energy_wh`` is the total the driver asked for, ``delivered_wh`` what it already got;
+    the optimizer plans the rest. ``max_w`` is the EV's own limit; ``phases`` the phases the
+    EV charges on (``None``: all of the EVSE's; a 1-phase EV on a 3-phase EVSE loads the
+    EVSE's L1). Higher ``priority`` is served first.
+    """
+
+    id: str
+    evse: str
+    arrival: datetime
+    departure: datetime
+    energy_wh: float
+    delivered_wh: float = 0.0
+    max_w: float | None = None
+    phases: int | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    start: datetime
+    slot_s: int
+    slots: int
+    site: SiteLimits = field(default_factory=SiteLimits)
+    circuits: tuple[CircuitLimits, ...] = ()
+    evses: tuple[EvseLimits, ...] = ()
+    sessions: tuple[SessionDemand, ...] = ()
+    prices: tuple[float, ...] | None = None
+    """Energy price per slot, currency per kWh (only the shape matters to the optimizer)."""
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=self.slot_s * self.slots)
+
+    def slot_start(self, slot: int) -> datetime:
+        return self.start + timedelta(seconds=self.slot_s * slot)
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each a sentence naming where it is (empty: valid)."""
+        out: list[str] = []
+        if self.start.tzinfo is None:
+            out.append("start: must be timezone-aware (UTC)")
+        if self.slot_s <= 0:
+            out.append(f"slot_s: must be positive, got {self.slot_s}")
+        if self.slots <= 0:
+            out.append(f"slots: must be positive, got {self.slots}")
+        out.extend(_series_problems("site.capacity_w", self.site.capacity_w, self.slots))
+        out.extend(_series_problems("site.base_load_w", self.site.base_load_w, self.slots))
+        out.extend(_series_problems("site.pv_w", self.site.pv_w, self.slots))
+        out.extend(_phase_problems("site", self.site.phase_limits_a))
+        out.extend(_series_problems("prices", self.prices, self.slots, allow_negative=True))
+        out.extend(self._circuit_problems())
+        out.extend(self._evse_problems())
+        out.extend(self._session_problems())
+        return out
+
+    def validate(self) -> Snapshot:
+        """Return ``self``, or raise :class:`InvalidInput` listing every problem."""
+        problems = self.problems()
+        if problems:
+            raise InvalidInput("invalid optimizer snapshot", problems)
+        return self
+
+    def _circuit_problems(self) -> list[str]:
+        out: list[str] = []
+        ids = [c.id for c in self.circuits]
+        known = set(ids)
+        out.extend(f"circuit {d}: defined more than once" for d in _repeated(ids))
+        parents = {c.id: c.parent for c in self.circuits}
+        for c in self.circuits:
+            where = f"circuit {c.id}"
+            if not c.id or c.id == SITE_NODE_ID:
+                out.append(f"{where}: id must be non-empty and not {SITE_NODE_ID!r}")
+            if c.parent is not None and c.parent not in known:
+                out.append(f"{where}: parent {c.parent!r} is not a circuit")
+            out.extend(_series_problems(f"{where}.capacity_w", c.capacity_w, self.slots))
+            out.extend(_phase_problems(where, c.phase_limits_a))
+            seen = {c.id}
+            up = c.parent
+            while up is not None and up in parents:
+                if up in seen:
+                    out.append(f"{where}: parent chain forms a cycle")
+                    break
+                seen.add(up)
+                up = parents[up]
+        return out
+
+    def _evse_problems(self) -> list[str]:
+        out: list[str] = []
+        ids = [e.id for e in self.evses]
+        out.extend(f"evse {d}: defined more than once" for d in _repeated(ids))
+        circuits = {c.id for c in self.circuits}
+        for e in self.evses:
+            where = f"evse {e.id}"
+            if e.circuit is not None and e.circuit not in circuits:
+                out.append(f"{where}: circuit {e.circuit!r} is not a circuit")
+            if e.phases not in (1, 3):
+                out.append(f"{where}: phases must be 1 or 3, got {e.phases}")
+            elif len(e.phase_map) != e.phases or len(set(e.phase_map)) != e.phases:
+                out.append(f"{where}: phase map must name {e.phases} distinct phase(s), got {list(e.phase_map)}")
+            if not e.voltage_v > 0:
+                out.append(f"{where}: voltage_v must be positive, got {e.voltage_v}")
+            if not e.max_a > 0:
+                out.append(f"{where}: max_a must be positive, got {e.max_a}")
+            if not 0 <= e.min_a <= e.max_a:
+                out.append(f"{where}: min_a must be within [0, max_a], got {e.min_a}")
+        return out
+
+    def _session_problems(self) -> list[str]:
+        out: list[str] = []
+        ids = [s.id for s in self.sessions]
+        out.extend(f"session {d}: defined more than once" for d in _repeated(ids))
+        evses = {e.id: e for e in self.evses}
+        by_evse: dict[str, list[SessionDemand]] = {}
+        for s in self.sessions:
+            where = f"session {s.id}"
+            evse = evses.get(s.evse)
+            if evse is None:
+                out.append(f"{where}: evse {s.evse!r} is not an evse")
+            else:
+                by_evse.setdefault(s.evse, []).append(s)
+                if s.phases is not None and s.phases not in (1, evse.phases):
+                    out.append(f"{where}: phases must be 1 or {evse.phases} (the evse's), got {s.phases}")
+            if s.arrival.tzinfo is None or s.departure.tzinfo is None:
+                out.append(f"{where}: arrival and departure must be timezone-aware (UTC)")
+            elif s.departure <= s.arrival:
+                out.append(f"{where}: departure {s.departure.isoformat()} is not after arrival")
+            if not s.energy_wh >= 0:
+                out.append(f"{where}: energy_wh must not be negative, got {s.energy_wh}")
+            if not s.delivered_wh >= 0:
+                out.append(f"{where}: delivered_wh must not be negative, got {s.delivered_wh}")
+            if s.max_w is not None and not s.max_w > 0:
+                out.append(f"{where}: max_w must be positive, got {s.max_w}")
+        for evse_id, group in by_evse.items():
+            if any(s.arrival.tzinfo is None or s.departure.tzinfo is None for s in group):
+                continue
+            group.sort(key=lambda s: s.arrival)
+            out.extend(
+                f"session {b.id}: overlaps session {a.id} on evse {evse_id}"
+                for a, b in itertools.pairwise(group)
+                if b.arrival < a.departure
+            )
+        return out
+
+
+def _repeated(ids: list[str]) -> list[str]:
+    return sorted(i for i, count in Counter(ids).items() if count > 1)
+
+
+def _series_problems(
+    where: str, values: tuple[float, ...] | None, slots: int, *, allow_negative: bool = False
+) -> list[str]:
+    if values is None:
+        return []
+    out: list[str] = []
+    if len(values) != slots:
+        out.append(f"{where}: needs one value per slot ({slots}), got {len(values)}")
+    bad = [i for i, v in enumerate(values) if v != v or v in (float("inf"), float("-inf"))]
+    if not allow_negative:
+        bad.extend(i for i, v in enumerate(values) if v < 0)
+    if bad:
+        out.append(f"{where}: values must be finite{'' if allow_negative else ' and >= 0'} (slots {sorted(bad)[:5]})")
+    return out
+
+
+def _phase_problems(where: str, limits: Mapping[Phase, float]) -> list[str]:
+    return [f"{where}: phase limit {p} must be >= 0, got {a}" for p, a in limits.items() if not a >= 0]
