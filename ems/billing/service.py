@@ -204,6 +204,18 @@ class BillingService:
         log.info("session %s: captured %s of a %s hold", session_id, cost.cdr.total, settled.amount_minor)
         return await self._cost(session_id)
 
+    async def settle_ended(self) -> list[str]:
+        """Settle every open hold whose session has ended (its SessionEnded was missed); returns their ids."""
+        settled = []
+        for hold in await self.billing.ledger.open_holds():
+            if hold.session_id is None:
+                continue
+            session = await self.sessions.get(hold.session_id)
+            if session is not None and session.stopped_at is not None:
+                await self.session_ended(session.id)
+                settled.append(session.id)
+        return settled
+
     async def quote(self, session_id: str) -> SessionCost:
         """The recorded cost of an ended session, or the accrued cost of a running one (priced up to now)."""
         recorded = await self.billing.costs.get(session_id)
