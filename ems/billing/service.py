@@ -190,12 +190,9 @@ class BillingService:
     async def session_ended(self, session_id: str) -> SessionCost:
         """Price the session and settle its hold. A second call returns the first result and moves nothing."""
         self._watched_at.pop(session_id, None)
-        recorded = await self.billing.costs.get(session_id)
-        if recorded is not None:
-            return recorded
-        session = await self.sessions.get(session_id)
-        if session is None:
-            raise NotFound(f"session {session_id} does not exist")
+        session = await self._cost_or_session(session_id)
+        if isinstance(session, SessionCost):
+            return session
         cost = await self._price(session)
         hold = await self.billing.ledger.hold_for_session(session_id)
         if hold is None:
@@ -232,13 +229,20 @@ class BillingService:
 
     async def quote(self, session_id: str) -> SessionCost:
         """The recorded cost of an ended session, or the accrued cost of a running one (priced up to now)."""
+        session = await self._cost_or_session(session_id)
+        if isinstance(session, SessionCost):
+            return session
+        return await self._price(session, stopped_at=None if session.stopped_at else self.clock.now())
+
+    async def _cost_or_session(self, session_id: str) -> SessionCost | ChargingSession:
+        """The session's recorded cost if it has one, else the session; ``NotFound`` if neither."""
         recorded = await self.billing.costs.get(session_id)
         if recorded is not None:
             return recorded
         session = await self.sessions.get(session_id)
         if session is None:
             raise NotFound(f"session {session_id} does not exist")
-        return await self._price(session, stopped_at=None if session.stopped_at else self.clock.now())
+        return session
 
     # ------------------------------------------------------------ helpers
 
