@@ -225,3 +225,21 @@ async def test_payment_webhook_verifies_and_rejects_replays(
     r = await api.post(url, content=raw, headers=signed(raw))
     assert r.status_code == 401 and "window" in r.json()["detail"]
     assert (await api.get(f"/api/v1/accounts/{account_id}", headers=admin)).json()["balance"] == "11.00"
+
+
+async def test_openapi_documents_the_billing_endpoints(api: httpx.AsyncClient) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/api/v1/users",
+        "/api/v1/accounts/{account_id}/top-ups",
+        "/api/v1/tariffs",
+        "/api/v1/sites/{site_id}/tariff",
+        "/api/v1/sessions/{session_id}",
+        "/api/v1/sessions/{session_id}/receipt.html",
+        "/api/v1/charge/start",
+        "/api/v1/charge/{charge_id}/stop",
+        "/api/v1/reports/station-daily",
+        "/api/v1/payments/{provider}/webhook",
+        "/api/v1/cards/{uid}/spending",
+    ):
+        assert path in paths, path
