@@ -287,7 +287,10 @@ class LedgerStore(Protocol):
         *,
         idempotency: IdempotencyClaim | None = None,
         cost: SessionCost | None = None,
-    ) -> Applied: ...
+        session_id: str | None = None,
+    ) -> Applied:
+        """``session_id``: also read that session's revenue (charged minus refunded) into the state."""
+        ...
 
     async def statement(self, account_id: str, *, limit: int = 100) -> list[Applied]:
         """Movements with the balance after each, newest first."""

@@ -16,6 +16,7 @@ from ems.domain.card import Card, CardMode
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, Measurand, MeterSample, SessionStatus
 from ems.domain.station import Station
+from ems.errors import InvalidInput
 from ems.storage.factory import SqlStorage
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -48,3 +49,14 @@ async def test_concurrent_duplicate_stops_charge_once(storage: SqlStorage) -> No
     kinds = [line.movement.kind.value for line in await storage.billing.ledger.statement(account.id)]
     assert kinds == ["capture", "hold", "top_up"]
     assert await billing.service.settle_ended() == []
+
+    # Concurrent refunds of one session never give back more than it was charged (checked under the lock).
+    async def refund(i: int) -> bool:
+        try:
+            await billing.wallet.refund_session("s1", Money.of("1.50", "EUR"), idempotency_key=f"r{i}")
+        except InvalidInput:
+            return False
+        return True
+
+    assert sum(await asyncio.gather(*(refund(i) for i in range(6)))) == 2  # 2 x 1.50 <= 4.00 < 3 x 1.50
+    assert (await storage.billing.ledger.balance(account.id)).available_minor == 2600 + 300
