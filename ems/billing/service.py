@@ -99,9 +99,11 @@ class BillingService:
     # ------------------------------------------------------------ authorize (the Authorizer port)
 
     async def authorize(self, id_tag: str, *, station_id: str, evse_id: int | None = None) -> AuthorizationDecision:
-        pending = await self._pending_hold(id_tag, station_id)
-        if pending is not None:
-            return AuthorizationDecision(AuthorizationStatus.ACCEPTED, account_id=pending.account_id)
+        # A token with an open hold at this station is paid for: an app start (before or after its
+        # session began; 2.0.1 stations re-send the token on every TransactionEvent) or a running session.
+        held = [h for h in await self.billing.ledger.open_holds(id_tag=id_tag) if h.station_id in (None, station_id)]
+        if held:
+            return AuthorizationDecision(AuthorizationStatus.ACCEPTED, account_id=held[0].account_id)
         card = await self.cards.get(id_tag)
         status = authorize_card(card, self.clock.now())
         if card is None or status is not AuthorizationStatus.ACCEPTED:

@@ -257,3 +257,13 @@ async def test_the_accrued_cost_watch_is_throttled_per_session() -> None:
     assert not await world.service.watch_accrued("s1")  # over the hold, but checked 10 s ago
     world.clock.advance(20)
     assert await world.service.watch_accrued("s1")
+
+
+async def test_an_app_token_stays_accepted_while_its_session_runs() -> None:
+    world = World()
+    account_id = await world.setup()
+    started = await world.app.start(station_id="CP1", evse_id=1, account_id=account_id)
+    await world.sessions.add(ChargingSession("s1", "CP1", 1, 1, "tx1", T0, id_tag=started.id_tag))
+    await world.service.session_started("s1", station_id="CP1", id_tag=started.id_tag)
+    assert (await world.service.authorize(started.id_tag, station_id="CP1")).status is AuthorizationStatus.ACCEPTED
+    assert (await world.service.authorize(started.id_tag, station_id="CP2")).status is AuthorizationStatus.INVALID
