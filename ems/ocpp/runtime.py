@@ -79,13 +79,13 @@ class OcppRuntime:
             server=OcppServer(config, service, registry, clock, journal),
         )
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal."""
         applier = asyncio.create_task(self.applier.run(), name="ocpp-applier")
         try:
             await self.server.run(stop)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drained(), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(self.drained(), drain_timeout_s)
         finally:
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
