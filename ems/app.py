@@ -23,6 +23,9 @@ from ems.api.app import create_app
 from ems.api.auth import hash_api_key, new_api_key
 from ems.api.server import ApiServer
 from ems.api.services import ApiServices
+from ems.billing.components import Billing, build_billing, policy_from
+from ems.billing.demo import billing_summary, seed_demo_billing
+from ems.billing.listener import BillingListener
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.bus import EventBus
@@ -109,6 +112,8 @@ class System:
     controller: Controller
     mqtt: MqttGridAdapter | None
     services: ApiServices
+    billing: Billing
+    billing_listener: BillingListener
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -116,6 +121,7 @@ class System:
             Named("ocpp", self.ocpp.run),
             Named("capacity", self.capacity.run),
             self.controller,
+            self.billing_listener,
         ]
         if self.mqtt is not None:
             out.append(self.mqtt)
@@ -130,7 +136,23 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
-    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=ocpp_journal_path(settings))
+    secret = settings.payment_webhook_secret
+    billing = build_billing(
+        storage,
+        clock=clock,
+        policy=policy_from(settings, runtime.sites),
+        webhook_secret=secret.get_secret_value().encode() if secret is not None else None,
+    )
+    ocpp = await OcppRuntime.open(
+        ocpp_config(settings),
+        storage,
+        bus,
+        clock,
+        journal_path=ocpp_journal_path(settings),
+        authorizer=billing.service,  # card status, expiry and prepaid balance
+    )
+    billing.service.control = ocpp.control  # remote stop at the hold; pay-before-start's RemoteStart
+    billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
     capacity = CapacityService(
         CapacityPolicy(runtime.sites, watch_from=clock.now()), bus=bus, clock=clock, store=storage.signals
     )
@@ -161,8 +183,10 @@ async def build_system(runtime: Runtime) -> System:
         charger_control=ocpp.control,
         capacity=capacity,
         monitor=controller,
+        billing=billing,
     )
-    return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+    api = build_api(runtime, services)
+    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -250,6 +274,7 @@ class DemoSummary:
     energy_wh: float
     samples: int
     api_url: str
+    billing: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         return [
@@ -257,6 +282,7 @@ class DemoSummary:
             f"stations: {self.stations} registered, {self.stations_online} online at the end",
             f"sessions: {self.sessions} ({self.sessions_completed} completed), "
             f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
+            *self.billing,
         ]
 
 
@@ -276,6 +302,7 @@ async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> Demo
         energy_wh=sum(s.energy_wh for s in sessions),
         samples=samples,
         api_url=api.url,
+        billing=tuple(await billing_summary(storage, DEMO_CARDS)),
     )
 
 
@@ -294,6 +321,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 with contextlib.suppress(Conflict):
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
+            # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
+            await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEMO_CARDS)
 
             async def _drive() -> None:
                 if not await _wait_started(system.api, stop) or not await _first(system.ocpp.server.started, stop):
