@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_tls_ca: Path | None = None
+    mqtt_client_id: str | None = Field(
+        default=None, description="MQTT client id, stable across restarts (persistent session); unset: ems-<hostname>"
+    )
+    mqtt_status_interval_s: float = Field(default=30.0, gt=0, description="seconds between site status messages")
     admin_api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     site_file: Path | None = None

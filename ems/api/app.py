@@ -12,6 +12,7 @@ from ems.api.routes import (
     capacity,
     cards,
     charge,
+    commands,
     dashboard,
     health,
     live,
@@ -29,6 +30,7 @@ from ems.config import Settings
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     stations.router,
+    commands.router,
     sites.router,
     capacity.router,
     cards.router,
