@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from ems.ocpp.server import OcppServerConfig
 from ems.security import hash_password
 from ems.sim.station import SimStation
 from ems.storage.factory import SqlStorage
+from ems.tasks import cancel_and_wait
 
 E = TypeVar("E", bound=DomainEvent)
 WAIT_S = 10.0
@@ -86,9 +88,20 @@ async def start_env(
 
 async def stop_env(env: OcppEnv, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     for sim in env.stations:
-        await sim.close()
+        async with asyncio.timeout(WAIT_S):
+            await sim.close()
     stop.set()
-    await asyncio.wait_for(task, WAIT_S)
+    done, _ = await asyncio.wait({task}, timeout=WAIT_S)
+    if not done:
+        _dump_tasks(f"the OCPP runtime did not stop within {WAIT_S} s")
+        await cancel_and_wait(task)
+        raise AssertionError(f"the OCPP runtime did not stop within {WAIT_S} s (tasks dumped to stderr)")
+
+
+def _dump_tasks(why: str) -> None:
+    print(f"--- {why}; pending tasks:", file=sys.stderr)
+    for pending in asyncio.all_tasks():
+        pending.print_stack(limit=12, file=sys.stderr)
 
 
 @pytest.fixture
