@@ -65,38 +65,38 @@ def check(
             )
         )
     load = p.incidence @ x
-    for k, node in enumerate(p.node_ids):
-        cap = p.node_cap_kw[k]
-        bad = load[k] > cap * (1 + rtol) + a_kw
-        if bad.any():
+    over_w = load > p.node_cap_kw * (1 + rtol) + a_kw
+    amps = [p.incidence @ (p.amps_per_kw[:, q, None] * x) for q in range(3)]
+    for k in np.flatnonzero(over_w.any(axis=1)):
+        node = p.node_ids[k]
+        bad = over_w[k]
+        out.append(
+            Violation(
+                "node_power",
+                f"{_node(node)}: load above its power limit",
+                node=node,
+                slots=tuple(int(s) for s in np.flatnonzero(bad)),
+                amount=float((load[k] - p.node_cap_kw[k])[bad].max()) * 1000.0,
+                unit="W",
+            )
+        )
+    for q, phase in enumerate(ALL_PHASES):
+        limit = p.node_phase_a[:, q, None]
+        over_a = amps[q] > limit * (1 + rtol) + atol
+        for k in np.flatnonzero(over_a.any(axis=1)):
+            node = p.node_ids[k]
+            bad = over_a[k]
             out.append(
                 Violation(
-                    "node_power",
-                    f"{_node(node)}: load above its power limit",
+                    "node_phase",
+                    f"{_node(node)}: current on {phase} above its limit",
                     node=node,
+                    phase=phase,
                     slots=tuple(int(s) for s in np.flatnonzero(bad)),
-                    amount=float((load[k] - cap)[bad].max()) * 1000.0,
-                    unit="W",
+                    amount=float((amps[q][k] - limit[k])[bad].max()),
+                    unit="A",
                 )
             )
-        for q, phase in enumerate(ALL_PHASES):
-            limit = p.node_phase_a[k, q]
-            if not np.isfinite(limit):
-                continue
-            amps = p.incidence[[k]] @ (p.amps_per_kw[:, q, None] * x)
-            bad = amps[0] > limit * (1 + rtol) + atol
-            if bad.any():
-                out.append(
-                    Violation(
-                        "node_phase",
-                        f"{_node(node)}: current on {phase} above its limit",
-                        node=node,
-                        phase=phase,
-                        slots=tuple(int(s) for s in np.flatnonzero(bad)),
-                        amount=float((amps[0] - limit)[bad].max()),
-                        unit="A",
-                    )
-                )
     return out
 
 

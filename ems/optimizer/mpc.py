@@ -81,8 +81,11 @@ class RollingPlanner:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
             return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
+        built = time.perf_counter()
         m = build(p, self.options.weights)
+        build_s = time.perf_counter() - built
         solved = solve_lp(p, self.options, warm=self._warm(p, m), matrices=m)
+        solved.stats["build_s"] = build_s
         if solved.matrices is not None and solved.solution is not None and solved.solution.values is not None:
             self._remember(p, solved.matrices, solved.solution.values)
         return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
