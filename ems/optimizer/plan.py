@@ -17,7 +17,7 @@ from ems.optimizer import baselines, explain, lp
 from ems.optimizer.feasibility import check
 from ems.optimizer.matrices import LpMatrices, Weights, build
 from ems.optimizer.problem import Floats, Problem, compile_problem
-from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, top_up
+from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, session_paths, top_up
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus, Violation
 from ems.optimizer.snapshot import Snapshot
 
@@ -108,19 +108,20 @@ def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
 
 def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int) -> tuple[Floats, lp.LpSolution]:
     """Repair, then let the LP re-plan around the sessions the repair paused (repair.py)."""
+    paths = session_paths(p)
     for _ in range(rounds):
-        repaired = enforce_min_current(p, x)
+        repaired = enforce_min_current(p, x, paths)
         before = x[m.var_sess, m.var_slot]
         after = repaired[m.var_sess, m.var_slot]
         paused = np.flatnonzero((before > EPS_KW) & (before < p.min_kw[m.var_sess] - EPS_KW) & (after <= EPS_KW))
         if paused.size == 0 or sol.highs is None:
-            return top_up(p, repaired), sol
+            return top_up(p, repaired, paths), sol
         again = lp.resolve(sol, paused, np.zeros(paused.size), np.zeros(paused.size))
         if again.status is not SolveStatus.OPTIMAL or again.values is None:
-            return top_up(p, repaired), sol
+            return top_up(p, repaired, paths), sol
         sol = again
         x = _to_grid(p, m, again.values)
-    return top_up(p, enforce_min_current(p, x)), sol
+    return top_up(p, enforce_min_current(p, x, paths), paths), sol
 
 
 def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> Schedule:
