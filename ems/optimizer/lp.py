@@ -8,6 +8,9 @@ The CSC matrix goes to HiGHS as arrays (no modelling layer). Status mapping:
 - time limit without one -> ``FALLBACK`` (the caller plans with a heuristic);
 - anything else -> ``ERROR`` (same fallback; the model status is reported).
 
+Lazy rows: circuit power rows and phase rows rarely bind, so :func:`solve` starts without
+them and adds the violated (and nearly full) ones, re-solving warm, until none is violated.
+
 Method: dual simplex below :data:`IPM_ABOVE_COLS` columns, interior point (with crossover)
 above: on these LPs IPM is 4-20x faster past ~100k variables (docs/benchmarks/optimizer.md).
 """
