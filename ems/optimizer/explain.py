@@ -48,24 +48,25 @@ def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...
     # Slots where a short session got less than its max: the ones that need a reason.
     below = (active & ~at_max & short[:, None]).astype(np.float64)
     on_path = p.incidence.T.toarray() > 0  # (n, K)
-    reasons: list[tuple[str, np.ndarray]] = [("own_max", (active & at_max & short[:, None]).sum(axis=1))]
+    names: list[str] = ["own_max"]
+    blocks: list[Floats] = [(active & at_max & short[:, None]).sum(axis=1, dtype=np.float64)[:, None]]
     explained = (p.incidence.T @ tight_w.astype(np.float64)) > 0  # (n, T): some full W limit on the path
-    w_counts = (below @ tight_w.T.astype(np.float64)) * on_path  # (n, K)
-    reasons += [(_node_reason(node), w_counts[:, k]) for k, node in enumerate(p.node_ids)]
+    blocks.append((below @ tight_w.T.astype(np.float64)) * on_path)  # (n, K)
+    names += [_node_reason(node) for node in p.node_ids]
     for q in range(3):
         if not tight_a[:, q].any():
             continue
         loads = p.amps_per_kw[:, q] > 0
         a_full = tight_a[:, q].astype(np.float64)
         explained |= loads[:, None] & ((p.incidence.T @ a_full) > 0)
-        a_counts = ((below * loads[:, None]) @ a_full.T) * on_path
-        reasons += [(f"phase:{node}:{ALL_PHASES[q]}", a_counts[:, k]) for k, node in enumerate(p.node_ids)]
+        blocks.append(((below * loads[:, None]) @ a_full.T) * on_path)
+        names += [f"phase:{node}:{ALL_PHASES[q]}" for node in p.node_ids]
     unexplained = (below > 0) & ~explained
     idle = x <= TIGHT_ABS_KW
-    reasons.append(("min_current", (unexplained & idle).sum(axis=1)))
-    reasons.append(("priority", (unexplained & ~idle).sum(axis=1)))
-    names = [r for r, _ in reasons]
-    counts = np.stack([c for _, c in reasons], axis=1)  # (n, reasons)
+    blocks.append((unexplained & idle).sum(axis=1, dtype=np.float64)[:, None])
+    blocks.append((unexplained & ~idle).sum(axis=1, dtype=np.float64)[:, None])
+    names += ["min_current", "priority"]
+    counts = np.hstack(blocks)  # (n, reasons)
     out: list[tuple[str, ...]] = []
     has_window: npt.NDArray[np.bool_] = np.asarray(active.any(axis=1))
     for i in range(p.n):
