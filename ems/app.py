@@ -13,8 +13,9 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -31,18 +32,18 @@ from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.events import CapacityChanged
 from ems.domain.site import Site, default_site
-from ems.domain.station import OcppVersion, Station
+from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.service import CapacityService
-from ems.ocpp.runtime import OcppRuntime, ocpp_config
-from ems.ocpp.runtime import journal_path as ocpp_journal_path
+from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
 from ems.ports import Storage
 from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
-from ems.sim.demo import DEMO_CARDS, DEMO_EVSES_PER_STATION, DEMO_SPEED, DEMO_STATIONS_PER_VERSION, demo_site
-from ems.sim.fleet import FleetConfig, run_fleet
+from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
+from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -88,23 +89,12 @@ async def open_runtime(
         await storage.close()
 
 
-class Named:
-    """A component from any ``run(stop)`` coroutine function, with a name for logs and task names."""
-
-    def __init__(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        self.name = name
-        self._run = run
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self._run(stop)
-
-
 @dataclass
 class System:
     """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
 
     api: ApiServer
-    ocpp: OcppRuntime
+    ocpp: OcppComponent
     capacity: CapacityService
     controller: Controller
     mqtt: MqttGridAdapter | None
@@ -113,8 +103,8 @@ class System:
     def components(self) -> list[Component]:
         out: list[Component] = [
             self.api,
-            Named("ocpp", self.ocpp.run),
-            Named("capacity", self.capacity.run),
+            self.ocpp,
+            self.capacity,
             self.controller,
         ]
         if self.mqtt is not None:
@@ -130,9 +120,12 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
-    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=ocpp_journal_path(settings))
+    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    # With MQTT configured a grid operator is expected, so the staleness watch starts now;
+    # without, a site goes stale only after it has heard from one.
+    watch_from = clock.now() if settings.mqtt_url else None
     capacity = CapacityService(
-        CapacityPolicy(runtime.sites, watch_from=clock.now()), bus=bus, clock=clock, store=storage.signals
+        CapacityPolicy(runtime.sites, watch_from=watch_from), bus=bus, clock=clock, store=storage.signals
     )
     controller = Controller(
         sites=runtime.sites,
@@ -151,8 +144,11 @@ async def build_system(runtime: Runtime) -> System:
             username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
             tls_ca=settings.mqtt_tls_ca,
+            client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
+            status_interval_s=settings.mqtt_status_interval_s,
         )
-        mqtt = MqttGridAdapter(capacity, options, changes=bus.subscribe(CapacityChanged, name="grid-mqtt"))
+        changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
+        mqtt = MqttGridAdapter(capacity, options, changes=changes)
     services = ApiServices(
         storage=storage,
         clock=clock,
@@ -163,6 +159,43 @@ async def build_system(runtime: Runtime) -> System:
         monitor=controller,
     )
     return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+
+
+def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
+    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process."""
+    site = runtime.sites[0]
+    settings = runtime.settings
+
+    def report(line: str) -> None:
+        print(f"ems demo: {line}", flush=True)
+
+    if settings.mqtt_url:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        return MqttGridOperatorSim(
+            settings.mqtt_url, site, runtime.clock, username=settings.mqtt_username, password=password, report=report
+        )
+    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, report=report)
+
+
+async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Print every change of the site capacity in force (``ems demo``)."""
+    changes = runtime.bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(changes.get())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+                break
+            event = getting.result()
+            if event.circuit_id is None:
+                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
+                source = event.source.value if event.source else "none"
+                print(f"ems demo: capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
+    finally:
+        changes.close()
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -229,11 +262,11 @@ async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
 
 async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
     api = system.api
-    if not await _wait_started(api, stop) or not await _first(system.ocpp.server.started, stop):
+    if not await _wait_started(api, stop) or not await _first(system.ocpp.started, stop):
         return
     backend = runtime.storage.backend
     print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
-    print(f"ems: OCPP on {system.ocpp.server.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
+    print(f"ems: OCPP on {system.ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
     if system.mqtt is not None:
         print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
     if runtime.settings.admin_api_key is None:
@@ -290,43 +323,35 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
     clock = ScaledClock(SystemClock(), DEMO_SPEED)
     try:
         async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
-            for uid in DEMO_CARDS:
+            for uid in DEFAULT_CARDS:
                 with contextlib.suppress(Conflict):
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
+            ocpp = system.ocpp
+            simulators: list[Component] = [
+                FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
+                for c in demo_fleets()
+            ]
+            simulators.append(build_grid_operator_sim(runtime, system.capacity))
 
-            async def _drive() -> None:
-                if not await _wait_started(system.api, stop) or not await _first(system.ocpp.server.started, stop):
+            async def _timer() -> None:
+                if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
                     return
                 print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
-                print(f"ems demo: OCPP on {system.ocpp.server.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
-                fleets = [
-                    FleetConfig(
-                        url=system.ocpp.server.url,
-                        stations=DEMO_STATIONS_PER_VERSION,
-                        version=version,
-                        evses=DEMO_EVSES_PER_STATION,
-                        cards=DEMO_CARDS,
-                        seed=seed,
-                    )
-                    for seed, version in enumerate((OcppVersion.V16, OcppVersion.V201), start=1)
-                ]
-                async with asyncio.TaskGroup() as fleet_group:
-                    running = [fleet_group.create_task(run_fleet(c, clock, duration_s=None)) for c in fleets]
-                    if duration_s is None:
-                        print("ems demo: running until Ctrl-C", flush=True)
+                print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
+                if duration_s is None:
+                    print("ems demo: running until Ctrl-C", flush=True)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(duration_s):
                         await stop.wait()
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=duration_s)
-                    for task in running:  # the fleets stop first, then the system
-                        task.cancel()
                 stop.set()
 
             started = time.monotonic()
             async with asyncio.TaskGroup() as group:
-                group.create_task(_drive(), name="demo")
-                group.create_task(run_components(system.components(), stop), name="components")
+                group.create_task(_timer(), name="demo-timer")
+                group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
+                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
             return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()

@@ -27,6 +27,7 @@ from ems.domain.access import ApiKey
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.card import AuthorizationStatus, Card
 from ems.domain.commands import CommandResult, StationCommand
+from ems.domain.money import Money
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
 from ems.domain.units import Phase
@@ -307,7 +308,10 @@ class LedgerStore(Protocol):
         *,
         idempotency: IdempotencyClaim | None = None,
         cost: SessionCost | None = None,
-    ) -> Applied: ...
+        session_id: str | None = None,
+    ) -> Applied:
+        """``session_id``: also read that session's revenue (charged minus refunded) into the state."""
+        ...
 
     async def statement(self, account_id: str, *, limit: int = 100) -> list[Applied]:
         """Movements with the balance after each, newest first."""
@@ -371,6 +375,24 @@ class CostStore(Protocol):
     ) -> list[SessionCost]:
         """By session start time, newest first."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentCheckout:
+    """Where to send the driver to pay a top-up outside ems; the provider's webhook confirms it later."""
+
+    provider: str
+    reference: str
+    redirect_url: str
+
+
+class PaymentProvider(Protocol):
+    """A payment service for top-ups (card, wallet, bank). Confirmation arrives on the signed webhook
+    (``POST /api/v1/payments/{provider}/webhook``), never from the redirect."""
+
+    name: str
+
+    async def create_checkout(self, account_id: str, amount: Money, *, return_url: str) -> PaymentCheckout: ...
 
 
 class BillingStores(Protocol):

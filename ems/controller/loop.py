@@ -100,6 +100,8 @@ class Controller:
         self._sent: dict[tuple[str, int], SentProfile] = {}
         self.plans: dict[str, PlanRecord] = {}
         self.replans = 0
+        self.replanned = asyncio.Event()
+        """Set after every re-plan (tests and monitors clear it and wait)."""
         self._subscription: Subscription[DomainEvent] | None = None
         self._group: asyncio.TaskGroup | None = None
 
@@ -216,8 +218,10 @@ class Controller:
 
     async def _plan_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.replan_interval_s)
+                async with asyncio.timeout(self.settings.replan_interval_s):
+                    await self._dirty.wait()
             await asyncio.sleep(self.settings.debounce_s)
             self._dirty.clear()
             for site in self.sites:
@@ -243,6 +247,7 @@ class Controller:
         sent, rejected = await self._dispatch(site, schedule)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
+        self.replanned.set()
         log.info(
             "controller: site %s planned %d session(s): %s in %.0f ms, %d profile(s) sent, %d refused",
             site_id,

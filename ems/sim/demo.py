@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
+from ems.domain.station import OcppVersion
 from ems.domain.units import Phase
-from ems.sim.fleet import DEFAULT_CARDS
+from ems.sim.fleet import FleetConfig
 
+DEMO_PREFIX = "DEMO"
 DEMO_STATIONS_PER_VERSION = 2
 DEMO_EVSES_PER_STATION = 2
-DEMO_CARDS = DEFAULT_CARDS
 DEMO_SPEED = 60.0
 """Simulated seconds per real second: a one-minute demo shows an hour of a car park."""
+_TAGS = {OcppVersion.V16: "16", OcppVersion.V201: "201"}
+
+
+def demo_fleets() -> list[FleetConfig]:
+    """Two stations of each OCPP version; EVs stay 10-40 simulated minutes, so a one-minute demo
+    shows sessions start and stop. ``url`` is filled in once the OCPP server has bound its port."""
+    return [
+        FleetConfig(
+            url="",
+            stations=DEMO_STATIONS_PER_VERSION,
+            version=version,
+            evses=DEMO_EVSES_PER_STATION,
+            prefix=DEMO_PREFIX,
+            meter_interval_s=60.0,
+            mean_arrival_s=300.0,
+            stay_s=(10 * 60.0, 40 * 60.0),
+            seed=int(tag),
+        )
+        for version, tag in _TAGS.items()
+    ]
 
 
 def demo_site() -> Site:
-    """Four stations (two per OCPP version) with two 11 kW EVSEs each: 88 kW of chargers on a 40 kW connection."""
+    """The fleets' four stations with two 11 kW EVSEs each: 88 kW of chargers on a 40 kW connection."""
     evses = (
         EvseSpec(1, phases=3, max_current_a=16),
         EvseSpec(2, phases=3, phase_map=(Phase.L2, Phase.L3, Phase.L1), max_current_a=16),
     )
     stations = tuple(
-        StationSpec(f"SIM-{tag}-{i:03d}", circuit_id=f"feeder-{tag}", evses=evses)
-        for tag in ("16", "201")
+        StationSpec(f"{DEMO_PREFIX}-{tag}-{i:03d}", circuit_id=f"feeder-{tag}", evses=evses)
+        for tag in _TAGS.values()
         for i in range(1, DEMO_STATIONS_PER_VERSION + 1)
     )
     return Site(
