@@ -26,6 +26,7 @@ from ems.ocpp.journal import Journal
 from ems.ocpp.server import OcppServer, OcppServerConfig
 from ems.ocpp.service import CardAuthorizer, OcppService
 from ems.ports import Authorizer, Storage
+from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class OcppRuntime:
         """``journal_path`` ``None``: an in-memory journal (tests only: not durable)."""
         journal = await Journal.open(journal_path)
         service = OcppService(storage, bus, clock, journal, authorizer or CardAuthorizer(storage.cards, clock))
-        registry = registry or LinkRegistry()
+        # Not `registry or ...`: an empty registry has len 0 and is falsy, and the caller's must be used.
+        registry = registry if registry is not None else LinkRegistry()
         return cls(
             journal=journal,
             service=service,
@@ -90,9 +92,7 @@ class OcppRuntime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained(), drain_timeout_s)
         finally:
-            applier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await applier
+            await cancel_and_wait(applier)
             await self.journal.close()
 
     async def drained(self) -> None:
