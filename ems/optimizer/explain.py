@@ -19,9 +19,8 @@ Soft violations (the schedule is still within every hard limit):
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
+import numpy.typing as npt
 
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.problem import Floats, Problem
@@ -42,38 +41,45 @@ def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...
         if np.isfinite(limit).any():
             amps = p.incidence @ (p.amps_per_kw[:, q, None] * x)
             tight_a[:, q] = amps >= limit - (1e-3 + TIGHT_REL * np.abs(np.minimum(limit, 1e12)))
-    by_session = p.incidence.T.tocsr()
     active = p.active()
     tol = 1e-6 * np.maximum(p.need_kwh, 1.0) + 1e-3 * p.slot_h * 1e-3
+    short = unmet_kwh > tol
+    at_max = x >= p.max_kw[:, None] - TIGHT_ABS_KW
+    # Slots where a short session got less than its max: the ones that need a reason.
+    below = (active & ~at_max & short[:, None]).astype(np.float64)
+    on_path = p.incidence.T.toarray() > 0  # (n, K)
+    names: list[str] = ["own_max"]
+    blocks: list[Floats] = [(active & at_max & short[:, None]).sum(axis=1, dtype=np.float64)[:, None]]
+    explained = (p.incidence.T @ tight_w.astype(np.float64)) > 0  # (n, T): some full W limit on the path
+    blocks.append((below @ tight_w.T.astype(np.float64)) * on_path)  # (n, K)
+    names += [_node_reason(node) for node in p.node_ids]
+    for q in range(3):
+        if not tight_a[:, q].any():
+            continue
+        loads = p.amps_per_kw[:, q] > 0
+        a_full = tight_a[:, q].astype(np.float64)
+        explained |= loads[:, None] & ((p.incidence.T @ a_full) > 0)
+        blocks.append(((below * loads[:, None]) @ a_full.T) * on_path)
+        names += [f"phase:{node}:{ALL_PHASES[q]}" for node in p.node_ids]
+    unexplained = (below > 0) & ~explained
+    idle = x <= TIGHT_ABS_KW
+    blocks.append((unexplained & idle).sum(axis=1, dtype=np.float64)[:, None])
+    blocks.append((unexplained & ~idle).sum(axis=1, dtype=np.float64)[:, None])
+    names += ["min_current", "priority"]
+    counts = np.hstack(blocks)  # (n, reasons)
     out: list[tuple[str, ...]] = []
+    has_window: npt.NDArray[np.bool_] = np.asarray(active.any(axis=1))
     for i in range(p.n):
-        if unmet_kwh[i] <= tol[i]:
+        if not short[i]:
             out.append(("request",))
-            continue
-        slots = np.flatnonzero(active[i])
-        if slots.size == 0:
+        elif not has_window[i]:
             out.append(("window",))
-            continue
-        nodes = by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]]
-        reasons: Counter[str] = Counter()
-        at_max = x[i, slots] >= p.max_kw[i] - TIGHT_ABS_KW
-        reasons["own_max"] += int(at_max.sum())
-        below = slots[~at_max]
-        if below.size:
-            w_hits = tight_w[np.ix_(nodes, below)]
-            explained = w_hits.any(axis=0)
-            for k, hits in zip(nodes, w_hits.sum(axis=1), strict=True):
-                reasons[_node_reason(p.node_ids[k])] += int(hits)
-            for q in np.flatnonzero(p.amps_per_kw[i] > 0).tolist():
-                a_hits = tight_a[np.ix_(nodes, [q], below)][:, 0, :]
-                explained |= a_hits.any(axis=0)
-                for k, hits in zip(nodes, a_hits.sum(axis=1), strict=True):
-                    reasons[f"phase:{p.node_ids[k]}:{ALL_PHASES[q]}"] += int(hits)
-            idle = x[i, below[~explained]] <= TIGHT_ABS_KW
-            reasons["min_current"] += int(idle.sum())
-            reasons["priority"] += int((~idle).sum())
-        reasons = Counter({r: c for r, c in reasons.items() if c > 0})
-        out.append(tuple(r for r, _ in reasons.most_common()))
+        else:
+            row = counts[i]
+            hit = np.flatnonzero(row > 0)
+            # Most frequent first; ties keep the order above (own max, nodes, phases, ...).
+            ranked = hit[np.argsort(-row[hit], kind="stable")]
+            out.append(tuple(names[j] for j in ranked))
     return tuple(out)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ems.domain.units import ALL_PHASES
+from ems.domain.units import ALL_PHASES, Phase
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Violation
 from ems.optimizer.snapshot import Snapshot
@@ -65,38 +65,14 @@ def check(
             )
         )
     load = p.incidence @ x
-    for k, node in enumerate(p.node_ids):
-        cap = p.node_cap_kw[k]
-        bad = load[k] > cap * (1 + rtol) + a_kw
-        if bad.any():
-            out.append(
-                Violation(
-                    "node_power",
-                    f"{_node(node)}: load above its power limit",
-                    node=node,
-                    slots=tuple(int(s) for s in np.flatnonzero(bad)),
-                    amount=float((load[k] - cap)[bad].max()) * 1000.0,
-                    unit="W",
-                )
-            )
-        for q, phase in enumerate(ALL_PHASES):
-            limit = p.node_phase_a[k, q]
-            if not np.isfinite(limit):
-                continue
-            amps = p.incidence[[k]] @ (p.amps_per_kw[:, q, None] * x)
-            bad = amps[0] > limit * (1 + rtol) + atol
-            if bad.any():
-                out.append(
-                    Violation(
-                        "node_phase",
-                        f"{_node(node)}: current on {phase} above its limit",
-                        node=node,
-                        phase=phase,
-                        slots=tuple(int(s) for s in np.flatnonzero(bad)),
-                        amount=float((amps[0] - limit)[bad].max()),
-                        unit="A",
-                    )
-                )
+    out.extend(
+        _node_excess(p, "node_power", "load above its power limit", load * 1000.0, p.node_cap_kw * 1000.0, atol, rtol)
+    )
+    for q, phase in enumerate(ALL_PHASES):
+        amps = p.incidence @ (p.amps_per_kw[:, q, None] * x)
+        limit = np.broadcast_to(p.node_phase_a[:, q, None], amps.shape)
+        what = f"current on {phase} above its limit"
+        out.extend(_node_excess(p, "node_phase", what, amps, limit, atol, rtol, phase))
     return out
 
 
@@ -105,6 +81,35 @@ def is_feasible(
 ) -> bool:
     """True when :func:`check` finds nothing."""
     return not check(snapshot, power_w, atol, rtol)
+
+
+def _node_excess(
+    p: Problem,
+    kind: str,
+    what: str,
+    value: Floats,
+    limit: Floats,
+    atol: float,
+    rtol: float,
+    phase: Phase | None = None,
+) -> list[Violation]:
+    """One violation per node whose ``value`` (K, slots) exceeds ``limit`` in some slot."""
+    over = value > limit * (1 + rtol) + atol
+    out: list[Violation] = []
+    for k in np.flatnonzero(over.any(axis=1)):
+        node, bad = p.node_ids[k], over[k]
+        out.append(
+            Violation(
+                kind,
+                f"{_node(node)}: {what}",
+                node=node,
+                phase=phase,
+                slots=tuple(int(s) for s in np.flatnonzero(bad)),
+                amount=float((value[k] - limit[k])[bad].max()),
+                unit="A" if phase is not None else "W",
+            )
+        )
+    return out
 
 
 def _node(node: str) -> str:

@@ -8,6 +8,9 @@ The CSC matrix goes to HiGHS as arrays (no modelling layer). Status mapping:
 - time limit without one -> ``FALLBACK`` (the caller plans with a heuristic);
 - anything else -> ``ERROR`` (same fallback; the model status is reported).
 
+Lazy rows: circuit power rows and phase rows rarely bind, so :func:`solve` starts without
+them and adds the violated (and nearly full) ones, re-solving warm, until none is violated.
+
 Method: dual simplex below :data:`IPM_ABOVE_COLS` columns, interior point (with crossover)
 above: on these LPs IPM is 4-20x faster past ~100k variables (docs/benchmarks/optimizer.md).
 """
@@ -31,6 +34,8 @@ LAZY_TOL = 1e-7
 """Relative violation of a left-out row that makes it join the LP (HiGHS's feasibility tolerance)."""
 LAZY_NEAR = 0.02
 """Left-out rows within 2 % of their limit join too, so a second round is rarely needed."""
+WARM_MIN_ITERATIONS = 5_000
+"""Iteration budget of a warm-started solve before it restarts cold (at least; half the columns above)."""
 IPM_ABOVE_COLS = 100_000
 """Measured crossover point of simplex vs IPM run time on workplace-day LPs (DESIGN.md)."""
 
@@ -141,7 +146,15 @@ def solve(
         start.col_value = list(warm.col_value)
         start.value_valid = True
         h.setSolution(start)
+        # A warm start should save work; when it does not (a start far from the new optimum),
+        # cap it and solve cold rather than pay many times a cold solve.
+        h.setOptionValue("simplex_iteration_limit", max(WARM_MIN_ITERATIONS, m.shape[1] // 2))
     sol = _run(h, chosen)
+    if warm is not None and sol.model_status == "Iteration limit reached":
+        h.clearSolver()
+        h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf)
+        cold = _run(h, chosen)
+        sol = replace(cold, iterations=cold.iterations + sol.iterations, solve_s=cold.solve_s + sol.solve_s)
     if not lazy or not m.lazy.any():
         return sol
     pending = np.flatnonzero(m.lazy)

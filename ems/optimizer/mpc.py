@@ -20,7 +20,7 @@ import numpy as np
 
 from ems.optimizer import baselines, lp
 from ems.optimizer.matrices import LpMatrices, build
-from ems.optimizer.plan import Options, Solved, finish, solve_lp
+from ems.optimizer.plan import Options, Solved, finish, solve_lp, start_values
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus
 from ems.optimizer.snapshot import CircuitLimits, SiteLimits, Snapshot
@@ -81,8 +81,11 @@ class RollingPlanner:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
             return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
+        built = time.perf_counter()
         m = build(p, self.options.weights)
+        build_s = time.perf_counter() - built
         solved = solve_lp(p, self.options, warm=self._warm(p, m), matrices=m)
+        solved.stats["build_s"] = build_s
         if solved.matrices is not None and solved.solution is not None and solved.solution.values is not None:
             self._remember(p, solved.matrices, solved.solution.values)
         return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
@@ -98,12 +101,9 @@ class RollingPlanner:
     def _warm(self, p: Problem, m: LpMatrices) -> lp.WarmStart | None:
         if not self._last:
             return None
-        x = np.array([self._last.get(k, 0.0) for k in self._keys(p, m)])
-        x = np.minimum(x, m.col_hi[: m.n_x])
-        values = np.zeros(m.shape[1])
-        values[: m.n_x] = x
-        energy = np.bincount(m.var_sess, weights=x * p.slot_h, minlength=p.n)
-        values[m.u_col : m.z_col] = np.maximum(p.need_kwh - energy, 0.0)
+        grid = np.zeros((p.n, p.slots))
+        grid[m.var_sess, m.var_slot] = [self._last.get(k, 0.0) for k in self._keys(p, m)]
+        values = start_values(p, m, grid)
         return lp.WarmStart(values)
 
 

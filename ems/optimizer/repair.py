@@ -4,14 +4,16 @@
 "0 or at least min" is a disjunction, and modelling it exactly needs a binary per session
 and slot (a 1,000 x 96 day would be a 96k-binary MILP, seconds to minutes). Instead the LP
 runs without it and :func:`enforce_min_current` repairs, slot by slot: every session planned
-between 0 and its minimum is raised to the minimum when every node above it has the headroom,
-otherwise paused; power freed by pausing goes to the other sessions in priority order
-(earliest departure first). Each step only moves power into existing headroom, so the
-result stays within every limit. LP solutions are vertices: per slot only about one
-session per binding limit sits strictly between its bounds, so the repair touches few
-sessions and loses little energy (measured in docs/benchmarks/optimizer.md); the
-rolling-horizon re-plan recovers the rest. A session may average below its minimum in
-the slot where it completes its request (the EV stops charging mid-slot).
+between 0 and its minimum is raised to the minimum when every node above it has the headroom;
+else it borrows the difference from sessions under the same full limits that charge above
+their own minimum (lowest rank first; undone if that is not enough); else it pauses and the
+power it frees goes to the others in rank order. :func:`top_up` then gives headroom left in
+later slots to sessions still short. Each step only moves power into existing headroom,
+so the result stays within every limit. LP solutions are vertices: per slot only about
+one session per binding limit sits strictly between its bounds, so the repair touches few
+sessions (measured in docs/benchmarks/optimizer.md); the rolling-horizon re-plan recovers
+what is left. A session may average below its minimum in the slot where it completes its
+request (the EV stops charging mid-slot).
 
 **Scaling into limits.** A time-limited or interior-point answer may break a limit by a
 hair; :func:`scale_into_limits` scales every session under an overloaded node down by
@@ -58,10 +60,13 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
     return result
 
 
-def enforce_min_current(p: Problem, x: Floats) -> Floats:
+Paths = list[tuple[np.ndarray, Floats]]
+
+
+def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
     """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above)."""
     out = clip_to_sessions(p, x)
-    paths = _paths(p)
+    paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
@@ -111,7 +116,7 @@ def _borrow(
     floor: Floats,
     head_w: Floats,
     head_a: Floats,
-    paths: list[tuple[np.ndarray, Floats]],
+    paths: Paths,
     donors: np.ndarray,
 ) -> bool:
     """Make ``add`` kW of headroom for session ``i`` by lowering sessions that share its full
@@ -143,7 +148,7 @@ def _borrow(
     return False
 
 
-def top_up(p: Problem, x: Floats) -> Floats:
+def top_up(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
     """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
 
     Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
@@ -156,7 +161,7 @@ def top_up(p: Problem, x: Floats) -> Floats:
     short = p.need_kwh - out.sum(axis=1) * p.slot_h
     if not (short > EPS_KW * p.slot_h).any():
         return out
-    paths = _paths(p)
+    paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
     for t in range(p.slots):
@@ -181,7 +186,7 @@ def _redistribute(
     floor: Floats,
     head_w: Floats,
     head_a: Floats,
-    paths: list[tuple[np.ndarray, Floats]],
+    paths: Paths,
     order: np.ndarray,
 ) -> None:
     """Give freed headroom to sessions in ``order`` (each to at least its minimum, or nothing)."""
@@ -201,7 +206,7 @@ def _headroom(p: Problem, x: Floats, t: int) -> tuple[Floats, Floats]:
     return head_w, head_a
 
 
-def _paths(p: Problem) -> list[tuple[np.ndarray, Floats]]:
+def session_paths(p: Problem) -> Paths:
     """Per session: the nodes above it and its A-per-kW on each grid phase (3,)."""
     by_session = p.incidence.T.tocsr()
     out: list[tuple[np.ndarray, Floats]] = []
@@ -217,7 +222,7 @@ def _fill(
     floor: Floats,
     head_w: Floats,
     head_a: Floats,
-    paths: list[tuple[np.ndarray, Floats]],
+    paths: Paths,
     order: np.ndarray,
 ) -> None:
     """Give each session in ``order`` what headroom allows, in [floor, cap] or nothing.

@@ -33,6 +33,7 @@ class SiteLimits:
 
     ``base_load_w`` (other consumers behind the connection) and ``pv_w`` (on-site
     generation) are per-slot forecasts; EVs may use ``capacity_w - base_load_w + pv_w``.
+    They count against the W limit only: ``phase_limits_a`` bound the EVs' current alone.
     """
 
     capacity_w: tuple[float, ...] | None = None

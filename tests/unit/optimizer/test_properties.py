@@ -93,6 +93,8 @@ def test_heuristics_keep_every_invariant_and_lp_is_not_worse(snap: Snapshot, alg
     # The LP without the minimum-current rule is a relaxation of every heuristic's problem,
     # so up to its objective's secondary weights (0.06 %, matrices.Weights) it delivers more.
     assert relaxed.total_energy_wh >= base.total_energy_wh * (1 - 6e-4) - 1e-3
+    # With the minimum-current repair it may lose a little more; the target is 0.1 %.
+    assert optimize(snap).total_energy_wh >= base.total_energy_wh * (1 - 1e-3) - 1e-3
 
 
 @PROPERTY

@@ -48,7 +48,7 @@ def test_heuristics_respect_the_tree_and_lp_delivers_at_least_as_much(path: Path
     assert_invariants(snap, base)
     assert base.status is SolveStatus.FEASIBLE
     lp = optimize(snap)
-    assert lp.total_energy_wh >= base.total_energy_wh * (1 - ENERGY_RTOL) - 1e-6
+    assert lp.total_energy_wh >= base.total_energy_wh - 1e-3
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

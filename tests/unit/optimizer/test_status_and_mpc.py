@@ -77,3 +77,16 @@ def test_replay_runs_a_small_day_online_within_limits() -> None:
     result = replay(day)
     assert len(result.plan_s) == 48
     assert_invariants(day, result.schedule)
+
+
+def test_smoothness_weight_reduces_power_changes_within_the_energy_bound() -> None:
+    from ems.optimizer.matrices import Weights
+
+    snap = workplace_day(40, 48, seed=6, site_share=0.15)
+    smoothing = Options(weights=Weights(smoothness=5e-5))
+    plain = optimize(snap, Options(min_current=False))
+    smooth = optimize(snap, Options(min_current=False, weights=smoothing.weights))
+    assert smooth.objective["power_changes_w"] < plain.objective["power_changes_w"]
+    # Bound from matrices.Weights: 2 x smoothness of the energy (plus the other weights).
+    assert smooth.total_energy_wh >= plain.total_energy_wh * (1 - 1e-3)
+    assert_invariants(snap, optimize(snap, smoothing))
