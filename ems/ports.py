@@ -225,6 +225,10 @@ class CapacitySignalStore(Protocol):
         """Every received signal, accepted or rejected, for audit; returns its id."""
         ...
 
+    async def add_many(self, records: Sequence[tuple[CapacitySignal, bool, str | None]]) -> None:
+        """(signal, accepted, error) records in one transaction, all or nothing (batched audit writes)."""
+        ...
+
     async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
         """Newest first: (signal, accepted, error)."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,28 +40,41 @@ def _block(item: dict[str, Any]) -> CapacityBlock:
     )
 
 
+_INSERT = (
+    "INSERT INTO capacity_signals (site_id, circuit_id, kind, blocks, received_at, message_id, source,"
+    " accepted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _params(signal: CapacitySignal, accepted: bool, error: str | None) -> tuple[Any, ...]:
+    return (
+        signal.site_id,
+        signal.circuit_id,
+        signal.kind,
+        _blocks_json(signal.blocks),
+        signal.received_at,
+        signal.message_id,
+        signal.source,
+        accepted,
+        error,
+    )
+
+
 class SqlCapacitySignalStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
         async with self._db.transaction() as tx:
-            new_id = await tx.fetchval(
-                "INSERT INTO capacity_signals (site_id, circuit_id, kind, blocks, received_at, message_id, source,"
-                " accepted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    signal.site_id,
-                    signal.circuit_id,
-                    signal.kind,
-                    _blocks_json(signal.blocks),
-                    signal.received_at,
-                    signal.message_id,
-                    signal.source,
-                    accepted,
-                    error,
-                ),
-            )
+            new_id = await tx.fetchval(_INSERT + " RETURNING id", _params(signal, accepted, error))
         return int(new_id)
+
+    async def add_many(self, records: Sequence[tuple[CapacitySignal, bool, str | None]]) -> None:
+        """A batch of (signal, accepted, error) in one transaction: the grid service's audit writer."""
+        if not records:
+            return
+        async with self._db.transaction() as tx:
+            await tx.executemany(_INSERT, [_params(s, accepted, error) for s, accepted, error in records])
 
     async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
         rows = await self._db.fetchall(

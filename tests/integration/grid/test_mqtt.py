@@ -47,6 +47,7 @@ async def test_forecast_changes_capacity_and_is_acked_with_status() -> None:
         assert status["headroom_w"] == 25_000
         assert status["active_sessions"] == 2
         assert status["stale"] is False
+        await asyncio.wait_for(grid.service.flush(), WAIT_S)
         assert grid.store.rows[0][1] is True
 
 
@@ -79,6 +80,7 @@ async def test_garbage_gets_an_error_and_the_subscriber_keeps_running() -> None:
         await op.publish(grid.topic("capacity/forecast"), forecast(30, "after-garbage"))
         ack = await op.expect(grid.topic("capacity/ack"))
         assert ack["message_id"] == "after-garbage"
+        await asyncio.wait_for(grid.service.flush(), WAIT_S)
         assert [accepted for _, accepted, _ in grid.store.rows] == [False, False, True]
 
 

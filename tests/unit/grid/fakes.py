@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ems.domain.capacity import CapacitySignal
 from ems.domain.units import Phase
 from ems.errors import StorageUnavailable
@@ -14,12 +16,19 @@ class MemorySignalStore:
     def __init__(self, *, fail: bool = False) -> None:
         self.rows: list[tuple[CapacitySignal, bool, str | None]] = []
         self.fail = fail
+        self.batches: list[int] = []
 
     async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
         if self.fail:
             raise StorageUnavailable("database is down")
         self.rows.append((signal, accepted, error))
         return len(self.rows)
+
+    async def add_many(self, records: Sequence[tuple[CapacitySignal, bool, str | None]]) -> None:
+        if self.fail:
+            raise StorageUnavailable("database is down")
+        self.batches.append(len(records))
+        self.rows.extend(records)
 
     async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
         return [r for r in reversed(self.rows) if r[0].site_id == site_id][:limit]

@@ -133,6 +133,24 @@ async def test_ticker_publishes_expiry_and_staleness_on_the_fake_clock() -> None
     assert (stale.circuit_id, stale.reason, stale.capacity_w) == (None, CapacityChangeReason.STALE, 20_000)
 
 
+async def test_while_running_audit_records_are_written_in_batches_and_flushed_on_stop() -> None:
+    store = MemorySignalStore()
+    service, _, _ = make(store)
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(service.run(stop))
+        await asyncio.wait_for(service.running.wait(), 1)
+        for i in range(5):
+            await service.submit({**FORECAST, "message_id": f"m{i}"}, site_id="depot", source=SignalSource.MQTT)
+        await service.submit(b"nope", site_id="depot", source=SignalSource.MQTT)
+        await asyncio.wait_for(service.flush(), 1)
+        assert [s.message_id for s, _, _ in store.rows] == ["m0", "m1", "m2", "m3", "m4", None]
+        assert sum(store.batches) == 6 and len(store.batches) < 6
+        await service.submit({**FORECAST, "message_id": "last"}, site_id="depot", source=SignalSource.MQTT)
+        stop.set()
+    assert store.rows[-1][0].message_id == "last"
+
+
 def test_the_service_satisfies_the_port() -> None:
     service, _, _ = make()
     port: CapacitySignals = service
