@@ -14,6 +14,7 @@ import logging
 import secrets
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from ems.api.services import ApiServices
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.bus import EventBus
+from ems.controller.loop import Controller
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.events import CapacityChanged
@@ -35,8 +37,12 @@ from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.service import CapacityService
+from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
 from ems.ports import Storage
 from ems.security import hash_password, password_problem
+from ems.sim.clock import ScaledClock
+from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
+from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
@@ -69,8 +75,11 @@ def load_sites(settings: Settings) -> tuple[Site, ...]:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Runtime]:
-    sites = load_sites(settings)
+async def open_runtime(
+    settings: Settings, clock: Clock | None = None, *, default: tuple[Site, ...] | None = None
+) -> AsyncIterator[Runtime]:
+    """Sites, storage and bus; ``default`` sites apply when the settings name no site file."""
+    sites = load_sites(settings) if settings.site_file or default is None else default
     storage = await open_storage(settings)
     bus = EventBus()
     try:
@@ -80,46 +89,76 @@ async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncI
         await storage.close()
 
 
-def build_api(runtime: Runtime, capacity: CapacityService | None = None) -> ApiServer:
-    services = ApiServices(
-        storage=runtime.storage, clock=runtime.clock, sites=runtime.sites, bus=runtime.bus, capacity=capacity
-    )
+@dataclass
+class System:
+    """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
+
+    api: ApiServer
+    ocpp: OcppComponent
+    capacity: CapacityService
+    controller: Controller
+    mqtt: MqttGridAdapter | None
+    services: ApiServices
+
+    def components(self) -> list[Component]:
+        out: list[Component] = [
+            self.api,
+            self.ocpp,
+            self.capacity,
+            self.controller,
+        ]
+        if self.mqtt is not None:
+            out.append(self.mqtt)
+        return out
+
+
+def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
     app = create_app(runtime.settings, services)
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 
-def build_grid(runtime: Runtime) -> CapacityService:
-    """The capacity service (policy + ticker). With MQTT configured a grid operator is expected, so the
-    staleness watch starts now; without, a site goes stale only after it has heard from one."""
-    watch_from = runtime.clock.now() if runtime.settings.mqtt_url else None
-    policy = CapacityPolicy(runtime.sites, watch_from=watch_from)
-    # site_load: the controller's live state implements ems.ports.SiteLoad; wire it here when it lands.
-    return CapacityService(policy, bus=runtime.bus, clock=runtime.clock, store=runtime.storage.signals)
-
-
-def build_mqtt(runtime: Runtime, capacity: CapacityService) -> MqttGridAdapter:
-    settings = runtime.settings
-    assert settings.mqtt_url is not None
-    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    options = MqttOptions.from_url(
-        settings.mqtt_url,
-        username=settings.mqtt_username,
-        password=password,
-        tls_ca=settings.mqtt_tls_ca,
-        client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
-        status_interval_s=settings.mqtt_status_interval_s,
+async def build_system(runtime: Runtime) -> System:
+    """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
+    settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
+    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    # With MQTT configured a grid operator is expected, so the staleness watch starts now;
+    # without, a site goes stale only after it has heard from one.
+    watch_from = clock.now() if settings.mqtt_url else None
+    capacity = CapacityService(
+        CapacityPolicy(runtime.sites, watch_from=watch_from), bus=bus, clock=clock, store=storage.signals
     )
-    changes = runtime.bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
-    return MqttGridAdapter(capacity, options, changes=changes)
-
-
-def build_components(runtime: Runtime) -> list[Component]:
-    """Every component ``ems serve`` runs, from the settings."""
-    capacity = build_grid(runtime)
-    components: list[Component] = [build_api(runtime, capacity), capacity]
-    if runtime.settings.mqtt_url:
-        components.append(build_mqtt(runtime, capacity))
-    return components
+    controller = Controller(
+        sites=runtime.sites,
+        bus=bus,
+        clock=clock,
+        sessions=storage.sessions,
+        charger_control=ocpp.control,
+        capacity=capacity,
+    )
+    controller.subscribe()
+    capacity.attach_site_load(controller)
+    mqtt = None
+    if settings.mqtt_url:
+        options = MqttOptions.from_url(
+            settings.mqtt_url,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+            tls_ca=settings.mqtt_tls_ca,
+            client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
+            status_interval_s=settings.mqtt_status_interval_s,
+        )
+        changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
+        mqtt = MqttGridAdapter(capacity, options, changes=changes)
+    services = ApiServices(
+        storage=storage,
+        clock=clock,
+        sites=runtime.sites,
+        bus=bus,
+        charger_control=ocpp.control,
+        capacity=capacity,
+        monitor=controller,
+    )
+    return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
 
 
 def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
@@ -198,30 +237,38 @@ async def serve(settings: Settings) -> None:
     remove = install_signal_handlers(stop)
     try:
         async with open_runtime(settings) as runtime:
-            components = build_components(runtime)
-            api = next(c for c in components if isinstance(c, ApiServer))
+            system = await build_system(runtime)
             async with asyncio.TaskGroup() as group:
-                group.create_task(_announce(api, runtime, stop), name="announce")
-                group.create_task(run_components(components, stop), name="components")
+                group.create_task(_announce(system, runtime, stop), name="announce")
+                group.create_task(run_components(system.components(), stop), name="components")
     finally:
         remove()
 
 
 async def _wait_started(api: ApiServer, stop: asyncio.Event) -> bool:
     """True once the API listens; False if ``stop`` came first."""
-    started = asyncio.create_task(api.started.wait())
+    return await _first(api.started, stop)
+
+
+async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
+    waiting = asyncio.create_task(ready.wait())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    started.cancel()
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
     stopping.cancel()
-    return api.started.is_set()
+    return ready.is_set()
 
 
-async def _announce(api: ApiServer, runtime: Runtime, stop: asyncio.Event) -> None:
-    if not await _wait_started(api, stop):
+async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
+    api = system.api
+    if not await _wait_started(api, stop) or not await _first(system.ocpp.started, stop):
         return
     backend = runtime.storage.backend
-    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs), storage: {backend}", flush=True)
+    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
+    print(f"ems: OCPP on {system.ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
+    if system.mqtt is not None:
+        print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
     if runtime.settings.admin_api_key is None:
         print("ems: EMS_ADMIN_API_KEY is not set: create a key with `ems apikey create` to use /api/v1", flush=True)
 
@@ -266,34 +313,46 @@ async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> Demo
 
 
 async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
-    """``ems serve`` plus simulated stations on an embedded database, for ``duration_s`` or until Ctrl-C."""
+    """``ems serve`` plus simulated stations of both OCPP versions on an embedded database.
+
+    The whole process runs on one sped-up clock (``DEMO_SPEED``), so the stations, the
+    controller and the grid signals agree on time: a minute of demo is an hour of car park.
+    """
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
-    clock = SystemClock()
+    clock = ScaledClock(SystemClock(), DEMO_SPEED)
     try:
-        async with open_runtime(settings, clock) as runtime:
-            components = build_components(runtime)
-            api = next(c for c in components if isinstance(c, ApiServer))
-            capacity = next(c for c in components if isinstance(c, CapacityService))
-            components.append(build_grid_operator_sim(runtime, capacity))
+        async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
+            for uid in DEFAULT_CARDS:
+                with contextlib.suppress(Conflict):
+                    await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
+            system = await build_system(runtime)
+            ocpp = system.ocpp
+            simulators: list[Component] = [
+                FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
+                for c in demo_fleets()
+            ]
+            simulators.append(build_grid_operator_sim(runtime, system.capacity))
 
             async def _timer() -> None:
-                if not await _wait_started(api, stop):
+                if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
                     return
-                print(f"ems demo: API on {api.url} (docs at {api.url}/docs)", flush=True)
+                print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
+                print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=duration_s)
+                    async with asyncio.timeout(duration_s):
+                        await stop.wait()
                 stop.set()
 
-            started = clock.monotonic()
+            started = time.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
                 group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
-                group.create_task(run_components(components, stop), name="components")
-            return await summarize(runtime, api, clock.monotonic() - started)
+                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
+            return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()
 

@@ -110,6 +110,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The ocpp library logs every frame at INFO (simulated stations use it): far too loud for a service log.
+    logging.getLogger("ocpp").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from ems.controller.planning import (
 )
 from ems.controller.state import LiveState
 from ems.domain.capacity import CapacityInterval
-from ems.domain.commands import CommandStatus, SetChargingLimit
+from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit
 from ems.domain.events import (
     CapacityChanged,
     DomainEvent,
@@ -100,6 +100,8 @@ class Controller:
         self._sent: dict[tuple[str, int], SentProfile] = {}
         self.plans: dict[str, PlanRecord] = {}
         self.replans = 0
+        self.replanned = asyncio.Event()
+        """Set after every re-plan (tests and monitors clear it and wait)."""
         self._subscription: Subscription[DomainEvent] | None = None
         self._group: asyncio.TaskGroup | None = None
 
@@ -216,8 +218,10 @@ class Controller:
 
     async def _plan_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the event.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.replan_interval_s)
+                async with asyncio.timeout(self.settings.replan_interval_s):
+                    await self._dirty.wait()
             await asyncio.sleep(self.settings.debounce_s)
             self._dirty.clear()
             for site in self.sites:
@@ -243,6 +247,7 @@ class Controller:
         sent, rejected = await self._dispatch(site, schedule)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
+        self.replanned.set()
         log.info(
             "controller: site %s planned %d session(s): %s in %.0f ms, %d profile(s) sent, %d refused",
             site_id,
@@ -278,7 +283,7 @@ class Controller:
                 continue
             if should_send(command, self._sent.get((session.station_id, session.evse_id)), now_s, planning):
                 pending.append((session.station_id, session.evse_id, command))
-        results = await asyncio.gather(*(self._control.execute(sid, cmd) for sid, _, cmd in pending))
+        results = await asyncio.gather(*(self._execute(sid, cmd) for sid, _, cmd in pending))
         sent = rejected = 0
         for (station_id, evse_id, command), result in zip(pending, results, strict=True):
             if result.status is CommandStatus.ACCEPTED:
@@ -295,6 +300,16 @@ class Controller:
                 )
         return sent, rejected
 
+    async def _execute(self, station_id: str, command: SetChargingLimit) -> CommandResult:
+        """``ChargerControl.execute``, with an adapter's own bug reported as a refusal instead of
+        taking the control loop (and with it every other station's limits) down."""
+        assert self._control is not None
+        try:
+            return await self._control.execute(station_id, command)
+        except Exception as exc:
+            log.exception("controller: sending %s to %s failed inside the adapter", command.purpose, station_id)
+            return CommandResult(CommandStatus.REJECTED, f"adapter error: {type(exc).__name__}")
+
     async def _send_failsafe(self, station_id: str) -> None:
         if self._control is None:
             return
@@ -307,7 +322,7 @@ class Controller:
             command = failsafe_profile(site, evse, evse_count)
             if command is None:
                 continue
-            result = await self._control.execute(station_id, command)
+            result = await self._execute(station_id, command)
             if result.status is not CommandStatus.ACCEPTED:
                 log.warning(
                     "controller: %s evse %d refused its fail-safe profile: %s",

@@ -10,9 +10,10 @@ as the car takes): the optimizer then shares fairly rather than guessing.
 Profiles (the fail-safe design): each charging session gets a ``TxProfile`` covering only
 the next ``profile_horizon_s``; a station whose link drops follows it to its end and then
 falls back to the ``TxDefaultProfile`` fail-safe limit the controller installs at connect.
-Profiles are refreshed every ``refresh_s`` and re-sent earlier only when the first limit
-moves by more than ``deadband_a`` — never more often than ``min_interval_s`` per EVSE, so
-charger flash and EV contactors are not worn by noise.
+Profiles are refreshed every ``refresh_s``. A limit going *down* by more than ``deadband_a``
+is sent at once (the site may be over its capacity until it lands); one going *up* waits
+for ``min_interval_s`` since the EVSE's last profile, so charger flash and EV contactors
+are not worn by noise.
 """
 
 from __future__ import annotations
@@ -197,13 +198,17 @@ def tx_profile(
 
 
 def should_send(command: SetChargingLimit, last: SentProfile | None, now_s: float, settings: PlanningSettings) -> bool:
+    """Send a lower limit at once (safety: the site may be over its capacity until it lands); a higher
+    one only past the deadband and the minimum interval; otherwise refresh before the profile runs out."""
     if last is None:
+        return True
+    change_a = command.periods[0].limit - last.first_limit_a
+    if change_a < -settings.deadband_a or (command.periods[0].limit == 0 and last.first_limit_a > 0):
         return True
     elapsed = now_s - last.sent_at_s
     if elapsed < settings.min_interval_s:
         return False
-    moved = abs(command.periods[0].limit - last.first_limit_a) > settings.deadband_a
-    return moved or elapsed >= settings.refresh_s
+    return change_a > settings.deadband_a or elapsed >= settings.refresh_s
 
 
 def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetChargingLimit | None:

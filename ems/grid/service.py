@@ -75,6 +75,10 @@ class CapacityService:
     def site_ids(self) -> list[str]:
         return self.policy.site_ids()
 
+    def attach_site_load(self, site_load: SiteLoad) -> None:
+        """Late binding: the controller that measures the load is built after this service."""
+        self._site_load = site_load
+
     async def submit(
         self,
         raw: bytes | str | Mapping[str, Any],

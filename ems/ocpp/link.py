@@ -34,7 +34,9 @@ from ocpp.exceptions import (
     ProtocolError,
 )
 from ocpp.messages import CallError, CallResult
+from ocpp.v16 import call_result as r16
 from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call_result as r201
 from ocpp.v201.enums import Action as Action201
 from websockets.asyncio.server import ServerConnection
 
@@ -55,6 +57,8 @@ _KNOWN = {
     OcppVersion.V201: frozenset(a.value for a in Action201),
 }
 _LIB_VERSION = {OcppVersion.V16: "1.6", OcppVersion.V201: "2.0.1"}
+_CALL_RESULTS = {OcppVersion.V16: r16, OcppVersion.V201: r201}
+"""What the library's ``call()`` builds answers from."""
 
 
 def handles(action: str) -> Callable[[H], H]:
@@ -79,6 +83,7 @@ class StationLink(ChargePoint):  # type: ignore[misc]
             if callable(member) and hasattr(member, "_ocpp_action")
         }
         cls._ocpp_version = _LIB_VERSION[cls.version]
+        cls._call_result = _CALL_RESULTS[cls.version]
 
     def __init__(
         self,

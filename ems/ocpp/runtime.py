@@ -2,9 +2,11 @@
 
 ::
 
-    ocpp = await OcppRuntime.open(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
-    tg.create_task(ocpp.run(stop))           # server + applier; returns after a clean shutdown
-    services.charger_control = ocpp.control  # for the API's command endpoint
+    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    services = ApiServices(..., charger_control=ocpp.control)  # the API's command endpoint
+    group.create_task(ocpp.run(stop))  # server + applier until ``stop``; then drains and closes
+
+``OcppRuntime`` is the same with everything built up front (tests use it directly).
 """
 
 from __future__ import annotations
@@ -65,11 +67,12 @@ class OcppRuntime:
         *,
         journal_path: Path | None,
         authorizer: Authorizer | None = None,
+        registry: LinkRegistry | None = None,
     ) -> OcppRuntime:
         """``journal_path`` ``None``: an in-memory journal (tests only: not durable)."""
         journal = await Journal.open(journal_path)
         service = OcppService(storage, bus, clock, journal, authorizer or CardAuthorizer(storage.cards, clock))
-        registry = LinkRegistry()
+        registry = registry or LinkRegistry()
         return cls(
             journal=journal,
             service=service,
@@ -79,13 +82,13 @@ class OcppRuntime:
             server=OcppServer(config, service, registry, clock, journal),
         )
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
         """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal."""
         applier = asyncio.create_task(self.applier.run(), name="ocpp-applier")
         try:
             await self.server.run(stop)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drained(), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(self.drained(), drain_timeout_s)
         finally:
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,3 +100,57 @@ class OcppRuntime:
         while self.journal.backlog() or self.journal.committed > self.applier.applied:
             self.applier.idle.clear()
             await self.applier.idle.wait()
+
+
+class OcppComponent:
+    """The OCPP side as a composition-root component: ``control`` exists before ``run`` starts."""
+
+    name = "ocpp"
+
+    def __init__(
+        self,
+        config: OcppServerConfig,
+        storage: Storage,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        journal_path: Path | None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
+        self.config = config
+        self._storage = storage
+        self._bus = bus
+        self._clock = clock
+        self._journal_path = journal_path
+        self._authorizer = authorizer
+        self.registry = LinkRegistry()
+        self.control = OcppChargerControl(self.registry, timeout_s=config.command_timeout_s)
+        self.started = asyncio.Event()
+        """Set once the server listens; ``url`` is then the bound address."""
+        self.runtime: OcppRuntime | None = None
+
+    @property
+    def url(self) -> str:
+        if self.runtime is None:
+            raise RuntimeError("the OCPP server is not running")
+        return self.runtime.server.url
+
+    async def run(self, stop: asyncio.Event) -> None:
+        runtime = await OcppRuntime.open(
+            self.config,
+            self._storage,
+            self._bus,
+            self._clock,
+            journal_path=self._journal_path,
+            authorizer=self._authorizer,
+            registry=self.registry,
+        )
+        self.runtime = runtime
+
+        async def announce() -> None:
+            await runtime.server.started.wait()
+            self.started.set()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(runtime.run(stop), name="ocpp-runtime")
+            group.create_task(announce(), name="ocpp-started")

@@ -13,7 +13,8 @@ import contextlib
 import logging
 import random
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import websockets
@@ -44,6 +45,8 @@ class FleetConfig:
     """Simulated seconds between meter values during a transaction."""
     mean_arrival_s: float = 600.0
     """Mean simulated time between EV arrivals at one station."""
+    stay_s: tuple[float, float] = (20 * 60.0, 180 * 60.0)
+    """How long a driver stays (simulated seconds), uniform between the two; the EV leaves then, or when full."""
     seed: int = 1
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
 
@@ -87,7 +90,7 @@ async def drive(station: SimStation, config: FleetConfig, rng: random.Random, cl
             capacity_wh=rng.choice((40_000.0, 60_000.0, 80_000.0)),
             soc=rng.uniform(0.1, 0.7),
             max_power_w=rng.choice((7_400.0, 11_000.0, 22_000.0)),
-            departure_at=clock.now() + timedelta(minutes=rng.uniform(20, 180)),
+            departure_at=clock.now() + timedelta(seconds=rng.uniform(*config.stay_s)),
         )
         with contextlib.suppress(
             PermissionError, OCPPError, ConnectionError, TimeoutError, websockets.ConnectionClosed
@@ -129,3 +132,34 @@ async def run_fleet(config: FleetConfig, clock: Clock, *, duration_s: float | No
             with contextlib.suppress(OSError, TimeoutError, websockets.ConnectionClosed):
                 await station.close()
     return report(stations)
+
+
+class FleetComponent:
+    """A fleet as a composition-root component (``ems demo``): starts once ``ready`` is set, runs until ``stop``.
+
+    ``url`` is read when the fleet starts, so the OCPP server may have bound port 0.
+    """
+
+    def __init__(
+        self, name: str, config: FleetConfig, clock: Clock, url: Callable[[], str], ready: asyncio.Event
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._clock = clock
+        self._url = url
+        self._ready = ready
+        self.report: FleetReport | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        ready = asyncio.create_task(self._ready.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        stopping.cancel()
+        if stop.is_set():
+            return
+        fleet = asyncio.create_task(run_fleet(replace(self._config, url=self._url()), self._clock), name=self.name)
+        await stop.wait()
+        fleet.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fleet

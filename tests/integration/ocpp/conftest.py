@@ -71,15 +71,16 @@ class OcppEnv:
 
 
 async def start_env(
-    storage: SqlStorage, journal: Path, config: OcppServerConfig
+    storage: SqlStorage, journal: Path, config: OcppServerConfig, *, cards: bool = True, drain_s: float = 10.0
 ) -> tuple[OcppEnv, asyncio.Event, asyncio.Task[None]]:
     bus = EventBus()
     events = bus.subscribe(name="test", overflow=Overflow.BLOCK, maxsize=100_000)
     runtime = await OcppRuntime.open(config, storage, bus, SystemClock(), journal_path=journal)
     stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop))
+    task = asyncio.create_task(runtime.run(stop, drain_timeout_s=drain_s))
     await asyncio.wait_for(runtime.server.started.wait(), WAIT_S)
-    await storage.cards.add(Card(uid="GOOD-CARD"))
+    if cards:
+        await storage.cards.add(Card(uid="GOOD-CARD"))
     return OcppEnv(runtime, storage, bus, events), stop, task
 
 

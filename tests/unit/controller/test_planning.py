@@ -104,8 +104,11 @@ def test_schedule_becomes_tx_profiles_within_limits() -> None:
 def test_deadband_minimum_interval_and_refresh() -> None:
     cmd = SetChargingLimit(evse_id=1, profile_id=1001, periods=(ChargingSchedulePeriod(start_offset_s=0, limit=16.0),))
     assert should_send(cmd, None, 0.0, SETTINGS)
-    assert not should_send(cmd, SentProfile(10.0, 0.0), 5.0, SETTINGS), "not within min_interval_s"
+    assert not should_send(cmd, SentProfile(10.0, 0.0), 5.0, SETTINGS), "a raise waits for min_interval_s"
     assert should_send(cmd, SentProfile(10.0, 0.0), 11.0, SETTINGS), "moved by more than the deadband"
+    assert should_send(cmd, SentProfile(32.0, 0.0), 1.0, SETTINGS), "a cut goes out at once"
+    pause = SetChargingLimit(evse_id=1, profile_id=1001, periods=(ChargingSchedulePeriod(start_offset_s=0, limit=0.0),))
+    assert should_send(pause, SentProfile(0.5, 0.0), 1.0, SETTINGS), "a pause goes out at once"
     assert not should_send(cmd, SentProfile(15.5, 0.0), 60.0, SETTINGS), "noise inside the deadband"
     assert should_send(cmd, SentProfile(15.5, 0.0), 300.0, SETTINGS), "refresh before the profile runs out"
 
