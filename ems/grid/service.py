@@ -59,9 +59,8 @@ class CapacityService:
         self._bus = bus
         self._clock = clock
         self._store = store
-        # Public: the composition root sets it after construction, as the controller (the provider) needs
-        # this service itself.
         self.site_load = site_load
+        """Usually bound late (``attach_site_load``): the controller that measures the load needs this service."""
         self._wake = asyncio.Event()
         self._audit: asyncio.Queue[AuditRecord] = asyncio.Queue(maxsize=AUDIT_QUEUE)
         self._audit_ready = asyncio.Event()
@@ -77,7 +76,7 @@ class CapacityService:
 
     def attach_site_load(self, site_load: SiteLoad) -> None:
         """Late binding: the controller that measures the load is built after this service."""
-        self._site_load = site_load
+        self.site_load = site_load
 
     async def submit(
         self,

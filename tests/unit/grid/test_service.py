@@ -108,6 +108,15 @@ async def test_status_has_load_limit_headroom_and_sessions() -> None:
     assert status["stale"] is False
 
 
+async def test_site_load_bound_late_shows_in_status() -> None:
+    clock = FakeClock(T0)
+    service = CapacityService(CapacityPolicy([site()]), bus=EventBus(), clock=clock)
+    assert service.status("depot")["measured"]["power_w"] is None
+    service.attach_site_load(FixedSiteLoad(per_phase_w=1_000, sessions=1))
+    status = service.status("depot")
+    assert (status["measured"]["power_w"], status["headroom_w"], status["active_sessions"]) == (3_000, 97_000, 1)
+
+
 async def test_unknown_target_reads_raise_not_found() -> None:
     service, _, _ = make()
     with pytest.raises(NotFound):
