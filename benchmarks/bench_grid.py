@@ -281,23 +281,7 @@ async def throughput(h: Harness, port: int, rate: int, seconds: float) -> dict[s
     accepted_before = h.service.accepted
     last = h.waiter(f"b-{offset + total - 1}")
     t0 = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--publisher",
-        h.topic,
-        "--port",
-        str(port),
-        "--rate",
-        str(rate),
-        "--seconds",
-        str(seconds),
-        "--offset",
-        str(offset),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    published = float(out.decode().strip() or "nan")
+    published = await spawn_publisher(port, h.topic, rate, seconds, offset)
     await asyncio.wait_for(last.wait(), 120)
     drained = time.perf_counter() - t0
     accepted = h.service.accepted - accepted_before

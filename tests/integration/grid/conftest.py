@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,24 @@ def make_site(stale_after_s: float = 900.0) -> Site:
         stale_after_s=stale_after_s,
         circuits=(Circuit(id="feeder-a", capacity_w=50_000.0),),
     )
+
+
+def forecast(capacity_kw: float, message_id: str, minutes: int = 60) -> dict[str, Any]:
+    """A one-block forecast in kW, in force from a minute ago for ``minutes``."""
+    now = datetime.now(UTC)
+    return {
+        "message_id": message_id,
+        "type": "CONSUMPTION",
+        "forecasted_blocks": [
+            {
+                "capacity": capacity_kw,
+                "unit": "KW",
+                "phase": "ALL",
+                "start_time": (now - timedelta(minutes=1)).isoformat(),
+                "end_time": (now + timedelta(minutes=minutes)).isoformat(),
+            }
+        ],
+    }
 
 
 @asynccontextmanager

@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.service import CapacityService
 from ems.ports import Storage
-from tests.integration.grid.conftest import WAIT_S, listening, make_site, running_grid
+from tests.integration.grid.conftest import WAIT_S, forecast, listening, make_site, running_grid
 from tests.unit.grid.helpers import T0, site
 
 ADMIN_KEY = "grid-test-admin-key-0123456789"
@@ -116,18 +115,7 @@ async def test_unknown_site_and_no_key(api: tuple[httpx.AsyncClient, Storage]) -
 async def test_mosquitto_pub_forecast_is_visible_in_the_api(sqlite_storage: Storage) -> None:
     """The issue's done-criterion: mosquitto_pub -> ack on the ack topic -> GET shows it."""
     the_site = make_site()
-    now = datetime.now(UTC)
-    body = {
-        "message_id": "from-mosquitto-pub",
-        "forecasted_blocks": [
-            {
-                "capacity": 22,
-                "unit": "KW",
-                "start_time": (now - timedelta(minutes=1)).isoformat(),
-                "end_time": (now + timedelta(hours=1)).isoformat(),
-            }
-        ],
-    }
+    body = forecast(22, "from-mosquitto-pub")
     async with running_grid(the_site) as grid, listening(the_site.id) as op:
         services = ApiServices(storage=sqlite_storage, clock=SystemClock(), sites=(the_site,), capacity=grid.service)
         mosquitto_pub = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"

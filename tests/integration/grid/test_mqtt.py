@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from ems.domain.capacity import CapacityChangeReason, SignalKind
 from ems.domain.events import CapacityChanged
-from tests.integration.grid.conftest import WAIT_S, PrivateBroker, listening, make_site, running_grid
+from tests.integration.grid.conftest import WAIT_S, PrivateBroker, forecast, listening, make_site, running_grid
 
 pytestmark = pytest.mark.mqtt
-
-
-def forecast(capacity_kw: float, message_id: str, minutes: int = 60) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "message_id": message_id,
-        "type": "CONSUMPTION",
-        "forecasted_blocks": [
-            {
-                "capacity": capacity_kw,
-                "unit": "KW",
-                "phase": "ALL",
-                "start_time": (now - timedelta(minutes=1)).isoformat(),
-                "end_time": (now + timedelta(minutes=minutes)).isoformat(),
-            }
-        ],
-    }
 
 
 async def test_forecast_changes_capacity_and_is_acked_with_status() -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ import pytest
 
 from ems.app import build_system, open_runtime, run_components
 from ems.config import Settings
-from tests.integration.grid.conftest import WAIT_S, listening
+from tests.integration.grid.conftest import WAIT_S, forecast, listening
 
 pytestmark = pytest.mark.mqtt
 ADMIN_KEY = "grid-serve-admin-key-0123456789"
@@ -38,19 +37,7 @@ async def test_mosquitto_pub_forecast_through_ems_serve(tmp_path: Path) -> None:
         mqtt_url="mqtt://127.0.0.1:1883",
         mqtt_client_id=f"ems-test-{site_id}",
     )
-    now = datetime.now(UTC)
-    body = {
-        "message_id": "dso-1",
-        "forecasted_blocks": [
-            {
-                "capacity": 60,
-                "unit": "KW",
-                "phase": "ALL",
-                "start_time": (now - timedelta(minutes=5)).isoformat(),
-                "end_time": (now + timedelta(hours=1)).isoformat(),
-            }
-        ],
-    }
+    body = forecast(60, "dso-1")
     async with open_runtime(settings) as runtime, listening(site_id) as op:
         system = await build_system(runtime)
         assert system.mqtt is not None
