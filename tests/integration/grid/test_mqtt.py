@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiomqtt
 import pytest
 
 from ems.domain.capacity import CapacityChangeReason, SignalKind
@@ -119,16 +120,45 @@ async def test_qos1_messages_sent_while_ems_is_away_arrive_on_its_return() -> No
             assert grid.service.latest(site.id, None, SignalKind.LIMIT) is not None
 
 
-async def test_broker_restart_reconnects_and_resubscribes(private_broker: PrivateBroker) -> None:
+async def test_broker_restart_reconnects_resubscribes_and_keeps_retained_forecasts(
+    private_broker: PrivateBroker,
+) -> None:
     site = make_site()
     async with running_grid(site, port=private_broker.port) as grid:
+        async with listening(site.id, port=private_broker.port) as op:
+            await op.publish(grid.topic("capacity/forecast"), forecast(44, "retained-before"), retain=True)
+            await op.expect_ack(grid.topic("capacity/ack"), "retained-before")
         private_broker.stop()
         await asyncio.wait_for(grid.adapter.disconnected.wait(), WAIT_S)
         private_broker.start()
-        await asyncio.wait_for(grid.adapter.connected.wait(), WAIT_S)
-        assert grid.adapter.connections == 2
         async with listening(site.id, port=private_broker.port) as op:
+            await asyncio.wait_for(grid.adapter.connected.wait(), WAIT_S)
+            assert grid.adapter.connections == 2
             await op.publish(grid.topic("capacity/forecast"), forecast(33, "after-restart"))
-            ack = await op.expect(grid.topic("capacity/ack"))
-            assert ack["message_id"] == "after-restart"
-        assert grid.service.in_force(site.id).capacity_w == 33_000
+            await op.expect_ack(grid.topic("capacity/ack"), "after-restart")
+            assert grid.service.in_force(site.id).capacity_w == 33_000
+            # A fresh ems on the restarted broker still gets the retained forecast: it survived the restart.
+            async with running_grid(site, port=private_broker.port) as fresh:
+                ack = await op.expect_ack(grid.topic("capacity/ack"), "retained-before")
+                assert ack["duplicate"] is False
+                assert fresh.service.in_force(site.id).capacity_w == 44_000
+
+
+async def test_status_is_published_periodically_and_retained() -> None:
+    site = make_site()
+    async with running_grid(site, status_interval_s=0.2) as grid, listening(site.id) as op:
+        first = await op.expect(grid.topic("status"))
+        second = await op.expect(grid.topic("status"))
+        assert second["at"] > first["at"] and second["limit"]["capacity_w"] == 100_000
+    async with listening(site.id) as late:  # a newcomer gets the last status at once: it is retained
+        status = await late.expect(f"ems/v1/sites/{site.id}/status")
+        assert status["site_id"] == site.id
+        await late.publish(f"ems/v1/sites/{site.id}/status", b"", retain=True)  # tidy the shared broker
+
+
+async def test_mqtt_311_is_accepted() -> None:
+    site = make_site()
+    async with running_grid(site, protocol=aiomqtt.ProtocolVersion.V311) as grid, listening(site.id) as op:
+        await op.publish(grid.topic("capacity/forecast"), forecast(12, "v311"))
+        ack = await op.expect(grid.topic("capacity/ack"))
+        assert ack["message_id"] == "v311" and ack["in_force"]["capacity_w"] == 12_000
