@@ -17,6 +17,7 @@ here, several ms on a loaded machine) and delay every following signal. Without 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -29,7 +30,14 @@ from ems.domain.events import CapacityChanged, CapacitySignalReceived
 from ems.errors import NotFound, StorageError
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.payload import Rejection, ack_payload, error_payload, parse_signal, status_payload
-from ems.ports import CapacitySignalStore, SignalOutcome, SiteLoad, SiteLoadReading
+from ems.ports import (
+    MAX_AUDIT_PAYLOAD_CHARS,
+    CapacitySignalStore,
+    SignalAudit,
+    SignalOutcome,
+    SiteLoad,
+    SiteLoadReading,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +47,6 @@ MAX_TICK_WAIT_S = 5.0
 AUDIT_BATCH = 500
 AUDIT_QUEUE = 100_000
 """Audit records held while the database is slow: 100 s of a 1,000 signal/s stream (~50 MB)."""
-
-AuditRecord = tuple[CapacitySignal, bool, str | None]
 
 
 class CapacityService:
@@ -62,7 +68,7 @@ class CapacityService:
         self.site_load = site_load
         """Usually bound late (``attach_site_load``): the controller that measures the load needs this service."""
         self._wake = asyncio.Event()
-        self._audit: asyncio.Queue[AuditRecord] = asyncio.Queue(maxsize=AUDIT_QUEUE)
+        self._audit: asyncio.Queue[SignalAudit] = asyncio.Queue(maxsize=AUDIT_QUEUE)
         self._audit_ready = asyncio.Event()
         self.running = asyncio.Event()
         self._writer_running = False
@@ -97,12 +103,12 @@ class CapacityService:
             raw, site_id=site_id, site=site, received_at=now, source=source, kind=kind, circuit_id=circuit_id
         )
         if isinstance(parsed, Rejection):
-            return await self._reject(parsed)
+            return await self._reject(parsed, raw)
         if self.policy.is_duplicate(parsed):
             # QoS 1 is at-least-once, and the broker replays retained messages on resubscribe.
             self.duplicates += 1
             in_force = self.policy.in_force(site_id, parsed.circuit_id, now)
-            await self._persist(parsed, accepted=True, error="duplicate message id; not applied again")
+            await self._persist(SignalAudit(parsed, True, "duplicate message id; not applied again"))
             reply = ack_payload(parsed, in_force, duplicate=True)
             return SignalOutcome(True, parsed, reply, duplicate=True, in_force=in_force)
         events = self.policy.apply(parsed, fresh=fresh)
@@ -114,7 +120,7 @@ class CapacityService:
         in_force = self.policy.reported(site_id, parsed.circuit_id) or self.policy.in_force(
             site_id, parsed.circuit_id, now
         )
-        await self._persist(parsed, accepted=True)
+        await self._persist(SignalAudit(parsed, True))
         log.info(
             "capacity %s for %s%s from %s accepted (message %s): %s W in force",
             parsed.kind.value,
@@ -126,7 +132,7 @@ class CapacityService:
         )
         return SignalOutcome(True, parsed, ack_payload(parsed, in_force), in_force=in_force)
 
-    async def _reject(self, rejection: Rejection) -> SignalOutcome:
+    async def _reject(self, rejection: Rejection, raw: bytes | str | Mapping[str, Any]) -> SignalOutcome:
         self.rejected += 1
         log.warning(
             "capacity %s for %s from %s rejected (message %s): %s",
@@ -137,29 +143,29 @@ class CapacityService:
             "; ".join(rejection.problems),
         )
         signal = rejection.as_signal()
-        await self._persist(signal, accepted=False, error="; ".join(rejection.problems))
+        await self._persist(SignalAudit(signal, False, "; ".join(rejection.problems), _as_text(raw)))
         return SignalOutcome(False, signal, error_payload(rejection), problems=rejection.problems)
 
-    async def _persist(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> None:
+    async def _persist(self, record: SignalAudit) -> None:
         if self._store is None:
             return
         if not self._writer_running:
-            await self._write([(signal, accepted, error)])
+            await self._write([record])
             return
         try:
-            self._audit.put_nowait((signal, accepted, error))
+            self._audit.put_nowait(record)
             self._audit_ready.set()
         except asyncio.QueueFull:
             self.audit_dropped += 1
             if self.audit_dropped in (1, 100) or self.audit_dropped % 10_000 == 0:
                 log.warning("capacity audit queue full: %d records not persisted", self.audit_dropped)
 
-    async def _write(self, records: list[AuditRecord]) -> None:
+    async def _write(self, records: list[SignalAudit]) -> None:
         assert self._store is not None
         try:
             if len(records) == 1:
-                signal, accepted, error = records[0]
-                await self._store.add(signal, accepted=accepted, error=error)
+                r = records[0]
+                await self._store.add(r.signal, accepted=r.accepted, error=r.error, payload=r.payload)
             else:
                 await self._store.add_many(records)
         except StorageError as exc:
@@ -249,3 +255,14 @@ class CapacityService:
         finally:
             self._writer_running = False
             self.running.clear()
+
+
+def _as_text(raw: bytes | str | Mapping[str, Any]) -> str:
+    """The raw body for the audit log, cut to ``MAX_AUDIT_PAYLOAD_CHARS`` (undecodable bytes replaced)."""
+    if isinstance(raw, bytes):
+        text = raw[: MAX_AUDIT_PAYLOAD_CHARS * 4].decode("utf-8", errors="replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        text = json.dumps(raw, default=str)
+    return text[:MAX_AUDIT_PAYLOAD_CHARS]

@@ -101,6 +101,13 @@ async def test_rejected_body_is_problem_json_and_audited(api: tuple[httpx.AsyncC
         "/api/v1/sites/depot/capacity", content=b"{", headers={**ADMIN, "content-type": "application/json"}
     )
     assert garbage.status_code == 422
+    log = (await client.get("/api/v1/sites/depot/capacity/signals?limit=5", headers=ADMIN)).json()
+    assert [(r["accepted"], r["payload"], r["signal"]["message_id"]) for r in log] == [
+        (False, "{", None),
+        (False, json.dumps(bad, separators=(",", ":")), "bad"),  # as httpx sent it
+    ]
+    assert "negative" in log[1]["error"]
+    assert (await client.get("/api/v1/sites/nope/capacity/signals", headers=ADMIN)).status_code == 404
 
 
 async def test_unknown_site_and_no_key(api: tuple[httpx.AsyncClient, Storage]) -> None:

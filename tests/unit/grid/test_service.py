@@ -60,6 +60,7 @@ async def test_accepted_forecast_is_applied_published_persisted_and_acked() -> N
     assert isinstance(events[0], CapacitySignalReceived)
     assert isinstance(events[1], CapacityChanged) and events[1].reason is CapacityChangeReason.NEW_FORECAST
     assert [(s.message_id, ok, err) for s, ok, err in store.rows] == [("f1", True, None)]
+    assert store.payloads == [None]  # an accepted signal is described by its blocks
 
 
 async def test_rejected_signal_changes_nothing_and_is_persisted_with_reasons() -> None:
@@ -72,6 +73,7 @@ async def test_rejected_signal_changes_nothing_and_is_persisted_with_reasons() -
     assert drain(sub) == []
     assert service.in_force("depot").capacity_w == 100_000
     assert store.rows[0][1] is False and "malformed JSON" in (store.rows[0][2] or "")
+    assert store.payloads == ["{garbage"]
 
 
 async def test_unknown_site_is_rejected_not_raised() -> None:
