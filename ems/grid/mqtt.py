@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -99,8 +99,8 @@ class MqttOptions:
         return cls(
             host=parts.hostname,
             port=parts.port or (8883 if tls else 1883),
-            username=username or parts.username,
-            password=password or parts.password,
+            username=username or (unquote(parts.username) if parts.username else None),
+            password=password or (unquote(parts.password) if parts.password else None),
             tls=tls,
             tls_ca=tls_ca,
             protocol=protocol,
@@ -220,8 +220,12 @@ class MqttGridAdapter:
         # The kinds are named, not wildcarded: ``capacity/+`` would also bring back our own acks and errors.
         for site_id in self._signals.site_ids():
             for kind in SignalKind:
-                await client.subscribe(site_topic(prefix, site_id, f"capacity/{kind.value}"), qos=QOS)
-                await client.subscribe(site_topic(prefix, site_id, f"circuits/+/capacity/{kind.value}"), qos=QOS)
+                for leaf in (f"capacity/{kind.value}", f"circuits/+/capacity/{kind.value}"):
+                    topic = site_topic(prefix, site_id, leaf)
+                    granted = await client.subscribe(topic, qos=QOS)
+                    if any(_refused(code) for code in granted):
+                        # Not fatal (other sites may be allowed), but this site hears no grid operator.
+                        log.error("MQTT broker refused the subscription to %s: %s", topic, list(granted))
         self.connections += 1
         self.disconnected.clear()
         self.connected.set()
@@ -232,7 +236,7 @@ class MqttGridAdapter:
             tasks = [
                 tg.create_task(self._receive(client)),
                 tg.create_task(self._send(client)),
-                tg.create_task(self._status(client)),
+                tg.create_task(self._status()),
             ]
             await stop.wait()
             for task in tasks:
@@ -295,7 +299,7 @@ class MqttGridAdapter:
                 await window.acquire()
                 group.create_task(publish(topic, data, retain))
 
-    async def _status(self, client: aiomqtt.Client) -> None:
+    async def _status(self) -> None:
         """Status for every site every ``status_interval_s``; for a site whose capacity changed, within 1 s."""
         loop = asyncio.get_running_loop()
         next_all = loop.time() + self.options.status_interval_s
@@ -315,6 +319,12 @@ class MqttGridAdapter:
                 self._queue_status(site_id)
             if changed and self._changes is not None:
                 await asyncio.sleep(STATUS_MIN_GAP_S)
+
+
+def _refused(code: Any) -> bool:
+    """A SUBACK entry that refuses: 0x80 and above (a ReasonCode in MQTT 5, an int in 3.1.1)."""
+    value = code.value if hasattr(code, "value") else code
+    return isinstance(value, int) and value >= 0x80
 
 
 def _payload_bytes(payload: Any) -> bytes:

@@ -30,8 +30,8 @@ def test_options_from_url() -> None:
     plain = MqttOptions.from_url("mqtt://broker:1884", username="u", password="p", client_id="ems-a")
     assert (plain.host, plain.port, plain.tls, plain.protocol) == ("broker", 1884, False, aiomqtt.ProtocolVersion.V5)
     assert (plain.username, plain.password, plain.client_id) == ("u", "p", "ems-a")
-    tls = MqttOptions.from_url("mqtts://user:secret@broker?protocol=3.1.1")
+    tls = MqttOptions.from_url("mqtts://user:s%40cret@broker?protocol=3.1.1")
     assert (tls.port, tls.tls, tls.protocol) == (8883, True, aiomqtt.ProtocolVersion.V311)
-    assert (tls.username, tls.password) == ("user", "secret")
+    assert (tls.username, tls.password) == ("user", "s@cret")
     with pytest.raises(ConfigError):
         MqttOptions.from_url("http://broker")
