@@ -46,7 +46,7 @@ from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
-from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink, demo_script
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -185,10 +185,14 @@ async def build_system(runtime: Runtime) -> System:
     return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
 
 
-def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
-    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process."""
+def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService, speed: float = 1.0) -> Component:
+    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process.
+
+    ``speed``: clock seconds per real second, so the script lands at the same real moments.
+    """
     site = runtime.sites[0]
     settings = runtime.settings
+    script = demo_script(site, speed)
 
     def report(line: str) -> None:
         print(f"ems demo: {line}", flush=True)
@@ -196,9 +200,15 @@ def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Comp
     if settings.mqtt_url:
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
         return MqttGridOperatorSim(
-            settings.mqtt_url, site, runtime.clock, username=settings.mqtt_username, password=password, report=report
+            settings.mqtt_url,
+            site,
+            runtime.clock,
+            username=settings.mqtt_username,
+            password=password,
+            report=report,
+            script=script,
         )
-    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, report=report)
+    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, script, report=report)
 
 
 async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
@@ -361,7 +371,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
                 for c in demo_fleets()
             ]
-            simulators.append(build_grid_operator_sim(runtime, system.capacity))
+            simulators.append(build_grid_operator_sim(runtime, system.capacity, DEMO_SPEED))
 
             async def _timer() -> None:
                 if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):

@@ -236,13 +236,38 @@ class MeterSampleStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SignalAudit:
+    """One received capacity signal as the audit log keeps it."""
+
+    signal: CapacitySignal
+    """For a rejected signal, what could be read of it (no blocks)."""
+    accepted: bool
+    error: str | None = None
+    payload: str | None = None
+    """The raw body of a rejected signal, cut to ``MAX_AUDIT_PAYLOAD_CHARS``; ``None`` for an accepted one."""
+
+
+MAX_AUDIT_PAYLOAD_CHARS = 4096
+
+
 class CapacitySignalStore(Protocol):
-    async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
+    async def add(
+        self, signal: CapacitySignal, *, accepted: bool, error: str | None = None, payload: str | None = None
+    ) -> int:
         """Every received signal, accepted or rejected, for audit; returns its id."""
+        ...
+
+    async def add_many(self, records: Sequence[SignalAudit]) -> None:
+        """A batch in one transaction, all or nothing (the grid service's audit writer)."""
         ...
 
     async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
         """Newest first: (signal, accepted, error)."""
+        ...
+
+    async def audit(self, site_id: str, *, limit: int = 100) -> list[SignalAudit]:
+        """Newest first, with the raw payload of rejected signals."""
         ...
 
 

@@ -107,6 +107,8 @@ class CapacityPolicy:
                 state.targets[c.id] = _TargetState(c.capacity_w, dict(c.phase_limits_a))
             self._sites[site.id] = state
         self._last_tick: datetime | None = None
+        # No change can happen on its own before ``_due`` (``None``: not known, tick in full).
+        self._due: datetime | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -128,6 +130,10 @@ class CapacityPolicy:
         state = self._target(site_id, circuit_id)
         return state.forecast if kind is SignalKind.FORECAST else state.limit
 
+    def reported(self, site_id: str, circuit_id: str | None) -> CapacityInterval | None:
+        """What the last event for this target said was in force (``None`` before the first look)."""
+        return self._target(site_id, circuit_id).reported
+
     def is_duplicate(self, signal: CapacitySignal) -> bool:
         """The same message id as the signal in force for its target and kind (a QoS 1 redelivery)."""
         if signal.message_id is None:
@@ -140,7 +146,14 @@ class CapacityPolicy:
 
     def in_force(self, site_id: str, circuit_id: str | None, now: datetime) -> CapacityInterval:
         """What is in force at ``now``, as an interval running until the next change (``OPEN_END``: none known)."""
-        return self.timeline(site_id, circuit_id, now, OPEN_END)[0]
+        site = self._sites[site_id]
+        state = self._target(site_id, circuit_id)
+        stale = site.stale_at(now)
+        here = self._evaluate(site, circuit_id, state, now, OPEN_END, stale)
+        for cut in sorted({t for b in self._blocks(state) for t in (b.start, b.end) if t > now}):
+            if not self._evaluate(site, circuit_id, state, cut, OPEN_END, stale).same_limits(here):
+                return _with_end(here, cut)
+        return here
 
     def timeline(self, site_id: str, circuit_id: str | None, start: datetime, end: datetime) -> list[CapacityInterval]:
         """The capacity in force over ``[start, end)``, as consecutive intervals with distinct limits.
@@ -181,10 +194,15 @@ class CapacityPolicy:
 
     def tick(self, now: datetime) -> list[CapacityChanged]:
         """Move time on to ``now``: expire blocks, start blocks, detect staleness; events for every change."""
+        return self._tick(now, full=False)
+
+    def _tick(self, now: datetime, *, full: bool) -> list[CapacityChanged]:
         since = self._last_tick
         if since is not None and now < since:
             now = since  # a clock step backwards must not revive expired blocks
         self._last_tick = now
+        if not full and self._due is not None and now < self._due:
+            return []  # nothing can have changed on its own: every signal would pay for every target
         events: list[CapacityChanged] = []
         for site_id, site in self._sites.items():
             stale = site.stale_at(now)
@@ -204,6 +222,7 @@ class CapacityPolicy:
                 event = self._report(site_id, circuit_id, now, reason, force=flipped)
                 if event is not None:
                     events.append(event)
+        self._due = self.next_change_at(now) or OPEN_END
         return events
 
     def apply(self, signal: CapacitySignal, *, fresh: bool = True) -> list[CapacityChanged]:
@@ -221,7 +240,8 @@ class CapacityPolicy:
         if fresh:
             site.last_valid_at = at
             if site.stale_reported:
-                events.extend(self.tick(at))  # the stale -> resumed flip, for every target of the site
+                events.extend(self._tick(at, full=True))  # the stale -> resumed flip, for every target of the site
+            self._due_by(site.last_valid_at + site.stale_after)
         state = site.targets[signal.circuit_id]
         if signal.kind is SignalKind.FORECAST:
             state.forecast = signal
@@ -230,12 +250,18 @@ class CapacityPolicy:
             state.limit = signal
             reason = CapacityChangeReason.IMMEDIATE_LIMIT
         self._expire(state, at)
+        for block in signal.blocks:
+            self._due_by(block.start if block.start > at else block.end)
         event = self._report(signal.site_id, signal.circuit_id, at, reason, force=True, message_id=signal.message_id)
         assert event is not None  # force=True always reports
         events.append(event)
         return events
 
     # ------------------------------------------------------------ internals
+
+    def _due_by(self, when: datetime) -> None:
+        if self._due is not None and when < self._due:
+            self._due = when
 
     def _target(self, site_id: str, circuit_id: str | None) -> _TargetState:
         return self._sites[site_id].targets[circuit_id]

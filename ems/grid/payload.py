@@ -47,6 +47,8 @@ MAX_PAYLOAD_BYTES = 65_536
 """A day of one-minute blocks is ~200 KiB of JSON; 64 KiB (~500 blocks) is ample for 15-min OSCP blocks."""
 MAX_BLOCKS = 500
 MAX_MESSAGE_ID_LENGTH = 128
+MAX_CAPACITY = 1e12
+"""1 TW (or 1 TA): anything above is a mistake, and a huge JSON integer would not even convert to float."""
 
 EXAMPLE_FORECAST: dict[str, Any] = {
     "message_id": "dso-2026-01-05T08:00Z-1",
@@ -130,9 +132,9 @@ def parse_signal(
     kind = _resolve_kind(kind, body, problems)
     circuit_id = _resolve_circuit(circuit_id, body, problems)
     if site is None:
-        problems.append(f"unknown site {site_id!r}")
+        problems.append(f"unknown site {_short(site_id)}")
     elif circuit_id is not None and all(c.id != circuit_id for c in site.circuits):
-        problems.append(f"unknown circuit {circuit_id!r} of site {site_id!r}")
+        problems.append(f"unknown circuit {_short(circuit_id)} of site {_short(site_id)}")
     blocks: list[CapacityBlock] = []
     if body is not None:
         extra = sorted(set(body) - _TOP_KEYS)
@@ -140,7 +142,7 @@ def parse_signal(
             problems.append(f"unknown fields {extra} (expected {sorted(_TOP_KEYS)})")
         kind_of_load = body.get("type", "CONSUMPTION")
         if kind_of_load != "CONSUMPTION":
-            problems.append(f"type {kind_of_load!r} is not taken: only CONSUMPTION capacity is")
+            problems.append(f"type {_short(kind_of_load)} is not taken: only CONSUMPTION capacity is")
         raw_blocks = body.get("forecasted_blocks")
         if not isinstance(raw_blocks, list):
             problems.append("forecasted_blocks is required and must be a list")
@@ -172,13 +174,21 @@ def _decode(raw: bytes | str | Mapping[str, Any], problems: list[str]) -> Mappin
         return None
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"malformed JSON: {exc}")
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, bad UTF-8 and integers over Python's 4,300-digit limit;
+        # RecursionError a payload nested thousands deep.
+        problems.append(f"malformed JSON: {_short(exc)}")
         return None
     if not isinstance(body, dict):
         problems.append(f"the payload must be a JSON object, got {type(body).__name__}")
         return None
     return body
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters: problems are echoed to the sender and the log."""
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _message_id(body: Mapping[str, Any] | None, problems: list[str]) -> str | None:
@@ -198,7 +208,7 @@ def _resolve_kind(route: SignalKind | None, body: Mapping[str, Any] | None, prob
     try:
         stated = SignalKind(value)
     except ValueError:
-        problems.append(f"kind must be one of {[k.value for k in SignalKind]}, got {value!r}")
+        problems.append(f"kind must be one of {[k.value for k in SignalKind]}, got {_short(value)}")
         return route or SignalKind.FORECAST
     if route is not None and stated is not route:
         problems.append(f"kind {stated.value!r} in the body disagrees with {route.value!r} in the topic/URL")
@@ -214,7 +224,7 @@ def _resolve_circuit(route: str | None, body: Mapping[str, Any] | None, problems
         problems.append("circuit_id must be a non-empty string")
         return route
     if route is not None and value != route:
-        problems.append(f"circuit_id {value!r} in the body disagrees with {route!r} in the topic/URL")
+        problems.append(f"circuit_id {_short(value)} in the body disagrees with {_short(route)} in the topic/URL")
         return route
     return value
 
@@ -228,15 +238,17 @@ def _block(item: Any, where: str, kind: SignalKind, received_at: datetime, probl
     if extra:
         problems.append(f"{where}: unknown fields {extra}")
     capacity = item.get("capacity")
-    if isinstance(capacity, bool) or not isinstance(capacity, int | float) or not math.isfinite(capacity):
-        problems.append(f"{where}: capacity must be a number, got {capacity!r}")
+    if isinstance(capacity, bool) or not isinstance(capacity, int | float):
+        problems.append(f"{where}: capacity must be a number, got {_short(capacity)}")
     elif capacity < 0:
-        problems.append(f"{where}: capacity must not be negative, got {capacity}")
+        problems.append(f"{where}: capacity must not be negative, got {_short(capacity)}")
+    elif capacity > MAX_CAPACITY or not math.isfinite(capacity):
+        problems.append(f"{where}: capacity {_short(capacity)} is above {MAX_CAPACITY:g}")
     unit = _unit(item.get("unit"), where, problems)
     phase_name = item.get("phase", "ALL")
     phase: Phase | None = None
     if not isinstance(phase_name, str) or phase_name.upper() not in _PHASES:
-        problems.append(f"{where}: phase must be one of ALL, ONE, TWO, THREE, got {phase_name!r}")
+        problems.append(f"{where}: phase must be one of ALL, ONE, TWO, THREE, got {_short(phase_name)}")
     else:
         phase = _PHASES[phase_name.upper()]
         if phase is not None and unit in (CapacityUnit.W, CapacityUnit.KW):
@@ -253,12 +265,12 @@ def _block(item: Any, where: str, kind: SignalKind, received_at: datetime, probl
 
 def _unit(value: Any, where: str, problems: list[str]) -> CapacityUnit | None:
     if not isinstance(value, str):
-        problems.append(f"{where}: unit is required (W, KW or A), got {value!r}")
+        problems.append(f"{where}: unit is required (W, KW or A), got {_short(value)}")
         return None
     try:
         return CapacityUnit(value.upper())
     except ValueError:
-        problems.append(f"{where}: unknown unit {value!r} (use W, KW or A)")
+        problems.append(f"{where}: unknown unit {_short(value)} (use W, KW or A)")
         return None
 
 
@@ -271,15 +283,15 @@ def _time(
             problems.append(f"{where}: {key} is required")
         return default
     if not isinstance(value, str):
-        problems.append(f"{where}: {key} must be an ISO 8601 string, got {value!r}")
+        problems.append(f"{where}: {key} must be an ISO 8601 string, got {_short(value)}")
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        problems.append(f"{where}: {key} {value!r} is not an ISO 8601 date-time")
+        problems.append(f"{where}: {key} {_short(value)} is not an ISO 8601 date-time")
         return None
     if parsed.tzinfo is None:
-        problems.append(f"{where}: {key} {value!r} has no UTC offset (add Z or +01:00)")
+        problems.append(f"{where}: {key} {_short(value)} has no UTC offset (add Z or +01:00)")
         return None
     return parsed.astimezone(UTC)
 

@@ -91,22 +91,27 @@ class ScriptStep:
     circuit_id: str | None = None
 
 
-def demo_script(site: Site) -> tuple[ScriptStep, ...]:
-    """A forecast, then a congestion limit that expires on its own: visible in a one-minute demo."""
+def demo_script(site: Site, speed: float = 1.0) -> tuple[ScriptStep, ...]:
+    """A forecast, then a congestion limit that expires on its own, visible in a one-minute demo
+    (then silence: a site with ``stale_after_s`` under ~40 s of demo falls to its fail-safe).
+
+    Times are real seconds of the demo; ``speed`` is how many clock seconds pass per real second
+    (``ems demo`` runs a sped-up clock), so the script lands at the same real moments.
+    """
     base_w = site.capacity_w or DEFAULT_SITE_CAPACITY_W
     hour = 3600.0
     return (
         ScriptStep(
-            2.0,
+            2.0 * speed,
             SignalKind.FORECAST,
             (ScriptedBlock(0, hour, 0.8 * base_w), ScriptedBlock(hour, 3 * hour, 0.6 * base_w)),
-            "day-ahead forecast: 80% for an hour, then 60%",
+            "day-ahead forecast: 80% for an hour, then 60% for two",
         ),
         ScriptStep(
-            15.0,
+            15.0 * speed,
             SignalKind.LIMIT,
-            (ScriptedBlock(0, 30.0, 0.4 * base_w),),
-            "congestion: limit to 40% for 30 s",
+            (ScriptedBlock(0, 20.0 * speed, 0.4 * base_w),),
+            f"congestion: limit to 40% for {20.0 * speed / 60:.0f} min",
         ),
     )
 
@@ -184,6 +189,7 @@ class MqttGridOperatorSim:
         username: str | None = None,
         password: str | None = None,
         report: Callable[[str], None] | None = None,
+        script: tuple[ScriptStep, ...] | None = None,
     ) -> None:
         parts = urlsplit(url)
         self._host = parts.hostname or "127.0.0.1"
@@ -194,6 +200,7 @@ class MqttGridOperatorSim:
         self._site = site
         self._clock = clock
         self._report = report
+        self._script = script
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -205,7 +212,7 @@ class MqttGridOperatorSim:
                 identifier=f"ems-grid-operator-sim-{uuid.uuid4().hex[:8]}",
                 tls_context=self._tls,
             ) as client:
-                sim = GridOperatorSim(MqttSink(client), self._site, self._clock, report=self._report)
+                sim = GridOperatorSim(MqttSink(client), self._site, self._clock, self._script, report=self._report)
                 await sim.run(stop)
         except aiomqtt.MqttError as exc:
             log.warning("grid-operator simulator: broker %s:%d: %s; it sends nothing", self._host, self._port, exc)

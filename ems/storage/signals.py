@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ems.domain.capacity import CapacityBlock, CapacitySignal, CapacityUnit, SignalKind, SignalSource
 from ems.domain.units import Phase
+from ems.ports import MAX_AUDIT_PAYLOAD_CHARS, SignalAudit
 from ems.storage.db import Database, Json, Row
 
 
@@ -39,36 +41,56 @@ def _block(item: dict[str, Any]) -> CapacityBlock:
     )
 
 
+_INSERT = (
+    "INSERT INTO capacity_signals (site_id, circuit_id, kind, blocks, received_at, message_id, source,"
+    " accepted, error, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS = "site_id, circuit_id, kind, blocks, received_at, message_id, source, accepted, error"
+
+
+def _params(signal: CapacitySignal, accepted: bool, error: str | None, payload: str | None) -> tuple[Any, ...]:
+    return (
+        signal.site_id,
+        signal.circuit_id,
+        signal.kind,
+        _blocks_json(signal.blocks),
+        signal.received_at,
+        signal.message_id,
+        signal.source,
+        accepted,
+        error,
+        None if payload is None else payload[:MAX_AUDIT_PAYLOAD_CHARS],
+    )
+
+
 class SqlCapacitySignalStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, signal: CapacitySignal, *, accepted: bool, error: str | None = None) -> int:
+    async def add(
+        self, signal: CapacitySignal, *, accepted: bool, error: str | None = None, payload: str | None = None
+    ) -> int:
         async with self._db.transaction() as tx:
-            new_id = await tx.fetchval(
-                "INSERT INTO capacity_signals (site_id, circuit_id, kind, blocks, received_at, message_id, source,"
-                " accepted, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    signal.site_id,
-                    signal.circuit_id,
-                    signal.kind,
-                    _blocks_json(signal.blocks),
-                    signal.received_at,
-                    signal.message_id,
-                    signal.source,
-                    accepted,
-                    error,
-                ),
-            )
+            new_id = await tx.fetchval(_INSERT + " RETURNING id", _params(signal, accepted, error, payload))
         return int(new_id)
 
+    async def add_many(self, records: Sequence[SignalAudit]) -> None:
+        """A batch in one transaction: the grid service's audit writer."""
+        if not records:
+            return
+        async with self._db.transaction() as tx:
+            await tx.executemany(_INSERT, [_params(r.signal, r.accepted, r.error, r.payload) for r in records])
+
     async def for_site(self, site_id: str, *, limit: int = 100) -> list[tuple[CapacitySignal, bool, str | None]]:
+        return [(a.signal, a.accepted, a.error) for a in await self.audit(site_id, limit=limit)]
+
+    async def audit(self, site_id: str, *, limit: int = 100) -> list[SignalAudit]:
         rows = await self._db.fetchall(
-            "SELECT site_id, circuit_id, kind, blocks, received_at, message_id, source, accepted, error"
-            " FROM capacity_signals WHERE site_id = ? ORDER BY received_at DESC, id DESC LIMIT ?",
+            f"SELECT {_COLUMNS}, payload FROM capacity_signals WHERE site_id = ?"
+            " ORDER BY received_at DESC, id DESC LIMIT ?",
             (site_id, limit),
         )
-        return [(_signal(row), bool(row["accepted"]), row["error"]) for row in rows]
+        return [SignalAudit(_signal(row), bool(row["accepted"]), row["error"], row["payload"]) for row in rows]
 
 
 def _signal(row: Row) -> CapacitySignal:

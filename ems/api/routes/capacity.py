@@ -105,6 +105,16 @@ class CapacityAck(BaseModel):
     in_force: IntervalPublic
 
 
+class SignalRecordPublic(BaseModel):
+    accepted: bool
+    error: str | None
+    """Every problem, ``; ``-separated, for a rejected signal; a note for a duplicate."""
+    payload: str | None
+    """The raw body of a rejected signal (first 4,096 characters)."""
+    signal: SignalPublic
+    circuit_id: str | None
+
+
 def _capacity(services: Services) -> CapacitySignals:
     if services.capacity is None:
         raise NotAvailable("grid capacity signals are not enabled in this process")
@@ -180,3 +190,28 @@ async def get_capacity(
         forecast=SignalPublic.of(capacity.latest(site_id, circuit_id, SignalKind.FORECAST)),
         limit=SignalPublic.of(capacity.latest(site_id, circuit_id, SignalKind.LIMIT)),
     )
+
+
+@router.get(
+    "/{site_id}/capacity/signals",
+    summary="The audit log: every capacity signal received for the site, accepted or rejected, newest first",
+)
+async def list_signals(
+    site_id: str,
+    services: Services,
+    _: Analyst,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SignalRecordPublic]:
+    if services.site(site_id) is None:
+        raise NotFound(f"no site {site_id!r}")
+    records = await services.storage.signals.audit(site_id, limit=limit)
+    out: list[SignalRecordPublic] = []
+    for r in records:
+        signal = SignalPublic.of(r.signal)
+        assert signal is not None
+        out.append(
+            SignalRecordPublic(
+                accepted=r.accepted, error=r.error, payload=r.payload, signal=signal, circuit_id=r.signal.circuit_id
+            )
+        )
+    return out

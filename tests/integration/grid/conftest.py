@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,24 @@ def make_site(stale_after_s: float = 900.0) -> Site:
     )
 
 
+def forecast(capacity_kw: float, message_id: str, minutes: int = 60) -> dict[str, Any]:
+    """A one-block forecast in kW, in force from a minute ago for ``minutes``."""
+    now = datetime.now(UTC)
+    return {
+        "message_id": message_id,
+        "type": "CONSUMPTION",
+        "forecasted_blocks": [
+            {
+                "capacity": capacity_kw,
+                "unit": "KW",
+                "phase": "ALL",
+                "start_time": (now - timedelta(minutes=1)).isoformat(),
+                "end_time": (now + timedelta(minutes=minutes)).isoformat(),
+            }
+        ],
+    }
+
+
 @asynccontextmanager
 async def running_grid(
     site: Site,
@@ -73,6 +92,7 @@ async def running_grid(
     clock: Clock | None = None,
     watch: bool = False,
     status_interval_s: float = 30.0,
+    protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5,
 ) -> AsyncIterator[Grid]:
     clock = clock or SystemClock()
     bus = EventBus()
@@ -87,7 +107,8 @@ async def running_grid(
         reconnect_min_s=0.1,
         reconnect_max_s=0.5,
         keepalive_s=5,
-        session_expiry_s=60,  # long enough for the away-and-back test, short enough not to litter the broker
+        session_expiry_s=60,
+        protocol=protocol,  # long enough for the away-and-back test, short enough not to litter the broker
     )
     changes = bus.subscribe(CapacityChanged, name="mqtt-status")
     adapter = MqttGridAdapter(service, options, changes=changes)
@@ -117,6 +138,17 @@ class Listener:
             while True:
                 got, body, _ = await self.messages.get()
                 if got == topic:
+                    return body
+
+        return await asyncio.wait_for(_next(), wait_s)
+
+    async def expect_ack(self, topic: str, message_id: str, wait_s: float = WAIT_S) -> Any:
+        """The next message on ``topic`` whose ``message_id`` is ``message_id`` (others are skipped)."""
+
+        async def _next() -> Any:
+            while True:
+                body = await self.expect(topic, wait_s)
+                if isinstance(body, dict) and body.get("message_id") == message_id:
                     return body
 
         return await asyncio.wait_for(_next(), wait_s)
@@ -164,10 +196,11 @@ class PrivateBroker:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
         (workdir / "data").mkdir()
-        (workdir / "data").chmod(0o777)  # run as root, mosquitto drops to its own user to write there
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {workdir / 'data'}/\n"
+            # As root mosquitto drops to its own user, which cannot enter pytest's 0700 temp dirs to save
+            # its database; ``user root`` keeps it (and is ignored when the tests do not run as root).
+            f"user root\npersistence true\npersistence_location {workdir / 'data'}/\n"
             "log_dest stderr\nlog_type notice\nlog_type error\nlog_type warning\nlog_type information\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None

@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.service import CapacityService
 from ems.ports import Storage
-from tests.integration.grid.conftest import WAIT_S, listening, make_site, running_grid
+from tests.integration.grid.conftest import WAIT_S, forecast, listening, make_site, running_grid
 from tests.unit.grid.helpers import T0, site
 
 ADMIN_KEY = "grid-test-admin-key-0123456789"
@@ -102,6 +101,13 @@ async def test_rejected_body_is_problem_json_and_audited(api: tuple[httpx.AsyncC
         "/api/v1/sites/depot/capacity", content=b"{", headers={**ADMIN, "content-type": "application/json"}
     )
     assert garbage.status_code == 422
+    log = (await client.get("/api/v1/sites/depot/capacity/signals?limit=5", headers=ADMIN)).json()
+    assert [(r["accepted"], r["payload"], r["signal"]["message_id"]) for r in log] == [
+        (False, "{", None),
+        (False, json.dumps(bad, separators=(",", ":")), "bad"),  # as httpx sent it
+    ]
+    assert "negative" in log[1]["error"]
+    assert (await client.get("/api/v1/sites/nope/capacity/signals", headers=ADMIN)).status_code == 404
 
 
 async def test_unknown_site_and_no_key(api: tuple[httpx.AsyncClient, Storage]) -> None:
@@ -116,18 +122,7 @@ async def test_unknown_site_and_no_key(api: tuple[httpx.AsyncClient, Storage]) -
 async def test_mosquitto_pub_forecast_is_visible_in_the_api(sqlite_storage: Storage) -> None:
     """The issue's done-criterion: mosquitto_pub -> ack on the ack topic -> GET shows it."""
     the_site = make_site()
-    now = datetime.now(UTC)
-    body = {
-        "message_id": "from-mosquitto-pub",
-        "forecasted_blocks": [
-            {
-                "capacity": 22,
-                "unit": "KW",
-                "start_time": (now - timedelta(minutes=1)).isoformat(),
-                "end_time": (now + timedelta(hours=1)).isoformat(),
-            }
-        ],
-    }
+    body = forecast(22, "from-mosquitto-pub")
     async with running_grid(the_site) as grid, listening(the_site.id) as op:
         services = ApiServices(storage=sqlite_storage, clock=SystemClock(), sites=(the_site,), capacity=grid.service)
         mosquitto_pub = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
+import aiomqtt
 import pytest
 
 from ems.domain.capacity import CapacityChangeReason, SignalKind
 from ems.domain.events import CapacityChanged
-from tests.integration.grid.conftest import WAIT_S, PrivateBroker, listening, make_site, running_grid
+from tests.integration.grid.conftest import WAIT_S, PrivateBroker, forecast, listening, make_site, running_grid
 
 pytestmark = pytest.mark.mqtt
-
-
-def forecast(capacity_kw: float, message_id: str, minutes: int = 60) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "message_id": message_id,
-        "type": "CONSUMPTION",
-        "forecasted_blocks": [
-            {
-                "capacity": capacity_kw,
-                "unit": "KW",
-                "phase": "ALL",
-                "start_time": (now - timedelta(minutes=1)).isoformat(),
-                "end_time": (now + timedelta(minutes=minutes)).isoformat(),
-            }
-        ],
-    }
 
 
 async def test_forecast_changes_capacity_and_is_acked_with_status() -> None:
@@ -47,6 +29,7 @@ async def test_forecast_changes_capacity_and_is_acked_with_status() -> None:
         assert status["headroom_w"] == 25_000
         assert status["active_sessions"] == 2
         assert status["stale"] is False
+        await asyncio.wait_for(grid.service.flush(), WAIT_S)
         assert grid.store.rows[0][1] is True
 
 
@@ -79,6 +62,7 @@ async def test_garbage_gets_an_error_and_the_subscriber_keeps_running() -> None:
         await op.publish(grid.topic("capacity/forecast"), forecast(30, "after-garbage"))
         ack = await op.expect(grid.topic("capacity/ack"))
         assert ack["message_id"] == "after-garbage"
+        await asyncio.wait_for(grid.service.flush(), WAIT_S)
         assert [accepted for _, accepted, _ in grid.store.rows] == [False, False, True]
 
 
@@ -136,16 +120,45 @@ async def test_qos1_messages_sent_while_ems_is_away_arrive_on_its_return() -> No
             assert grid.service.latest(site.id, None, SignalKind.LIMIT) is not None
 
 
-async def test_broker_restart_reconnects_and_resubscribes(private_broker: PrivateBroker) -> None:
+async def test_broker_restart_reconnects_resubscribes_and_keeps_retained_forecasts(
+    private_broker: PrivateBroker,
+) -> None:
     site = make_site()
     async with running_grid(site, port=private_broker.port) as grid:
+        async with listening(site.id, port=private_broker.port) as op:
+            await op.publish(grid.topic("capacity/forecast"), forecast(44, "retained-before"), retain=True)
+            await op.expect_ack(grid.topic("capacity/ack"), "retained-before")
         private_broker.stop()
         await asyncio.wait_for(grid.adapter.disconnected.wait(), WAIT_S)
         private_broker.start()
-        await asyncio.wait_for(grid.adapter.connected.wait(), WAIT_S)
-        assert grid.adapter.connections == 2
         async with listening(site.id, port=private_broker.port) as op:
+            await asyncio.wait_for(grid.adapter.connected.wait(), WAIT_S)
+            assert grid.adapter.connections == 2
             await op.publish(grid.topic("capacity/forecast"), forecast(33, "after-restart"))
-            ack = await op.expect(grid.topic("capacity/ack"))
-            assert ack["message_id"] == "after-restart"
-        assert grid.service.in_force(site.id).capacity_w == 33_000
+            await op.expect_ack(grid.topic("capacity/ack"), "after-restart")
+            assert grid.service.in_force(site.id).capacity_w == 33_000
+            # A fresh ems on the restarted broker still gets the retained forecast: it survived the restart.
+            async with running_grid(site, port=private_broker.port) as fresh:
+                ack = await op.expect_ack(grid.topic("capacity/ack"), "retained-before")
+                assert ack["duplicate"] is False
+                assert fresh.service.in_force(site.id).capacity_w == 44_000
+
+
+async def test_status_is_published_periodically_and_retained() -> None:
+    site = make_site()
+    async with running_grid(site, status_interval_s=0.2) as grid, listening(site.id) as op:
+        first = await op.expect(grid.topic("status"))
+        second = await op.expect(grid.topic("status"))
+        assert second["at"] > first["at"] and second["limit"]["capacity_w"] == 100_000
+    async with listening(site.id) as late:  # a newcomer gets the last status at once: it is retained
+        status = await late.expect(f"ems/v1/sites/{site.id}/status")
+        assert status["site_id"] == site.id
+        await late.publish(f"ems/v1/sites/{site.id}/status", b"", retain=True)  # tidy the shared broker
+
+
+async def test_mqtt_311_is_accepted() -> None:
+    site = make_site()
+    async with running_grid(site, protocol=aiomqtt.ProtocolVersion.V311) as grid, listening(site.id) as op:
+        await op.publish(grid.topic("capacity/forecast"), forecast(12, "v311"))
+        ack = await op.expect(grid.topic("capacity/ack"))
+        assert ack["message_id"] == "v311" and ack["in_force"]["capacity_w"] == 12_000

@@ -225,3 +225,33 @@ def test_timeline_tiles_the_span_and_agrees_with_in_force(
         middle = interval.start + (interval.end - interval.start) / 2
         assert p.in_force("depot", None, middle).capacity_w == interval.capacity_w
         assert interval.end - interval.start > timedelta(0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    forecast=_blocks,
+    limit=_blocks,
+    steps=st.lists(st.integers(1, 40), min_size=1, max_size=12),
+    silence_s=st.sampled_from([600.0, 86_400.0]),
+)
+def test_ticks_report_every_change_of_what_is_in_force(
+    forecast: list[tuple[int, int, float]],
+    limit: list[tuple[int, int, float]],
+    steps: list[int],
+    silence_s: float,
+) -> None:
+    """Whatever the tick times, the last event (or the first look) always equals what is in force."""
+    p = policy(stale_after_s=silence_s)
+    p.tick(at(0))
+    known = p.in_force("depot", None, at(0)).capacity_w
+    for event in p.apply(signal(*(block(s, s + d, c) for s, d, c in forecast))):
+        known = event.capacity_w if event.circuit_id is None else known
+    for event in p.apply(signal(*(block(s, s + d, c) for s, d, c in limit), kind=SignalKind.LIMIT)):
+        known = event.capacity_w if event.circuit_id is None else known
+    minute = 0
+    for step in steps:
+        minute += step
+        for event in p.tick(at(minute)):
+            if event.circuit_id is None:
+                known = event.capacity_w
+        assert known == p.in_force("depot", None, at(minute)).capacity_w, minute

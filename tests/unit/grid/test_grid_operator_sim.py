@@ -37,7 +37,7 @@ async def test_demo_script_sends_a_forecast_then_a_limit_that_expires() -> None:
         forecast = await next_site_change()
         clock.advance(13)
         limit = await next_site_change()
-        clock.advance(30)
+        clock.advance(20)
         expired = await next_site_change()
         stop.set()
     assert (forecast.reason, forecast.capacity_w) == (CapacityChangeReason.NEW_FORECAST, 80_000)

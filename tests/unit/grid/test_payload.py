@@ -209,3 +209,36 @@ def test_parser_and_schema_agree_on_structure(body: dict[str, Any]) -> None:
         if isinstance(result, Rejection):
             semantic = ("is not after", "covers all phases", "is required", "no UTC offset", "message_id")
             assert all(any(s in p for s in semantic) for p in result.problems), result.problems
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_no_bytes_make_the_parser_raise(raw: bytes) -> None:
+    assert isinstance(parse(raw), Rejection | CapacitySignal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_no_json_value_makes_the_parser_raise(value: Any) -> None:
+    for body in (value, {"forecasted_blocks": [value]}, {"forecasted_blocks": [{"capacity": value, "unit": "W"}]}):
+        assert isinstance(parse(json.dumps(body), kind=SignalKind.LIMIT), Rejection | CapacitySignal)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"forecasted_blocks": [{"capacity": 1' + b"0" * 400 + b', "unit": "W"}]}',
+        b"1" * 5000,
+        b"[" * 20_000 + b"]" * 20_000,
+        b'{"forecasted_blocks": [{"capacity": 1e999, "unit": "W"}]}',
+    ],
+)
+def test_hostile_numbers_and_nesting_are_rejected_not_raised(raw: bytes) -> None:
+    result = parse(raw)
+    assert isinstance(result, Rejection)
+    assert all(len(p) < 200 for p in result.problems)
+
+
+def test_long_values_are_cut_in_problems() -> None:
+    found = problems({"type": "X" * 10_000, "forecasted_blocks": []})
+    assert len(found[0]) < 200

@@ -60,6 +60,7 @@ async def test_accepted_forecast_is_applied_published_persisted_and_acked() -> N
     assert isinstance(events[0], CapacitySignalReceived)
     assert isinstance(events[1], CapacityChanged) and events[1].reason is CapacityChangeReason.NEW_FORECAST
     assert [(s.message_id, ok, err) for s, ok, err in store.rows] == [("f1", True, None)]
+    assert store.payloads == [None]  # an accepted signal is described by its blocks
 
 
 async def test_rejected_signal_changes_nothing_and_is_persisted_with_reasons() -> None:
@@ -72,6 +73,7 @@ async def test_rejected_signal_changes_nothing_and_is_persisted_with_reasons() -
     assert drain(sub) == []
     assert service.in_force("depot").capacity_w == 100_000
     assert store.rows[0][1] is False and "malformed JSON" in (store.rows[0][2] or "")
+    assert store.payloads == ["{garbage"]
 
 
 async def test_unknown_site_is_rejected_not_raised() -> None:
@@ -108,6 +110,15 @@ async def test_status_has_load_limit_headroom_and_sessions() -> None:
     assert status["stale"] is False
 
 
+async def test_site_load_bound_late_shows_in_status() -> None:
+    clock = FakeClock(T0)
+    service = CapacityService(CapacityPolicy([site()]), bus=EventBus(), clock=clock)
+    assert service.status("depot")["measured"]["power_w"] is None
+    service.attach_site_load(FixedSiteLoad(per_phase_w=1_000, sessions=1))
+    status = service.status("depot")
+    assert (status["measured"]["power_w"], status["headroom_w"], status["active_sessions"]) == (3_000, 97_000, 1)
+
+
 async def test_unknown_target_reads_raise_not_found() -> None:
     service, _, _ = make()
     with pytest.raises(NotFound):
@@ -131,6 +142,24 @@ async def test_ticker_publishes_expiry_and_staleness_on_the_fake_clock() -> None
         stop.set()
     assert (expired.reason, expired.capacity_w) == (CapacityChangeReason.BLOCK_EXPIRED, 100_000)
     assert (stale.circuit_id, stale.reason, stale.capacity_w) == (None, CapacityChangeReason.STALE, 20_000)
+
+
+async def test_while_running_audit_records_are_written_in_batches_and_flushed_on_stop() -> None:
+    store = MemorySignalStore()
+    service, _, _ = make(store)
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(service.run(stop))
+        await asyncio.wait_for(service.running.wait(), 1)
+        for i in range(5):
+            await service.submit({**FORECAST, "message_id": f"m{i}"}, site_id="depot", source=SignalSource.MQTT)
+        await service.submit(b"nope", site_id="depot", source=SignalSource.MQTT)
+        await asyncio.wait_for(service.flush(), 1)
+        assert [s.message_id for s, _, _ in store.rows] == ["m0", "m1", "m2", "m3", "m4", None]
+        assert sum(store.batches) == 6 and len(store.batches) < 6
+        await service.submit({**FORECAST, "message_id": "last"}, site_id="depot", source=SignalSource.MQTT)
+        stop.set()
+    assert store.rows[-1][0].message_id == "last"
 
 
 def test_the_service_satisfies_the_port() -> None:
