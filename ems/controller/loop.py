@@ -42,7 +42,8 @@ from ems.domain.events import (
 )
 from ems.domain.site import Site
 from ems.errors import StorageError
-from ems.optimizer.plan import Options, optimize
+from ems.optimizer.mpc import RollingPlanner
+from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
 from ems.ports import ChargerControl, LiveSessionView, SessionStore, SiteLoadReading, SitePlanView
 
@@ -99,6 +100,7 @@ class Controller:
         self._dirty = asyncio.Event()
         self._sent: dict[tuple[str, int], SentProfile] = {}
         self.plans: dict[str, PlanRecord] = {}
+        self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
         self.replanned = asyncio.Event()
         """Set after every re-plan (tests and monitors clear it and wait)."""
@@ -241,8 +243,11 @@ class Controller:
         now = self._clock.now()
         planning = self.settings.planning
         snapshot = build_snapshot(site, self.state, now, planning, self._timelines(site, planning))
-        options = Options(time_limit_s=planning.solve_time_limit_s)
-        schedule = await asyncio.to_thread(optimize, snapshot, options)
+        planner = self._planners.get(site_id)
+        if planner is None:
+            planner = self._planners[site_id] = RollingPlanner(Options(time_limit_s=planning.solve_time_limit_s))
+        # Each site's planner warm-starts from its previous plan; one re-plan per site at a time (the loop).
+        schedule = await asyncio.to_thread(planner.plan, snapshot)
         self.replans += 1
         sent, rejected = await self._dispatch(site, schedule)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
