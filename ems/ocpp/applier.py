@@ -95,6 +95,8 @@ class Applier:
         self.idle = asyncio.Event()
         """Set whenever everything journaled so far is in storage (tests and shutdown wait on it)."""
         self.idle.set()
+        self.retrying = asyncio.Event()
+        """Set while storage is failing and a batch waits to be retried (a visible state, and for tests)."""
 
     async def run(self) -> None:
         while True:
@@ -118,9 +120,11 @@ class Applier:
         while True:
             try:
                 await self._write(batch)
+                self.retrying.clear()
                 break
             except StorageError as error:
                 self.retries += 1
+                self.retrying.set()
                 log.warning(
                     "OCPP applier: storage unavailable (%s); retrying %d records in %.1f s", error, len(records), delay
                 )
@@ -219,6 +223,7 @@ class Applier:
                 raise
             except StorageError as error:
                 self.retries += 1
+                self.retrying.set()
                 log.warning("OCPP applier: storage unavailable (%s); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)

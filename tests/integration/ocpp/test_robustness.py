@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from ems.ocpp.journal import LOCAL_TRANSACTION_ID_BASE
 from ems.ocpp.server import OcppServerConfig
 from ems.sim.ev import Ev
 from ems.storage.factory import SqlStorage
-from tests.integration.ocpp.conftest import OcppEnv, start_env, stop_env
+from tests.integration.ocpp.conftest import WAIT_S, OcppEnv, start_env, stop_env
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -133,6 +134,7 @@ async def test_transaction_answered_while_database_down(
         assert sim.stats.call_errors == 0
         if version is OcppVersion.V16:
             assert tx.id is not None and int(tx.id) > LOCAL_TRANSACTION_ID_BASE
+        await asyncio.wait_for(env.runtime.applier.retrying.wait(), WAIT_S)  # the applier has met the outage
         flaky.down[0] = False
         ended = await env.wait_for(SessionEnded, lambda e: e.station_id == "CP-DOWN", within_s=20)
         assert ended.energy_wh == pytest.approx(5_500, abs=1)
