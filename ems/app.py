@@ -13,6 +13,8 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,16 +27,23 @@ from ems.api.services import ApiServices
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.bus import EventBus
+from ems.controller.loop import Controller
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
+from ems.domain.events import CapacityChanged
 from ems.domain.site import Site, default_site
-from ems.domain.station import OcppVersion, Station
+from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
+from ems.grid.capacity import CapacityPolicy
+from ems.grid.mqtt import MqttGridAdapter, MqttOptions
+from ems.grid.service import CapacityService
 from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
-from ems.ports import ChargerControl, Storage
+from ems.ports import Storage
 from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
-from ems.sim.fleet import DEFAULT_CARDS, FleetComponent, FleetConfig
+from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
+from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -66,8 +75,11 @@ def load_sites(settings: Settings) -> tuple[Site, ...]:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Runtime]:
-    sites = load_sites(settings)
+async def open_runtime(
+    settings: Settings, clock: Clock | None = None, *, default: tuple[Site, ...] | None = None
+) -> AsyncIterator[Runtime]:
+    """Sites, storage and bus; ``default`` sites apply when the settings name no site file."""
+    sites = load_sites(settings) if settings.site_file or default is None else default
     storage = await open_storage(settings)
     bus = EventBus()
     try:
@@ -77,59 +89,113 @@ async def open_runtime(settings: Settings, clock: Clock | None = None) -> AsyncI
         await storage.close()
 
 
-def build_api(runtime: Runtime, charger_control: ChargerControl | None = None) -> ApiServer:
-    services = ApiServices(
-        storage=runtime.storage,
-        clock=runtime.clock,
-        sites=runtime.sites,
-        bus=runtime.bus,
-        charger_control=charger_control,
-    )
+@dataclass
+class System:
+    """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
+
+    api: ApiServer
+    ocpp: OcppComponent
+    capacity: CapacityService
+    controller: Controller
+    mqtt: MqttGridAdapter | None
+    services: ApiServices
+
+    def components(self) -> list[Component]:
+        out: list[Component] = [
+            self.api,
+            self.ocpp,
+            self.capacity,
+            self.controller,
+        ]
+        if self.mqtt is not None:
+            out.append(self.mqtt)
+        return out
+
+
+def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
     app = create_app(runtime.settings, services)
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 
-def build_ocpp(runtime: Runtime) -> OcppComponent:
-    settings = runtime.settings
-    return OcppComponent(
-        ocpp_config(settings), runtime.storage, runtime.bus, runtime.clock, journal_path=journal_path(settings)
+async def build_system(runtime: Runtime) -> System:
+    """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
+    settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
+    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    # With MQTT configured a grid operator is expected, so the staleness watch starts now;
+    # without, a site goes stale only after it has heard from one.
+    watch_from = clock.now() if settings.mqtt_url else None
+    capacity = CapacityService(
+        CapacityPolicy(runtime.sites, watch_from=watch_from), bus=bus, clock=clock, store=storage.signals
     )
-
-
-def build_components(runtime: Runtime) -> list[Component]:
-    """Every component ``ems serve`` runs, from the settings."""
-    ocpp = build_ocpp(runtime)
-    return [ocpp, build_api(runtime, ocpp.control)]
-
-
-DEMO_SPEED = 60.0
-"""Simulated seconds per real second in ``ems demo``: a one-minute demo shows an hour of charging."""
-
-
-async def add_demo_cards(storage: Storage, clock: Clock) -> None:
-    """The cards the simulated drivers present, so that the demo's stations authorize and charge."""
-    for uid in DEFAULT_CARDS:
-        with contextlib.suppress(Conflict):
-            await storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
-
-
-def build_demo_fleets(ocpp: OcppComponent) -> list[Component]:
-    """Two simulated stations of each OCPP version, with EVs coming and going at ``DEMO_SPEED``."""
-    clock = ScaledClock(SystemClock(), DEMO_SPEED)
-    fleets: list[Component] = []
-    for version in (OcppVersion.V16, OcppVersion.V201):
-        config = FleetConfig(
-            url="",
-            stations=2,
-            version=version,
-            prefix="DEMO",
-            meter_interval_s=60.0,
-            mean_arrival_s=300.0,
-            stay_s=(10 * 60.0, 40 * 60.0),
-            seed=16 if version is OcppVersion.V16 else 201,
+    controller = Controller(
+        sites=runtime.sites,
+        bus=bus,
+        clock=clock,
+        sessions=storage.sessions,
+        charger_control=ocpp.control,
+        capacity=capacity,
+    )
+    controller.subscribe()
+    capacity.attach_site_load(controller)
+    mqtt = None
+    if settings.mqtt_url:
+        options = MqttOptions.from_url(
+            settings.mqtt_url,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+            tls_ca=settings.mqtt_tls_ca,
+            client_id=settings.mqtt_client_id or f"ems-{socket.gethostname()}",
+            status_interval_s=settings.mqtt_status_interval_s,
         )
-        fleets.append(FleetComponent(f"sim-{version.value}", config, clock, lambda: ocpp.url, ocpp.started))
-    return fleets
+        changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
+        mqtt = MqttGridAdapter(capacity, options, changes=changes)
+    services = ApiServices(
+        storage=storage,
+        clock=clock,
+        sites=runtime.sites,
+        bus=bus,
+        charger_control=ocpp.control,
+        capacity=capacity,
+        monitor=controller,
+    )
+    return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+
+
+def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
+    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process."""
+    site = runtime.sites[0]
+    settings = runtime.settings
+
+    def report(line: str) -> None:
+        print(f"ems demo: {line}", flush=True)
+
+    if settings.mqtt_url:
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+        return MqttGridOperatorSim(
+            settings.mqtt_url, site, runtime.clock, username=settings.mqtt_username, password=password, report=report
+        )
+    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, report=report)
+
+
+async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Print every change of the site capacity in force (``ems demo``)."""
+    changes = runtime.bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(changes.get())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+                break
+            event = getting.result()
+            if event.circuit_id is None:
+                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
+                source = event.source.value if event.source else "none"
+                print(f"ems demo: capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
+    finally:
+        changes.close()
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -171,34 +237,38 @@ async def serve(settings: Settings) -> None:
     remove = install_signal_handlers(stop)
     try:
         async with open_runtime(settings) as runtime:
-            components = build_components(runtime)
-            runtime.components = components
-            api = next(c for c in components if isinstance(c, ApiServer))
+            system = await build_system(runtime)
             async with asyncio.TaskGroup() as group:
-                group.create_task(_announce(api, runtime, stop), name="announce")
-                group.create_task(run_components(components, stop), name="components")
+                group.create_task(_announce(system, runtime, stop), name="announce")
+                group.create_task(run_components(system.components(), stop), name="components")
     finally:
         remove()
 
 
-async def _wait_started(api: ApiServer | OcppComponent, stop: asyncio.Event) -> bool:
-    """True once the server listens; False if ``stop`` came first."""
-    started = asyncio.create_task(api.started.wait())
+async def _wait_started(api: ApiServer, stop: asyncio.Event) -> bool:
+    """True once the API listens; False if ``stop`` came first."""
+    return await _first(api.started, stop)
+
+
+async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
+    waiting = asyncio.create_task(ready.wait())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    started.cancel()
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
     stopping.cancel()
-    return api.started.is_set()
+    return ready.is_set()
 
 
-async def _announce(api: ApiServer, runtime: Runtime, stop: asyncio.Event) -> None:
-    if not await _wait_started(api, stop):
+async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
+    api = system.api
+    if not await _wait_started(api, stop) or not await _first(system.ocpp.started, stop):
         return
     backend = runtime.storage.backend
-    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs), storage: {backend}", flush=True)
-    ocpp = next((c for c in runtime.components if isinstance(c, OcppComponent)), None)
-    if ocpp is not None and await _wait_started(ocpp, stop):
-        print(f"ems: OCPP on {ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1)", flush=True)
+    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
+    print(f"ems: OCPP on {system.ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
+    if system.mqtt is not None:
+        print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
     if runtime.settings.admin_api_key is None:
         print("ems: EMS_ADMIN_API_KEY is not set: create a key with `ems apikey create` to use /api/v1", flush=True)
 
@@ -243,34 +313,46 @@ async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> Demo
 
 
 async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
-    """``ems serve`` plus simulated stations on an embedded database, for ``duration_s`` or until Ctrl-C."""
+    """``ems serve`` plus simulated stations of both OCPP versions on an embedded database.
+
+    The whole process runs on one sped-up clock (``DEMO_SPEED``), so the stations, the
+    controller and the grid signals agree on time: a minute of demo is an hour of car park.
+    """
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
-    clock = SystemClock()
+    clock = ScaledClock(SystemClock(), DEMO_SPEED)
     try:
-        async with open_runtime(settings, clock) as runtime:
-            await add_demo_cards(runtime.storage, clock)
-            components = build_components(runtime)
-            ocpp = next(c for c in components if isinstance(c, OcppComponent))
-            components += build_demo_fleets(ocpp)
-            api = next(c for c in components if isinstance(c, ApiServer))
+        async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
+            for uid in DEFAULT_CARDS:
+                with contextlib.suppress(Conflict):
+                    await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
+            system = await build_system(runtime)
+            ocpp = system.ocpp
+            simulators: list[Component] = [
+                FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
+                for c in demo_fleets()
+            ]
+            simulators.append(build_grid_operator_sim(runtime, system.capacity))
 
             async def _timer() -> None:
-                if not await _wait_started(api, stop):
+                if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
                     return
-                print(f"ems demo: API on {api.url} (docs at {api.url}/docs)", flush=True)
+                print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
+                print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=duration_s)
+                    async with asyncio.timeout(duration_s):
+                        await stop.wait()
                 stop.set()
 
-            started = clock.monotonic()
+            started = time.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
-                group.create_task(run_components(components, stop), name="components")
-            return await summarize(runtime, api, clock.monotonic() - started)
+                group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
+                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
+            return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()
 

@@ -76,3 +76,15 @@ class FakeClock:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sleepers.append((self._mono + seconds, fut))
         await fut
+
+
+async def sleep_until_set(clock: Clock, seconds: float, *events: asyncio.Event) -> bool:
+    """Sleep ``seconds`` on ``clock``, or less if one of ``events`` is set first; True if one was."""
+    waiters = [asyncio.ensure_future(clock.sleep(seconds)), *(asyncio.ensure_future(e.wait()) for e in events)]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+    return any(e.is_set() for e in events)

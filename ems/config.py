@@ -6,6 +6,7 @@ environment at import time.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -38,9 +39,19 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_tls_ca: Path | None = None
+    mqtt_client_id: str | None = Field(
+        default=None, description="MQTT client id, stable across restarts (persistent session); unset: ems-<hostname>"
+    )
+    mqtt_status_interval_s: float = Field(default=30.0, gt=0, description="seconds between site status messages")
     admin_api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     site_file: Path | None = None
+    billing_currency: str = Field(default="EUR", description="Currency of new accounts and of the free default tariff")
+    billing_min_hold: Decimal = Field(default=Decimal("5.00"), ge=0, description="Least balance a prepaid start needs")
+    billing_max_hold: Decimal = Field(default=Decimal("50.00"), gt=0, description="Most a prepaid session holds")
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC key shared with the payment provider; unset: the webhook answers 503"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

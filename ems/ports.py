@@ -7,6 +7,7 @@ in. Keep each Protocol small: a caller depends only on what it uses.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from ems.domain.access import ApiKey
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.card import AuthorizationStatus, Card
 from ems.domain.commands import CommandResult, StationCommand
+from ems.domain.money import Money
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
 from ems.domain.units import Phase
@@ -151,11 +153,17 @@ class StationStore(Protocol):
         """Replace every field of an existing station; raises ``NotFound``."""
         ...
 
-    async def delete(self, station_id: str) -> bool: ...
+    async def delete(self, station_id: str) -> bool:
+        """Deletes its status history too; raises ``Conflict`` while sessions refer to the station."""
+        ...
 
-    async def mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None: ...
+    async def mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None:
+        """Raises ``NotFound``."""
+        ...
 
-    async def record_status(self, record: ConnectorStatusRecord) -> None: ...
+    async def record_status(self, record: ConnectorStatusRecord) -> None:
+        """Raises ``NotFound`` for an unknown station."""
+        ...
 
     async def status_history(self, station_id: str, *, limit: int = 100) -> list[ConnectorStatusRecord]:
         """Newest first."""
@@ -179,13 +187,17 @@ class CardStore(Protocol):
 
 
 class SessionStore(Protocol):
-    async def add(self, session: ChargingSession) -> None: ...
+    async def add(self, session: ChargingSession) -> None:
+        """Raises ``Conflict`` if the id or (station_id, transaction_id) exists, or the station does not."""
+        ...
 
     async def get(self, session_id: str) -> ChargingSession | None: ...
 
     async def find_by_transaction(self, station_id: str, transaction_id: str) -> ChargingSession | None: ...
 
-    async def active_for_evse(self, station_id: str, evse_id: int) -> ChargingSession | None: ...
+    async def active_for_evse(self, station_id: str, evse_id: int) -> ChargingSession | None:
+        """The newest active session on the EVSE."""
+        ...
 
     async def query(
         self,
@@ -196,10 +208,12 @@ class SessionStore(Protocol):
         active_only: bool = False,
         limit: int = 100,
     ) -> list[ChargingSession]:
-        """Newest first."""
+        """Sessions started in ``[since, until)``, newest first."""
         ...
 
-    async def update(self, session: ChargingSession) -> None: ...
+    async def update(self, session: ChargingSession) -> None:
+        """Replace every field of an existing session; raises ``NotFound``."""
+        ...
 
     async def next_transaction_id(self) -> int:
         """A fresh positive integer for OCPP 1.6 StartTransaction, unique across restarts."""
@@ -208,7 +222,7 @@ class SessionStore(Protocol):
 
 class MeterSampleStore(Protocol):
     async def add_many(self, samples: Sequence[MeterSample]) -> None:
-        """Write a batch (COPY on PostgreSQL); all or nothing."""
+        """Write a batch (COPY on PostgreSQL); all or nothing. A NaN value raises ``InvalidInput``."""
         ...
 
     async def for_session(self, session_id: str) -> list[MeterSample]:
@@ -217,7 +231,9 @@ class MeterSampleStore(Protocol):
 
     async def for_station(
         self, station_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 10_000
-    ) -> list[MeterSample]: ...
+    ) -> list[MeterSample]:
+        """Samples measured in ``[since, until)``, oldest first."""
+        ...
 
 
 class CapacitySignalStore(Protocol):
@@ -231,13 +247,19 @@ class CapacitySignalStore(Protocol):
 
 
 class ApiKeyStore(Protocol):
-    async def add(self, key: ApiKey) -> None: ...
+    async def add(self, key: ApiKey) -> None:
+        """Raises ``Conflict`` if the id or the hash exists."""
+        ...
 
-    async def by_hash(self, key_hash: str) -> ApiKey | None: ...
+    async def by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not: the caller checks ``revoked_at``."""
+        ...
 
     async def all(self) -> list[ApiKey]: ...
 
-    async def revoke(self, key_id: str, at: datetime) -> bool: ...
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """True if the key existed and was active; a revoked key keeps its first revocation time."""
+        ...
 
 
 # ---------------------------------------------------------------- billing
@@ -286,7 +308,10 @@ class LedgerStore(Protocol):
         *,
         idempotency: IdempotencyClaim | None = None,
         cost: SessionCost | None = None,
-    ) -> Applied: ...
+        session_id: str | None = None,
+    ) -> Applied:
+        """``session_id``: also read that session's revenue (charged minus refunded) into the state."""
+        ...
 
     async def statement(self, account_id: str, *, limit: int = 100) -> list[Applied]:
         """Movements with the balance after each, newest first."""
@@ -352,6 +377,24 @@ class CostStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentCheckout:
+    """Where to send the driver to pay a top-up outside ems; the provider's webhook confirms it later."""
+
+    provider: str
+    reference: str
+    redirect_url: str
+
+
+class PaymentProvider(Protocol):
+    """A payment service for top-ups (card, wallet, bank). Confirmation arrives on the signed webhook
+    (``POST /api/v1/payments/{provider}/webhook``), never from the redirect."""
+
+    name: str
+
+    async def create_checkout(self, account_id: str, amount: Money, *, return_url: str) -> PaymentCheckout: ...
+
+
 class BillingStores(Protocol):
     @property
     def users(self) -> UserStore: ...
@@ -394,6 +437,15 @@ class Storage(Protocol):
     @property
     def backend(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Make every store call inside the block (in this task) one transaction: all or nothing.
+
+        ``async with storage.transaction(): ...`` commits when the block ends and rolls back
+        everything when it raises. Blocks nest (savepoints). A store call from a task started
+        inside the block raises ``StorageError``.
+        """
         ...
 
     async def health(self) -> None: ...

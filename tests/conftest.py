@@ -54,7 +54,7 @@ async def pg_schema_url(pg_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def sqlite_storage(tmp_path: Path) -> AsyncIterator[SqlStorage]:
-    storage = await open_storage(Settings(database_url=None, data_dir=tmp_path / "data"))
+    storage = await open_storage(Settings(database_url=None, data_dir=tmp_path / "data", _env_file=None))  # type: ignore[call-arg]
     try:
         yield storage
     finally:
@@ -63,7 +63,7 @@ async def sqlite_storage(tmp_path: Path) -> AsyncIterator[SqlStorage]:
 
 @pytest.fixture
 async def pg_storage(pg_schema_url: str) -> AsyncIterator[SqlStorage]:
-    storage = await open_storage(Settings(database_url=pg_schema_url))
+    storage = await open_storage(Settings(database_url=pg_schema_url, _env_file=None))  # type: ignore[call-arg]
     try:
         yield storage
     finally:

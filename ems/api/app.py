@@ -6,7 +6,24 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
-from ems.api.routes import api_keys, capacity, cards, commands, dashboard, health, live, sites, stations
+from ems.api.routes import (
+    accounts,
+    api_keys,
+    capacity,
+    cards,
+    charge,
+    commands,
+    dashboard,
+    health,
+    live,
+    payments,
+    reports,
+    sessions,
+    sites,
+    stations,
+    tariffs,
+    users,
+)
 from ems.api.services import ApiServices
 from ems.config import Settings
 
@@ -20,6 +37,13 @@ ROUTERS: tuple[APIRouter, ...] = (
     api_keys.router,
     live.router,
     dashboard.router,
+    users.router,
+    accounts.router,
+    tariffs.router,
+    sessions.router,
+    charge.router,
+    reports.router,
+    payments.router,
 )
 """Every router; a feature adds its module here."""
 
@@ -37,6 +61,7 @@ def create_app(settings: Settings, services: ApiServices) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.services = services
+    app.state.settings = settings
     admin_key = settings.admin_api_key
     app.state.admin_api_key = admin_key.get_secret_value() if admin_key is not None else None
     problems.install(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ems.billing.components import Billing
 from ems.clock import Clock
 from ems.controller.bus import EventBus
 from ems.domain.site import Site
@@ -18,6 +19,8 @@ class ApiServices:
     bus: EventBus = field(default_factory=EventBus)
     charger_control: ChargerControl | None = None
     """``None`` when the OCPP server is not running in this process: commands answer 503."""
+    billing: Billing | None = None
+    """Built by the composition root (shared with the OCPP event path); ``None``: the API builds its own."""
     monitor: SiteMonitor | None = None
     """The controller's live view; ``None`` when no controller runs in this process."""
     capacity: CapacitySignals | None = None

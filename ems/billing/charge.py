@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ems.billing.ledger import Hold, HoldStatus
+from ems.billing.model import IdempotencyClaim
 from ems.billing.service import BillingService
 from ems.domain.card import AuthorizationStatus, CardMode, authorize_card
 from ems.domain.commands import CommandResult, CommandStatus, RemoteStart, RemoteStop
@@ -53,8 +54,15 @@ class PayBeforeStart:
         self.service = service
 
     async def start(
-        self, *, station_id: str, evse_id: int | None, account_id: str | None = None, card_uid: str | None = None
+        self,
+        *,
+        station_id: str,
+        evse_id: int | None,
+        account_id: str | None = None,
+        card_uid: str | None = None,
+        idempotency_key: str | None = None,
     ) -> ChargeStart:
+        """Hold, then RemoteStart; a replayed ``idempotency_key`` answers the first charge's state, sending nothing."""
         if (account_id is None) == (card_uid is None):
             raise InvalidInput("name who pays", ["give exactly one of account_id or card_uid"])
         hold_id = self.service.ids()
@@ -80,7 +88,16 @@ class PayBeforeStart:
             station_id=station_id,
             evse_id=evse_id,
         )
-        hold = await self.service.hold_available(account, hold)  # committed: step 2
+        claim = None
+        if idempotency_key is not None:
+            body = {"station_id": station_id, "evse_id": evse_id, "account_id": account_id, "card_uid": card_uid}
+            claim = IdempotencyClaim.for_request(f"charge-start:{account.id}", idempotency_key, body)
+        applied = await self.service.hold_available(account, hold, idempotency=claim)  # committed: step 2
+        hold = applied.holds[0]
+        if applied.replayed:
+            first = await self.state(hold.id)
+            answer = CommandStatus.REJECTED if first.state == "cancelled" else CommandStatus.ACCEPTED
+            return ChargeStart(hold.id, answer, first.hold, hold.id_tag or id_tag, "replayed", first.session_id)
         command = RemoteStart(id_tag=id_tag, evse_id=evse_id, remote_start_id=int(hold_id[:7], 16))
         result = await self.service.control.execute(station_id, command)
         if result.ok:

@@ -131,6 +131,9 @@ class AccountState:
     account_id: str
     balance: Balance
     open_holds: tuple[Hold, ...] = ()
+    session_revenue_minor: int = 0
+    """For a rule about one session (``LedgerStore.apply(..., session_id=)``): its revenue so far,
+    i.e. what it was charged minus what was refunded, read under the same lock."""
 
     def hold(self, hold_id: str) -> Hold | None:
         return next((h for h in self.open_holds if h.id == hold_id), None)

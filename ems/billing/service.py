@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from ems.billing.ledger import AccountState, Decision, HoldNotOpen, capture, place_hold, release
 from ems.billing.ledger import Hold as LedgerHold
-from ems.billing.model import Account, SessionCost, resolve_tariff_id
+from ems.billing.model import Account, Applied, IdempotencyClaim, SessionCost, resolve_tariff_id
 from ems.billing.pricing import price_session, usage_from_session
 from ems.billing.tariff import Tariff
 from ems.clock import Clock
@@ -32,7 +32,7 @@ from ems.domain.card import AuthorizationStatus, Card, CardMode, authorize_card
 from ems.domain.commands import RemoteStop
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession
-from ems.errors import InsufficientFunds, NotFound
+from ems.errors import BillingError, InsufficientFunds, NotFound
 from ems.ports import (
     AuthorizationDecision,
     BillingStores,
@@ -61,6 +61,9 @@ class BillingPolicy:
     timezones: Mapping[str, str] = field(default_factory=dict)
     """Site id -> IANA zone, for time-of-use bands."""
     default_currency: str = "EUR"
+    watch_interval_s: float = 30.0
+    """Accrued-cost checks per session at most this often: the stop comes at most ~30 s of charging late
+    (about 0.03 EUR at 11 kW and 0.30 EUR/kWh), in exchange for not re-reading a session's samples every 10 s."""
 
 
 def new_id() -> str:
@@ -91,13 +94,16 @@ class BillingService:
         self.policy = policy or BillingPolicy()
         self.ids = ids
         self._stop_sent: set[str] = set()
+        self._watched_at: dict[str, float] = {}
 
     # ------------------------------------------------------------ authorize (the Authorizer port)
 
     async def authorize(self, id_tag: str, *, station_id: str, evse_id: int | None = None) -> AuthorizationDecision:
-        pending = await self._pending_hold(id_tag, station_id)
-        if pending is not None:
-            return AuthorizationDecision(AuthorizationStatus.ACCEPTED, account_id=pending.account_id)
+        # A token with an open hold at this station is paid for: an app start (before or after its
+        # session began; 2.0.1 stations re-send the token on every TransactionEvent) or a running session.
+        held = [h for h in await self.billing.ledger.open_holds(id_tag=id_tag) if h.station_id in (None, station_id)]
+        if held:
+            return AuthorizationDecision(AuthorizationStatus.ACCEPTED, account_id=held[0].account_id)
         card = await self.cards.get(id_tag)
         status = authorize_card(card, self.clock.now())
         if card is None or status is not AuthorizationStatus.ACCEPTED:
@@ -149,7 +155,7 @@ class BillingService:
             session_id=session_id,
         )
         try:
-            return await self.hold_available(account, hold)
+            return (await self.hold_available(account, hold)).holds[0]
         except InsufficientFunds as exc:
             log.warning("session %s: %s; stopping it", session_id, exc)
             await self._remote_stop(session_id)
@@ -164,8 +170,17 @@ class BillingService:
         if session_id in self._stop_sent:
             return False
         hold = await self.billing.ledger.hold_for_session(session_id)
+        if hold is None:
+            return False
+        # Pricing so far reads every sample of the session: at most once per watch_interval_s per session,
+        # so a long session costs O(duration / interval) reads, not one per meter value.
+        now_s = self.clock.monotonic()
+        last = self._watched_at.get(session_id)
+        if last is not None and now_s - last < self.policy.watch_interval_s:
+            return False
+        self._watched_at[session_id] = now_s
         session = await self.sessions.get(session_id)
-        if hold is None or session is None or session.stopped_at is not None:
+        if session is None or session.stopped_at is not None:
             return False
         cost = await self._price(session, stopped_at=self.clock.now())
         if cost.cdr.total.to_minor() < hold.amount_minor:
@@ -176,12 +191,10 @@ class BillingService:
 
     async def session_ended(self, session_id: str) -> SessionCost:
         """Price the session and settle its hold. A second call returns the first result and moves nothing."""
-        recorded = await self.billing.costs.get(session_id)
-        if recorded is not None:
-            return recorded
-        session = await self.sessions.get(session_id)
-        if session is None:
-            raise NotFound(f"session {session_id} does not exist")
+        self._watched_at.pop(session_id, None)
+        session = await self._cost_or_session(session_id)
+        if isinstance(session, SessionCost):
+            return session
         cost = await self._price(session)
         hold = await self.billing.ledger.hold_for_session(session_id)
         if hold is None:
@@ -204,9 +217,40 @@ class BillingService:
         log.info("session %s: captured %s of a %s hold", session_id, cost.cdr.total, settled.amount_minor)
         return await self._cost(session_id)
 
+    async def settle_ended(self) -> list[str]:
+        """Settle every open hold whose session has ended (its SessionEnded was missed); returns their ids."""
+        settled = []
+        for hold in await self.billing.ledger.open_holds():
+            if hold.session_id is None:
+                continue
+            session = await self.sessions.get(hold.session_id)
+            if session is not None and session.stopped_at is not None:
+                await self.session_ended(session.id)
+                settled.append(session.id)
+        return settled
+
+    async def quote(self, session_id: str) -> SessionCost:
+        """The recorded cost of an ended session, or the accrued cost of a running one (priced up to now)."""
+        session = await self._cost_or_session(session_id)
+        if isinstance(session, SessionCost):
+            return session
+        return await self._price(session, stopped_at=None if session.stopped_at else self.clock.now())
+
+    async def _cost_or_session(self, session_id: str) -> SessionCost | ChargingSession:
+        """The session's recorded cost if it has one, else the session; ``NotFound`` if neither."""
+        recorded = await self.billing.costs.get(session_id)
+        if recorded is not None:
+            return recorded
+        session = await self.sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"session {session_id} does not exist")
+        return session
+
     # ------------------------------------------------------------ helpers
 
-    async def hold_available(self, account: Account, hold: LedgerHold) -> LedgerHold:
+    async def hold_available(
+        self, account: Account, hold: LedgerHold, *, idempotency: IdempotencyClaim | None = None
+    ) -> Applied:
         """Hold min(available, max_hold), refused below min_hold; in one locked ledger transaction."""
         minimum = Money(self.policy.min_hold, account.currency).rounded().to_minor()
         maximum = Money(self.policy.max_hold, account.currency).rounded().to_minor()
@@ -221,8 +265,7 @@ class BillingService:
             sized = replace(hold, amount_minor=amount)
             return place_hold(state, movement_id=movement_id, hold=sized, at=self.clock.now())
 
-        applied = await self.billing.ledger.apply(account.id, decide)
-        return applied.holds[0]
+        return await self.billing.ledger.apply(account.id, decide, idempotency=idempotency)
 
     async def release_hold(self, hold_id: str, memo: str) -> bool:
         """Release an open hold; ``False`` if it was settled already."""
@@ -278,7 +321,7 @@ class BillingService:
             group = user.group if user else None
         tariff = await self.tariff_for(session.station_id, group)
         if hold is not None and tariff.currency != hold.currency:
-            raise NotFound(f"tariff {tariff.id} is in {tariff.currency}, the account in {hold.currency}")
+            raise BillingError(f"tariff {tariff.id} is in {tariff.currency} but the paying account in {hold.currency}")
         samples = await self.samples.for_session(session.id)
         usage = usage_from_session(session, samples, stopped_at=stopped_at)
         cdr = price_session(tariff, usage, await self.timezone_for(session.station_id))

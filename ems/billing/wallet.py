@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ems.billing.ledger import Book, MovementKind, refund, top_up
+from ems.billing.ledger import refund, top_up
 from ems.billing.model import Account, Applied, IdempotencyClaim, User
 from ems.clock import Clock
 from ems.domain.money import CurrencyError, Money, check_currency
@@ -104,11 +104,6 @@ class Wallet:
             raise NotFound(f"session {session_id} has no charge to refund")
         account = await self.account(cost.account_id)
         minor = money_minor(amount, account.currency, "amount")
-        already = sum(
-            -line.movement.on(Book.REVENUE)
-            for line in await self.billing.ledger.statement(account.id, limit=10_000)
-            if line.movement.kind is MovementKind.REFUND and line.movement.session_id == session_id
-        )
         claim = None
         if idempotency_key is not None:
             body = {"amount": str(amount.amount), "currency": amount.currency}
@@ -120,12 +115,13 @@ class Wallet:
                 state,
                 movement_id=movement_id,
                 amount_minor=minor,
-                refundable_minor=cost.captured_minor - already,
+                refundable_minor=state.session_revenue_minor,
                 at=self.clock.now(),
                 session_id=session_id,
                 reference=reason,
             ),
             idempotency=claim,
+            session_id=session_id,
         )
 
 

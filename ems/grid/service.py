@@ -13,13 +13,12 @@ ack or error body. No MQTT, HTTP or SQL in here: this module is version- and doo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from ems.clock import Clock
+from ems.clock import Clock, sleep_until_set
 from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.events import CapacityChanged, CapacitySignalReceived
@@ -35,6 +34,8 @@ MAX_TICK_WAIT_S = 5.0
 
 
 class CapacityService:
+    name = "grid-capacity"
+
     def __init__(
         self,
         policy: CapacityPolicy,
@@ -48,7 +49,9 @@ class CapacityService:
         self._bus = bus
         self._clock = clock
         self._store = store
-        self._site_load = site_load
+        # Public: the composition root sets it after construction, as the controller (the provider) needs
+        # this service itself.
+        self.site_load = site_load
         self._wake = asyncio.Event()
         self.accepted = 0
         self.rejected = 0
@@ -56,6 +59,10 @@ class CapacityService:
 
     def site_ids(self) -> list[str]:
         return self.policy.site_ids()
+
+    def attach_site_load(self, site_load: SiteLoad) -> None:
+        """Late binding: the controller that measures the load is built after this service."""
+        self._site_load = site_load
 
     async def submit(
         self,
@@ -146,7 +153,7 @@ class CapacityService:
     def status(self, site_id: str) -> Mapping[str, Any]:
         self._check_target(site_id, None)
         now = self._clock.now()
-        load = self._site_load.site_load(site_id) if self._site_load is not None else SiteLoadReading()
+        load = self.site_load.site_load(site_id) if self.site_load is not None else SiteLoadReading()
         return status_payload(site_id, now, self.policy.in_force(site_id, None, now), load)
 
     def _check_target(self, site_id: str, circuit_id: str | None) -> None:
@@ -181,17 +188,4 @@ class CapacityService:
             due = self.policy.next_change_at(now)
             wait_s = MAX_TICK_WAIT_S if due is None else min(MAX_TICK_WAIT_S, (due - now).total_seconds())
             self._wake.clear()
-            await _first_of(self._clock.sleep(max(wait_s, 0.0)), self._wake.wait(), stop.wait())
-
-
-async def _first_of(*waits: Any) -> None:
-    """Return when the first of ``waits`` (coroutines) finishes; cancel and await the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await sleep_until_set(self._clock, max(wait_s, 0.0), self._wake, stop)

@@ -175,11 +175,9 @@ def snapshot_from_json(data: object) -> Snapshot:
     prices = top.get("prices")
     price_series = r.series(top, "prices", "instance", slots) if prices is not None else None
     snapshot = Snapshot(start, slot_s, slots, site_limits, tuple(circuits), tuple(evses), tuple(sessions), price_series)
-    problems = r.problems + ([] if r.problems else snapshot.problems())
-    if r.problems:
-        # Consistency checks on a half-read instance would repeat the type errors; run the
-        # ones that still make sense (ids, references) so one pass shows as much as possible.
-        problems += [p for p in snapshot.problems() if "must be" not in p]
+    # Fields that failed to parse were given harmless defaults, so the consistency checks
+    # still run: one pass lists type errors and cross-reference errors together.
+    problems = r.problems + [p for p in snapshot.problems() if p not in r.problems]
     if problems:
         raise InvalidInput("invalid instance", problems)
     return snapshot

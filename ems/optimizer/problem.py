@@ -25,6 +25,8 @@ import scipy.sparse as sp
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
 
+MIN_NEED_KWH = 1e-6
+
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
@@ -123,6 +125,8 @@ def compile_problem(snapshot: Snapshot) -> Problem:
             rows.append(node_index[node])
             cols.append(i)
             node = parent[node]
+    # Below 1 mWh a request is met: meters resolve 1 Wh, and 1/need must stay finite in the LP.
+    need[need < MIN_NEED_KWH] = 0.0
     K = len(node_ids)
     incidence = sp.csr_array((np.ones(len(rows)), (np.array(rows), np.array(cols))), shape=(K, n))
 

@@ -132,6 +132,7 @@ class SqlLedgerStore:
         *,
         idempotency: IdempotencyClaim | None = None,
         cost: SessionCost | None = None,
+        session_id: str | None = None,
     ) -> Applied:
         async with self._db.transaction() as tx:
             lock = f"SELECT currency FROM billing_accounts WHERE id = ?{tx.dialect.for_update}"
@@ -146,7 +147,8 @@ class SqlLedgerStore:
             rows = await tx.fetchall(
                 f"{_SELECT_HOLD} WHERE account_id = ? AND status = 'open' ORDER BY created_at", (account_id,)
             )
-            decision = decide(AccountState(account_id, balance, tuple(_hold(r) for r in rows)))
+            revenue = 0 if session_id is None else await _session_revenue(tx, account_id, session_id)
+            decision = decide(AccountState(account_id, balance, tuple(_hold(r) for r in rows), revenue))
             movement = decision.movement
             if movement.account_id != account_id:
                 raise ValueError(f"movement {movement.id} is for account {movement.account_id}, not {account_id}")
@@ -216,6 +218,16 @@ async def _balance(tx: Tx, account_id: str, currency: str) -> Balance:
         held_minor=totals.get(Book.HELD, 0),
         uncollected_minor=totals.get(Book.UNCOLLECTED, 0),
     )
+
+
+async def _session_revenue(tx: Tx, account_id: str, session_id: str) -> int:
+    total = await tx.fetchval(
+        "SELECT COALESCE(SUM(e.amount_minor), 0) FROM ledger_entries e"
+        " JOIN ledger_movements m ON m.id = e.movement_id"
+        " WHERE m.account_id = ? AND m.session_id = ? AND e.book = ?",
+        (account_id, session_id, Book.REVENUE),
+    )
+    return int(total or 0)
 
 
 async def _insert_movement(tx: Tx, movement: Movement, after: Balance) -> None:

@@ -30,14 +30,18 @@ A naive ``datetime`` is refused (``ValueError``) rather than guessed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ems.errors import StorageError
 
 Row = dict[str, Any]
 """A result row: column name -> value."""
@@ -131,15 +135,47 @@ class Tx(ABC):
 
 
 class Database(ABC):
-    """A connection (SQLite) or pool (PostgreSQL) to one database."""
+    """A connection (SQLite) or pool (PostgreSQL) to one database.
+
+    Transactions nest: inside ``async with db.transaction()``, every store call and every
+    further ``db.transaction()`` in the same task joins it as a savepoint. So a caller can
+    make several store calls atomic (one API request, a session stop with its ledger
+    entry), and a failed inner block rolls back only itself.
+    """
 
     dialect: Dialect
     url: str
     """Where it is, without a password (for messages)."""
 
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+        """Commit when the block ends normally, roll back when it raises (or is cancelled).
+
+        Nested in an open transaction of the same task: a savepoint, released at the end of
+        the block or rolled back to if it raises. From a task started inside a transaction:
+        ``StorageError`` (on SQLite it would wait forever for its parent's lock).
+        """
+        outer = _OPEN.get()
+        if outer is not None and outer.db is self:
+            if outer.task is not asyncio.current_task():
+                raise StorageError("a transaction is open in the task that started this one: pass work back to it")
+            async with self._savepoint(outer.tx) as tx:
+                yield tx
+            return
+        async with self._begin(readonly) as tx:
+            token = _OPEN.set(_Open(self, tx, asyncio.current_task()))
+            try:
+                yield tx
+            finally:
+                _OPEN.reset(token)
+
     @abstractmethod
-    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Tx]:
-        """Commit when the block ends normally, roll back when it raises (or is cancelled)."""
+    def _begin(self, readonly: bool) -> AbstractAsyncContextManager[Tx]:
+        """A new top-level transaction."""
+
+    @abstractmethod
+    def _savepoint(self, tx: Tx) -> AbstractAsyncContextManager[Tx]:
+        """A savepoint inside ``tx``."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -149,7 +185,7 @@ class Database(ABC):
         async with self.transaction(readonly=True) as tx:
             await tx.fetchval("SELECT 1")
 
-    # One-statement shortcuts, each in its own transaction.
+    # One-statement shortcuts: each in its own transaction, or a savepoint of the open one.
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
@@ -164,12 +200,21 @@ class Database(ABC):
             return await tx.fetchone(sql, params)
 
 
+@dataclass(frozen=True, slots=True)
+class _Open:
+    db: Database
+    tx: Tx
+    task: asyncio.Task[Any] | None
+
+
+_OPEN: ContextVar[_Open | None] = ContextVar("ems_open_transaction", default=None)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print."""
+    """``url`` with any password replaced by ``***``, safe to print (even when malformed)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from ems.config import Settings
 from ems.storage.api_keys import SqlApiKeyStore
 from ems.storage.billing import SqlBillingStores
@@ -36,6 +39,12 @@ class SqlStorage:
     @property
     def backend(self) -> str:
         return self.db.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One transaction around every store call in the block (see ``Database.transaction``)."""
+        async with self.db.transaction():
+            yield
 
     async def health(self) -> None:
         await self.db.health()

@@ -24,7 +24,7 @@ from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ems.errors import Conflict, StorageError, StorageUnavailable
+from ems.errors import ConfigError, Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Database, Dialect, Json, Params, Row, Tx, redact_url
 
 CONNECT_TIMEOUT_S = 5
@@ -104,6 +104,7 @@ def _mapped(url: str) -> Iterator[None]:
 class PostgresTx(Tx):
     def __init__(self, conn: psycopg.AsyncConnection[DictRow], url: str) -> None:
         self.dialect = POSTGRES
+        self.connection = conn
         self._conn = conn
         self._url = url
 
@@ -175,6 +176,9 @@ class PostgresDatabase(Database):
             raise StorageError(f"schema name {schema!r} must be lower-case letters, digits and underscores")
         try:
             conninfo = _conninfo(url, schema)
+        except psycopg.ProgrammingError as error:
+            raise ConfigError(f"invalid PostgreSQL URL {shown}: {_reason(error)}") from error
+        try:
             # A direct first connection gives libpq's own reason on failure (a pool only times out).
             probe = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=connect_timeout_s)
         except psycopg.Error as error:
@@ -209,10 +213,17 @@ class PostgresDatabase(Database):
         return cls(url, pool)
 
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+    async def _begin(self, readonly: bool) -> AsyncIterator[Tx]:
         with _mapped(self.url):
             async with self._pool.connection() as conn, conn.transaction():
                 yield PostgresTx(conn, self.url)
+
+    @asynccontextmanager
+    async def _savepoint(self, tx: Tx) -> AsyncIterator[Tx]:
+        assert isinstance(tx, PostgresTx)
+        with _mapped(self.url):
+            async with tx.connection.transaction():  # psycopg: a nested transaction is a SAVEPOINT
+                yield tx
 
     async def health(self) -> None:
         with _mapped(self.url):

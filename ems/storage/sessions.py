@@ -16,6 +16,9 @@ _SELECT = select_sql("sessions", _COLUMNS)
 
 TRANSACTION_ID_SEQUENCE = "ocpp16_transaction_id"
 
+_ACTIVE = f"status = '{SessionStatus.ACTIVE.value}'"
+"""A literal, not a parameter, so the partial index ``sessions_active_evse`` applies."""
+
 
 def _session(row: Row) -> ChargingSession:
     return build(ChargingSession, row, {"status": SessionStatus})
@@ -41,8 +44,8 @@ class SqlSessionStore:
     async def active_for_evse(self, station_id: str, evse_id: int) -> ChargingSession | None:
         """The newest active session on the EVSE (a station that lost a StopTransaction may leave two)."""
         row = await self._db.fetchone(
-            f"{_SELECT} WHERE station_id = ? AND evse_id = ? AND status = ? ORDER BY started_at DESC LIMIT 1",
-            (station_id, evse_id, SessionStatus.ACTIVE),
+            f"{_SELECT} WHERE station_id = ? AND evse_id = ? AND {_ACTIVE} ORDER BY started_at DESC LIMIT 1",
+            (station_id, evse_id),
         )
         return None if row is None else _session(row)
 
@@ -58,15 +61,12 @@ class SqlSessionStore:
         """Sessions started in ``[since, until)``, newest first."""
         where: list[str] = []
         params: list[Any] = []
-        for condition, value in (
-            ("station_id = ?", station_id),
-            ("started_at >= ?", since),
-            ("started_at < ?", until),
-            ("status = ?", SessionStatus.ACTIVE if active_only else None),
-        ):
+        for condition, value in (("station_id = ?", station_id), ("started_at >= ?", since), ("started_at < ?", until)):
             if value is not None:
                 where.append(condition)
                 params.append(value)
+        if active_only:
+            where.append(_ACTIVE)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self._db.fetchall(f"{_SELECT}{clause} ORDER BY started_at DESC, id DESC LIMIT ?", (*params, limit))
         return [_session(row) for row in rows]

@@ -144,6 +144,12 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def _rollback_to_savepoint(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK TO ems_nested")
+        conn.execute("RELEASE ems_nested")
+
+
 class SqliteTx(Tx):
     def __init__(self, db: SqliteDatabase) -> None:
         self.dialect = SQLITE
@@ -183,6 +189,7 @@ class SqliteDatabase(Database):
         self._conn = conn
         self._executor = executor
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -200,13 +207,15 @@ class SqliteDatabase(Database):
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the database thread, mapping driver errors."""
         conn = self._conn
+        if self._closed:
+            raise StorageUnavailable(f"SQLite database {self.url} is closed")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
         except sqlite3.Error as error:
             raise _map_error(error, self.url) from error
 
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Tx]:
+    async def _begin(self, readonly: bool) -> AsyncIterator[Tx]:
         async with self._lock:
             await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
             try:
@@ -218,6 +227,21 @@ class SqliteDatabase(Database):
                 await asyncio.shield(self.call(_rollback))
                 raise
 
+    @asynccontextmanager
+    async def _savepoint(self, tx: Tx) -> AsyncIterator[Tx]:
+        # One name for every level: SQLite releases / rolls back to the most recent one.
+        await self.call(lambda c: c.execute("SAVEPOINT ems_nested"))
+        try:
+            yield tx
+            await self.call(lambda c: c.execute("RELEASE ems_nested"))
+        except BaseException:
+            await asyncio.shield(self.call(_rollback_to_savepoint))
+            raise
+
     async def close(self) -> None:
+        """Close after the statements already queued (a cancelled transaction's rollback among them)."""
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ems.api.auth import Analyst, Operator, Services
+from ems.api.auth import Analyst, AnyUser, Operator, Services
+from ems.domain.access import Role
 from ems.domain.card import Card, CardMode, CardStatus
-from ems.errors import Conflict, NotFound
+from ems.domain.money import Money
+from ems.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
@@ -27,6 +30,9 @@ class CardCreate(BaseModel):
     status: CardStatus = CardStatus.ACCEPTED
     expires_at: AwareDatetime | None = None
     label: str | None = Field(default=None, max_length=200)
+    mode: CardMode = Field(default=CardMode.PERSONAL, description="personal: no billing; commercial: prepaid")
+    account_id: str | None = Field(default=None, description="The prepaid account (required for commercial)")
+    user_id: str | None = Field(default=None, description="Default: the account's user")
 
 
 class CardUpdate(BaseModel):
@@ -35,6 +41,9 @@ class CardUpdate(BaseModel):
     status: CardStatus | None = None
     expires_at: AwareDatetime | None = None
     label: str | None = Field(default=None, max_length=200)
+    mode: CardMode | None = None
+    account_id: str | None = None
+    user_id: str | None = None
 
 
 class CardPublic(BaseModel):
@@ -74,12 +83,28 @@ async def create_card(body: CardCreate, services: Services, _: Operator) -> Card
         expires_at=body.expires_at,
         label=body.label,
         created_at=services.clock.now(),
+        mode=body.mode,
+        account_id=body.account_id,
+        user_id=body.user_id,
     )
+    card = await _with_account(services, card)
     try:
         await services.storage.cards.add(card)
     except Conflict as exc:
         raise Conflict(f"card {body.uid!r} already exists") from exc
     return CardPublic.of(card)
+
+
+async def _with_account(services: Services, card: Card) -> Card:
+    """Check the card's account link (422 when wrong); a linked card's user defaults to the account's."""
+    if card.account_id is None:
+        if card.mode is CardMode.COMMERCIAL:
+            raise InvalidInput("invalid card", ["account_id: a commercial (prepaid) card needs an account"])
+        return card
+    account = await services.storage.billing.ledger.account(card.account_id)
+    if account is None:
+        raise InvalidInput("invalid card", [f"account_id: no account {card.account_id!r}"])
+    return card if card.user_id is not None else replace(card, user_id=account.user_id)
 
 
 async def _get(services: Services, uid: str) -> Card:
@@ -103,7 +128,11 @@ async def update_card(uid: CardUid, body: CardUpdate, services: Services, _: Ope
         status=body.status if body.status is not None else card.status,
         expires_at=body.expires_at if "expires_at" in fields else card.expires_at,
         label=body.label if "label" in fields else card.label,
+        mode=body.mode if body.mode is not None else card.mode,
+        account_id=body.account_id if "account_id" in fields else card.account_id,
+        user_id=body.user_id if "user_id" in fields else card.user_id,
     )
+    updated = await _with_account(services, updated)
     await services.storage.cards.update(updated)
     return CardPublic.of(updated)
 
@@ -112,3 +141,51 @@ async def update_card(uid: CardUid, body: CardUpdate, services: Services, _: Ope
 async def delete_card(uid: CardUid, services: Services, _: Operator) -> None:
     if not await services.storage.cards.delete(uid):
         raise NotFound(f"no card {uid!r}")
+
+
+class CardSpending(BaseModel):
+    uid: str
+    mode: CardMode
+    account_id: str | None
+    currency: str | None
+    balance: str | None
+    """The linked account's available balance."""
+    sessions: int
+    energy_wh: str
+    spent: str | None
+    """What the card's account paid for its sessions."""
+    records: list[dict[str, Any]]
+
+
+@router.get("/{uid}/spending", summary="A card's balance and spending records")
+async def card_spending(uid: CardUid, services: Services, principal: AnyUser) -> CardSpending:
+    card = await _get(services, uid)
+    if not principal.at_least(Role.ANALYST) and (principal.user_id is None or principal.user_id != card.user_id):
+        raise HTTPException(403, "a driver key may only see its own cards")
+    billing = services.storage.billing
+    costs = await billing.costs.query(card_uid=uid)
+    balance = await billing.ledger.balance(card.account_id) if card.account_id else None
+    currency = balance.currency if balance else (costs[0].cdr.currency if costs else None)
+    spent = sum(c.captured_minor for c in costs)
+    return CardSpending(
+        uid=uid,
+        mode=card.mode,
+        account_id=card.account_id,
+        currency=currency,
+        balance=Money.from_minor(balance.available_minor, balance.currency).as_str() if balance else None,
+        sessions=len(costs),
+        energy_wh=str(sum((c.cdr.energy_wh for c in costs), Decimal(0))),
+        spent=Money.from_minor(spent, currency).as_str() if currency else None,
+        records=[
+            {
+                "session_id": c.session_id,
+                "station_id": c.station_id,
+                "started_at": c.cdr.started_at.isoformat(),
+                "energy_wh": str(c.cdr.energy_wh),
+                "total": c.cdr.total.as_str(),
+                "charged": Money.from_minor(c.captured_minor, c.cdr.currency).as_str(),
+                "currency": c.cdr.currency,
+            }
+            for c in costs
+        ],
+    )

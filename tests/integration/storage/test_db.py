@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ems.errors import Conflict
+from ems.config import Settings
+from ems.domain.card import Card
+from ems.domain.station import Station
+from ems.errors import Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Json
-from ems.storage.factory import SqlStorage
+from ems.storage.factory import SqlStorage, open_storage
 
 SCRATCH = """
 CREATE TABLE scratch (
@@ -56,6 +63,17 @@ async def test_naive_datetime_is_refused(storage: SqlStorage) -> None:
 async def test_placeholders_and_literals(storage: SqlStorage) -> None:
     row = await storage.db.fetchone("SELECT '100%' AS pct, 'why?' AS q, ? AS v", ("a?%",))
     assert row == {"pct": "100%", "q": "why?", "v": "a?%"}
+
+
+_literals = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(literal=_literals, value=_literals)
+async def test_property_text_with_marks_and_percents_survives(storage: SqlStorage, literal: str, value: str) -> None:
+    quoted = "'" + literal.replace("'", "''") + "'"
+    row = await storage.db.fetchone(f"SELECT {quoted} AS l, ? AS v, '?%' AS m", (value,))
+    assert row == {"l": literal, "v": value, "m": "?%"}
 
 
 async def test_timestamps_sort_and_group_by_utc_day(storage: SqlStorage) -> None:
@@ -110,3 +128,70 @@ async def test_copy_rows_and_executemany(storage: SqlStorage) -> None:
 async def test_health_and_backend(storage: SqlStorage) -> None:
     await storage.health()
     assert storage.backend in ("sqlite", "postgresql")
+
+
+async def test_store_calls_join_an_open_transaction(storage: SqlStorage) -> None:
+    """Several store calls made atomic by the caller: a failure writes nothing."""
+    await storage.stations.add(Station(id="taken"))
+    with pytest.raises(Conflict):
+        async with storage.db.transaction():
+            await storage.cards.add(Card(uid="c1"))
+            assert await storage.cards.get("c1") == Card(uid="c1")  # visible inside
+            await storage.stations.add(Station(id="taken"))
+    assert await storage.cards.get("c1") is None
+
+    async with storage.transaction():  # the port's unit of work: the same thing
+        await storage.cards.add(Card(uid="c2"))
+        await storage.stations.add(Station(id="fresh"))
+    assert await storage.cards.get("c2") == Card(uid="c2")
+    assert await storage.stations.get("fresh") == Station(id="fresh")
+
+
+async def test_failed_inner_block_rolls_back_only_itself(storage: SqlStorage) -> None:
+    await _scratch(storage)
+    async with storage.db.transaction() as tx:
+        await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("outer",))
+        with pytest.raises(Conflict):
+            async with storage.db.transaction() as inner:
+                await inner.execute("INSERT INTO scratch (name) VALUES (?)", ("inner",))
+                await inner.execute("INSERT INTO scratch (name) VALUES (?)", ("outer",))
+        # The outer transaction is still usable (on PostgreSQL too: the savepoint absorbed the error).
+        await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("after",))
+    assert await storage.db.fetchall("SELECT name FROM scratch ORDER BY name") == [{"name": "after"}, {"name": "outer"}]
+
+
+async def test_transaction_from_a_child_task_is_refused_not_deadlocked(storage: SqlStorage) -> None:
+    async with storage.db.transaction():
+        child = asyncio.create_task(storage.db.fetchone("SELECT 1 AS one"))
+        with pytest.raises(StorageError, match="task"):
+            await asyncio.wait_for(child, 5.0)
+    assert await storage.db.fetchone("SELECT 1 AS one") == {"one": 1}
+
+
+async def test_cancelled_transaction_rolls_back(storage: SqlStorage) -> None:
+    await _scratch(storage)
+    entered = asyncio.Event()
+
+    async def writer() -> None:
+        async with storage.db.transaction() as tx:
+            await tx.execute("INSERT INTO scratch (name) VALUES (?)", ("cancelled",))
+            entered.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(writer())
+    await asyncio.wait_for(entered.wait(), 5.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await storage.db.fetchall("SELECT name FROM scratch") == []
+    await storage.db.execute("INSERT INTO scratch (name) VALUES (?)", ("after",))
+    assert await storage.db.fetchall("SELECT name FROM scratch") == [{"name": "after"}]
+
+
+async def test_closed_storage_is_unavailable(tmp_path: Path, pg_schema_url: str) -> None:
+    for url in (None, pg_schema_url):
+        storage = await open_storage(Settings(database_url=url, data_dir=tmp_path, _env_file=None))  # type: ignore[call-arg]
+        await storage.close()
+        await storage.close()  # idempotent
+        with pytest.raises(StorageUnavailable):
+            await storage.stations.get("x")

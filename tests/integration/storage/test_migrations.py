@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from ems.storage.db import Dialect
 from ems.storage.factory import SqlStorage
 from ems.storage.migrate import Migration, applied_versions, discover, upgrade
 from ems.storage.postgres import POSTGRES
@@ -43,13 +42,10 @@ async def test_failed_migration_leaves_nothing_behind(storage: SqlStorage) -> No
     assert await upgrade(storage.db, [Migration(9001, "fixed", "CREATE TABLE half (id INTEGER);")]) == [9001]
 
 
-@pytest.mark.parametrize("dialect", [SQLITE, POSTGRES], ids=["sqlite", "postgresql"])
-def test_render_macros(dialect: Dialect) -> None:
-    rendered = dialect.render("a {{json}} b {{ decimal }} c {{identity}} d {{sequence s1}}")
-    assert "{{" not in rendered
-    assert "s1" in rendered
-    with pytest.raises(ValueError, match="unknown migration macro"):
-        dialect.render("{{nope}}")
+def test_unknown_macro_is_an_error() -> None:
+    for dialect in (SQLITE, POSTGRES):
+        with pytest.raises(ValueError, match="unknown migration macro"):
+            dialect.render("{{nope}}")
 
 
 def test_discover_refuses_misnamed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

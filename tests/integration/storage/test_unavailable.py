@@ -8,7 +8,7 @@ import pytest
 
 from ems.config import Settings
 from ems.domain.station import Station
-from ems.errors import StorageUnavailable
+from ems.errors import ConfigError, StorageUnavailable
 from ems.storage.factory import SqlStorage, open_storage
 
 # A refused TCP connection fails at once; 10 s only bounds a hang (libpq's own timeout is 5 s).
@@ -29,6 +29,11 @@ async def test_missing_postgres_database_is_unavailable(pg_url: str) -> None:
     url = pg_url.rsplit("/", 1)[0] + "/ems_no_such_database"
     with pytest.raises(StorageUnavailable, match=r"ems_no_such_database.*does not exist"):
         await asyncio.wait_for(open_storage(Settings(database_url=url)), BOUND_S)
+
+
+async def test_malformed_postgres_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="invalid PostgreSQL URL"):
+        await open_storage(Settings(database_url="postgresql://h/db?no_such_option=1"))
 
 
 async def test_unwritable_sqlite_path_is_unavailable(tmp_path: Path) -> None:

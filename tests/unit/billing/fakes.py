@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ems.billing.ledger import AccountState, Balance, Decision, Hold, HoldStatus, Movement, check_balance
+from ems.billing.ledger import AccountState, Balance, Book, Decision, Hold, HoldStatus, Movement, check_balance
 from ems.billing.model import (
     Account,
     Applied,
@@ -87,6 +87,7 @@ class FakeLedger:
         *,
         idempotency: IdempotencyClaim | None = None,
         cost: SessionCost | None = None,
+        session_id: str | None = None,
     ) -> Applied:
         async with self._lock:
             if idempotency is not None:
@@ -98,7 +99,12 @@ class FakeLedger:
                     return replace(first, replayed=True)
             balance = await self.balance(account_id)
             opened = tuple(h for h in self.holds.values() if h.account_id == account_id and h.status is HoldStatus.OPEN)
-            decision = decide(AccountState(account_id, balance, opened))
+            revenue = sum(
+                m.movement.on(Book.REVENUE)
+                for m in self.movements
+                if session_id is not None and (m.movement.account_id, m.movement.session_id) == (account_id, session_id)
+            )
+            decision = decide(AccountState(account_id, balance, opened, revenue))
             after = balance.after(decision.movement)
             check_balance(after)
             for hold in decision.holds:

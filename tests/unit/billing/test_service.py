@@ -243,3 +243,27 @@ async def test_stopping_a_pending_charge_cancels_it() -> None:
     result = await world.app.stop(started.charge_id)
     assert result.ok and (await world.app.state(started.charge_id)).state == "cancelled"
     assert (await world.billing.ledger.balance(account_id)).available_minor == 2000
+
+
+async def test_the_accrued_cost_watch_is_throttled_per_session() -> None:
+    world = World()
+    await world.setup(balance="6.00")
+    await world.sessions.add(ChargingSession("s1", "CP1", 1, 1, "tx1", T0, id_tag="CARD1", meter_start_wh=0.0))
+    await world.service.session_started("s1", station_id="CP1", id_tag="CARD1")
+    energy = Measurand.ENERGY_IMPORT_REGISTER
+    assert not await world.service.watch_accrued("s1")
+    world.clock.advance(10)
+    await world.samples.add_many([MeterSample("CP1", 1, world.clock.now(), energy, 20_000.0, session_id="s1")])
+    assert not await world.service.watch_accrued("s1")  # over the hold, but checked 10 s ago
+    world.clock.advance(20)
+    assert await world.service.watch_accrued("s1")
+
+
+async def test_an_app_token_stays_accepted_while_its_session_runs() -> None:
+    world = World()
+    account_id = await world.setup()
+    started = await world.app.start(station_id="CP1", evse_id=1, account_id=account_id)
+    await world.sessions.add(ChargingSession("s1", "CP1", 1, 1, "tx1", T0, id_tag=started.id_tag))
+    await world.service.session_started("s1", station_id="CP1", id_tag=started.id_tag)
+    assert (await world.service.authorize(started.id_tag, station_id="CP1")).status is AuthorizationStatus.ACCEPTED
+    assert (await world.service.authorize(started.id_tag, station_id="CP2")).status is AuthorizationStatus.INVALID

@@ -1,0 +1,83 @@
+"""Billing for ``ems demo``: a demo tariff on every site, prepaid accounts behind the simulated
+drivers' cards, and a summary of what was priced and how balances moved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import time
+from decimal import Decimal
+
+from ems.billing.components import Billing
+from ems.billing.model import AssignmentScope, TariffAssignment
+from ems.billing.tariff import Tariff, TouBand
+from ems.domain.card import Card, CardMode
+from ems.domain.money import Money
+from ems.domain.site import Site
+from ems.errors import Conflict
+from ems.ports import Storage
+
+DEMO_TARIFF_ID = "demo"
+DEMO_TOP_UP = "40.00"
+
+
+def demo_tariff(currency: str) -> Tariff:
+    return Tariff(
+        DEMO_TARIFF_ID,
+        "Demo: 0.30/kWh, 0.45 at peak, 1.00 per session, idle 0.10/min after 15 min, 21% VAT",
+        currency,
+        energy_per_kwh=Decimal("0.30"),
+        session_fee=Decimal("1.00"),
+        idle_per_minute=Decimal("0.10"),
+        idle_grace_minutes=15,
+        tou=(TouBand("peak", time(17), time(21), energy_per_kwh=Decimal("0.45")),),
+        vat_percent=Decimal("21"),
+    )
+
+
+async def seed_demo_billing(
+    billing: Billing, storage: Storage, sites: Sequence[Site], card_uids: Sequence[str]
+) -> None:
+    """Idempotent: a second demo on the same database reuses the tariff, accounts and cards."""
+    currency = billing.service.policy.default_currency
+    if await storage.billing.tariffs.get(DEMO_TARIFF_ID) is None:
+        await storage.billing.tariffs.add(demo_tariff(currency))
+    assigned = {(a.scope, a.scope_id) for a in await storage.billing.tariffs.assignments()}
+    for site in sites:
+        if (AssignmentScope.SITE, site.id) not in assigned:
+            await storage.billing.tariffs.assign(TariffAssignment(AssignmentScope.SITE, site.id, DEMO_TARIFF_ID))
+    for uid in card_uids:
+        card = await storage.cards.get(uid)
+        if card is not None and card.account_id is not None:
+            continue
+        user, account = await billing.wallet.create_user(f"Demo driver {uid}", currency=currency)
+        await billing.wallet.top_up(account.id, Money.of(DEMO_TOP_UP, currency), idempotency_key=f"demo-{uid}")
+        prepaid = Card(uid, mode=CardMode.COMMERCIAL, account_id=account.id, user_id=user.id, label="demo driver")
+        if card is None:
+            try:
+                await storage.cards.add(prepaid)
+            except Conflict:
+                await storage.cards.update(prepaid)
+        else:
+            await storage.cards.update(replace(card, mode=CardMode.COMMERCIAL, account_id=account.id, user_id=user.id))
+
+
+async def billing_summary(storage: Storage, card_uids: Sequence[str]) -> list[str]:
+    """One line on what the demo priced, and each demo card's balance."""
+    costs = await storage.billing.costs.query(limit=100_000)
+    if not costs:
+        return ["billing: no session has ended yet"]
+    currency = costs[0].cdr.currency
+    priced = sum((c.cdr.total for c in costs if c.cdr.currency == currency), Money.zero(currency))
+    paid = Money.from_minor(sum(c.captured_minor for c in costs if c.cdr.currency == currency), currency)
+    balances = []
+    for uid in card_uids:
+        card = await storage.cards.get(uid)
+        if card is not None and card.account_id is not None:
+            balance = await storage.billing.ledger.balance(card.account_id)
+            held = Money.from_minor(balance.held_minor, balance.currency)
+            balances.append(f"{uid} {Money.from_minor(balance.available_minor, balance.currency)} (held {held})")
+    return [
+        f"billing: {len(costs)} sessions priced, {priced} in total, {paid} paid from prepaid balances",
+        "balances: " + ", ".join(balances) if balances else "balances: none",
+    ]

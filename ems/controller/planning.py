@@ -1,0 +1,228 @@
+"""From live state to an optimizer snapshot, and from a schedule to charging profiles. Pure.
+
+Snapshot: the site's circuit tree and EVSEs (site file), every active session with what
+it has had and what it still wants, and the capacity in force per slot (the grid
+operator's timeline; the lowest bound within a slot counts, so a limit starting mid-slot
+is honoured for the whole slot). Sessions without a departure are assumed to stay
+``default_stay_s``; without an energy request they want ``default_request_wh`` (as much
+as the car takes): the optimizer then shares fairly rather than guessing.
+
+Profiles (the fail-safe design): each charging session gets a ``TxProfile`` covering only
+the next ``profile_horizon_s``; a station whose link drops follows it to its end and then
+falls back to the ``TxDefaultProfile`` fail-safe limit the controller installs at connect.
+Profiles are refreshed every ``refresh_s``. A limit going *down* by more than ``deadband_a``
+is sent at once (the site may be over its capacity until it lands); one going *up* waits
+for ``min_interval_s`` since the EVSE's last profile, so charger flash and EV contactors
+are not worn by noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ems.controller.state import LiveSession, LiveState
+from ems.domain.capacity import CapacityInterval
+from ems.domain.commands import ChargingSchedulePeriod, SetChargingLimit
+from ems.domain.site import EvseSpec, Site
+from ems.domain.units import current_a_from_power_w
+from ems.optimizer.schedule import Schedule
+from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
+
+TX_PROFILE_ID_BASE = 1000
+"""Profile ids: TxProfile of EVSE n is 1000 + n (re-sending replaces it); fail-safe default 900 + n."""
+FAILSAFE_PROFILE_ID_BASE = 900
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningSettings:
+    slot_s: int = 300
+    horizon_slots: int = 96
+    """8 h of 5-minute slots: a working day's departures are inside the horizon."""
+    default_stay_s: float = 8 * 3600
+    default_request_wh: float = 80_000
+    profile_horizon_s: int = 900
+    refresh_s: float = 300
+    deadband_a: float = 1.0
+    min_interval_s: float = 10
+    solve_time_limit_s: float = 2.0
+    """A re-plan at 500 sessions takes tens of ms; 2 s leaves room on a busy machine."""
+
+
+def evse_key(station_id: str, evse_id: int) -> str:
+    return f"{station_id}/{evse_id}"
+
+
+def slot_capacity(
+    intervals: Sequence[CapacityInterval], start: datetime, slot_s: int, slots: int
+) -> tuple[float, ...] | None:
+    """Lowest power bound in force during each slot; ``None`` when no interval bounds power."""
+    if not any(i.capacity_w is not None for i in intervals):
+        return None
+    out: list[float] = []
+    for t in range(slots):
+        a = start + timedelta(seconds=slot_s * t)
+        b = a + timedelta(seconds=slot_s)
+        bounds = [i.capacity_w for i in intervals if i.capacity_w is not None and i.start < b and i.end > a]
+        out.append(max(0.0, min(bounds)) if bounds else float("inf"))
+    finite = [v for v in out if v != float("inf")]
+    ceiling = max(finite) if finite else 0.0
+    # A slot with no bound (past the end of the timeline) keeps the last known bound: never "unlimited".
+    return tuple(v if v != float("inf") else ceiling for v in out)
+
+
+def phase_limits(intervals: Sequence[CapacityInterval]) -> dict[str, float]:
+    """Per-phase A limits: the lowest over the horizon (phase limits are not per slot)."""
+    out: dict[str, float] = {}
+    for i in intervals:
+        for phase, amps in i.phase_limits_a.items():
+            out[phase] = min(out.get(phase, amps), amps)
+    return out
+
+
+def build_snapshot(
+    site: Site,
+    state: LiveState,
+    now: datetime,
+    settings: PlanningSettings,
+    capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
+) -> Snapshot:
+    """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline."""
+    capacity = capacity or {}
+    start, slots, slot_s = now, settings.horizon_slots, settings.slot_s
+    site_iv = capacity.get(None, ())
+    site_cap = slot_capacity(site_iv, start, slot_s, slots)
+    if site_cap is None and site.capacity_w is not None:
+        site_cap = (site.capacity_w,) * slots
+    site_phase = {p: a for p, a in site.phase_limits_a.items()}
+    for p, a in phase_limits(site_iv).items():
+        site_phase[p] = min(site_phase.get(p, a), a)  # type: ignore[index,call-overload]
+    circuits = tuple(
+        CircuitLimits(
+            id=c.id,
+            parent=c.parent_id,
+            capacity_w=slot_capacity(capacity.get(c.id, ()), start, slot_s, slots)
+            or ((c.capacity_w,) * slots if c.capacity_w is not None else None),
+            phase_limits_a=dict(c.phase_limits_a),
+        )
+        for c in site.circuits
+    )
+    sessions = state.active(site.id)
+    evses: dict[str, EvseLimits] = {}
+    demands: list[SessionDemand] = []
+    for s in sorted(sessions, key=lambda x: x.session_id):
+        spec = state.evse_spec(s.station_id, s.evse_id)
+        key = evse_key(s.station_id, s.evse_id)
+        evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
+        demands.append(_demand(s, key, now, settings))
+    return Snapshot(
+        start=start,
+        slot_s=slot_s,
+        slots=slots,
+        site=SiteLimits(capacity_w=site_cap, phase_limits_a=site_phase),
+        circuits=circuits,
+        evses=tuple(evses.values()),
+        sessions=tuple(demands),
+    )
+
+
+def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
+    return EvseLimits(
+        id=key,
+        circuit=circuit,
+        phases=spec.phases,
+        phase_map=spec.phase_map,
+        voltage_v=spec.voltage_v,
+        min_a=spec.min_current_a,
+        max_a=spec.max_current_a,
+    )
+
+
+def _demand(s: LiveSession, evse: str, now: datetime, settings: PlanningSettings) -> SessionDemand:
+    departure = s.departure_at or s.started_at + timedelta(seconds=settings.default_stay_s)
+    if departure <= now + timedelta(seconds=settings.slot_s):
+        departure = now + timedelta(hours=1)  # overstaying: keep serving it for the next hour
+    requested = s.energy_requested_wh if s.energy_requested_wh is not None else settings.default_request_wh
+    return SessionDemand(
+        id=s.session_id,
+        evse=evse,
+        arrival=min(s.started_at, now),
+        departure=departure,
+        energy_wh=max(requested, s.delivered_wh),
+        delivered_wh=s.delivered_wh,
+        max_w=s.ev_max_power_w,
+    )
+
+
+# ------------------------------------------------------------------ profiles
+
+
+@dataclass(frozen=True, slots=True)
+class SentProfile:
+    first_limit_a: float
+    sent_at_s: float
+    """Monotonic seconds."""
+
+
+def tx_profile(
+    schedule: Schedule, session: LiveSession, spec: EvseSpec, settings: PlanningSettings
+) -> SetChargingLimit | None:
+    """The session's next ``profile_horizon_s`` as a TxProfile in A per phase (what 1.6 chargers all accept)."""
+    if session.session_id not in schedule.session_ids or session.transaction_id is None:
+        return None
+    plan = schedule.session(session.session_id)
+    phases = max(1, len(plan.phases))
+    slots = max(1, min(len(plan.power_w), -(-settings.profile_horizon_s // schedule.slot_s)))
+    periods: list[ChargingSchedulePeriod] = []
+    for t in range(slots):
+        # Round down to 0.1 A (the usual charger resolution): rounding up could push a circuit over its limit.
+        amps = math.floor(current_a_from_power_w(plan.power_w[t], spec.voltage_v, phases) * 10 + 1e-9) / 10
+        if amps < spec.min_current_a - 1e-6:
+            amps = 0.0  # below the IEC 61851 minimum the EV cannot charge: pause explicitly
+        if periods and periods[-1].limit == amps:
+            continue
+        periods.append(ChargingSchedulePeriod(start_offset_s=t * schedule.slot_s, limit=amps, number_phases=phases))
+    return SetChargingLimit(
+        evse_id=session.evse_id,
+        profile_id=TX_PROFILE_ID_BASE + session.evse_id,
+        purpose="TxProfile",
+        stack_level=1,
+        rate_unit="A",
+        periods=tuple(periods),
+        start_at=schedule.start,
+        duration_s=slots * schedule.slot_s,
+        transaction_id=session.transaction_id,
+    )
+
+
+def should_send(command: SetChargingLimit, last: SentProfile | None, now_s: float, settings: PlanningSettings) -> bool:
+    """Send a lower limit at once (safety: the site may be over its capacity until it lands); a higher
+    one only past the deadband and the minimum interval; otherwise refresh before the profile runs out."""
+    if last is None:
+        return True
+    change_a = command.periods[0].limit - last.first_limit_a
+    if change_a < -settings.deadband_a or (command.periods[0].limit == 0 and last.first_limit_a > 0):
+        return True
+    elapsed = now_s - last.sent_at_s
+    if elapsed < settings.min_interval_s:
+        return False
+    return change_a > settings.deadband_a or elapsed >= settings.refresh_s
+
+
+def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetChargingLimit | None:
+    """TxDefaultProfile holding the EVSE to its share of the site's fail-safe capacity when the link drops."""
+    if site.failsafe_capacity_w is None:
+        return None
+    share_w = site.failsafe_capacity_w / max(1, evse_count)
+    amps = min(spec.max_current_a, current_a_from_power_w(share_w, spec.voltage_v, spec.phases))
+    amps = math.floor(amps * 10 + 1e-9) / 10 if amps >= spec.min_current_a else 0.0
+    return SetChargingLimit(
+        evse_id=spec.evse_id,
+        profile_id=FAILSAFE_PROFILE_ID_BASE + spec.evse_id,
+        purpose="TxDefaultProfile",
+        stack_level=0,
+        rate_unit="A",
+        periods=(ChargingSchedulePeriod(start_offset_s=0, limit=amps, number_phases=spec.phases),),
+    )
