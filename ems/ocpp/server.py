@@ -220,18 +220,18 @@ class OcppServer:
 
     async def _station(self, station_id: str, version: OcppVersion) -> Station | None:
         stations = self.service.storage.stations
-        timeout = self.service.storage_timeout_s
-        station = await asyncio.wait_for(stations.get(station_id), timeout)
+        bounded = self.service.bounded
+        station = await bounded(stations.get(station_id))
         if station is None and self.config.auto_register:
             station = Station(id=station_id, ocpp_version=version, registered_at=self.clock.now())
             try:
-                await asyncio.wait_for(stations.add(station), timeout)
+                await bounded(stations.add(station))
                 log.info("%s: registered on first connection (auto-register)", station_id)
             except Conflict:
-                station = await asyncio.wait_for(stations.get(station_id), timeout)
+                station = await bounded(stations.get(station_id))
         elif station is not None and station.ocpp_version is not version:
             station = replace(station, ocpp_version=version)
-            await asyncio.wait_for(stations.update(station), timeout)
+            await bounded(stations.update(station))
         return station
 
     async def _takeover(self, station_id: str) -> bool:
