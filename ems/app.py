@@ -24,6 +24,9 @@ from ems.api.app import create_app
 from ems.api.auth import hash_api_key, new_api_key
 from ems.api.server import ApiServer
 from ems.api.services import ApiServices
+from ems.billing.components import Billing, build_billing, policy_from
+from ems.billing.demo import billing_summary, seed_demo_billing
+from ems.billing.listener import BillingListener
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.bus import EventBus
@@ -99,6 +102,8 @@ class System:
     controller: Controller
     mqtt: MqttGridAdapter | None
     services: ApiServices
+    billing: Billing
+    billing_listener: BillingListener
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -106,6 +111,7 @@ class System:
             self.ocpp,
             self.capacity,
             self.controller,
+            self.billing_listener,
         ]
         if self.mqtt is not None:
             out.append(self.mqtt)
@@ -120,7 +126,23 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
-    ocpp = OcppComponent(ocpp_config(settings), storage, bus, clock, journal_path=journal_path(settings))
+    secret = settings.payment_webhook_secret
+    billing = build_billing(
+        storage,
+        clock=clock,
+        policy=policy_from(settings, runtime.sites),
+        webhook_secret=secret.get_secret_value().encode() if secret is not None else None,
+    )
+    ocpp = OcppComponent(
+        ocpp_config(settings),
+        storage,
+        bus,
+        clock,
+        journal_path=journal_path(settings),
+        authorizer=billing.service,  # card status, expiry and prepaid balance
+    )
+    billing.service.control = ocpp.control  # remote stop at the hold; pay-before-start's RemoteStart
+    billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
     # With MQTT configured a grid operator is expected, so the staleness watch starts now;
     # without, a site goes stale only after it has heard from one.
     watch_from = clock.now() if settings.mqtt_url else None
@@ -157,8 +179,10 @@ async def build_system(runtime: Runtime) -> System:
         charger_control=ocpp.control,
         capacity=capacity,
         monitor=controller,
+        billing=billing,
     )
-    return System(build_api(runtime, services), ocpp, capacity, controller, mqtt, services)
+    api = build_api(runtime, services)
+    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
 
 
 def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService) -> Component:
@@ -283,6 +307,7 @@ class DemoSummary:
     energy_wh: float
     samples: int
     api_url: str
+    billing: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         return [
@@ -290,6 +315,7 @@ class DemoSummary:
             f"stations: {self.stations} registered, {self.stations_online} online at the end",
             f"sessions: {self.sessions} ({self.sessions_completed} completed), "
             f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
+            *self.billing,
         ]
 
 
@@ -309,6 +335,7 @@ async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> Demo
         energy_wh=sum(s.energy_wh for s in sessions),
         samples=samples,
         api_url=api.url,
+        billing=tuple(await billing_summary(storage, DEFAULT_CARDS)),
     )
 
 
@@ -327,6 +354,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 with contextlib.suppress(Conflict):
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
+            # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
+            await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS)
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)

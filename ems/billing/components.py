@@ -39,6 +39,8 @@ def policy_from(settings: Settings, sites: Sequence[Site]) -> BillingPolicy:
         max_hold=settings.billing_max_hold,
         default_currency=settings.billing_currency,
         timezones={site.id: site.timezone for site in sites},
+        station_sites={spec.id: site.id for site in sites for spec in site.stations},
+        default_site=sites[0].id if len(sites) == 1 else None,
     )
 
 

@@ -18,7 +18,8 @@ from ems.errors import Conflict
 from ems.ports import Storage
 
 DEMO_TARIFF_ID = "demo"
-DEMO_TOP_UP = "40.00"
+DEMO_TOP_UP = "200.00"
+"""Room for four concurrent sessions per demo card at the default 50.00 hold."""
 
 
 def demo_tariff(currency: str) -> Tariff:
@@ -65,11 +66,12 @@ async def seed_demo_billing(
 async def billing_summary(storage: Storage, card_uids: Sequence[str]) -> list[str]:
     """One line on what the demo priced, and each demo card's balance."""
     costs = await storage.billing.costs.query(limit=100_000)
-    if not costs:
-        return ["billing: no session has ended yet"]
-    currency = costs[0].cdr.currency
-    priced = sum((c.cdr.total for c in costs if c.cdr.currency == currency), Money.zero(currency))
-    paid = Money.from_minor(sum(c.captured_minor for c in costs if c.cdr.currency == currency), currency)
+    lines = ["billing: no session has ended yet"]
+    if costs:
+        currency = costs[0].cdr.currency
+        priced = sum((c.cdr.total for c in costs if c.cdr.currency == currency), Money.zero(currency))
+        paid = Money.from_minor(sum(c.captured_minor for c in costs if c.cdr.currency == currency), currency)
+        lines = [f"billing: {len(costs)} sessions priced, {priced} in total, {paid} paid from prepaid balances"]
     balances = []
     for uid in card_uids:
         card = await storage.cards.get(uid)
@@ -77,7 +79,4 @@ async def billing_summary(storage: Storage, card_uids: Sequence[str]) -> list[st
             balance = await storage.billing.ledger.balance(card.account_id)
             held = Money.from_minor(balance.held_minor, balance.currency)
             balances.append(f"{uid} {Money.from_minor(balance.available_minor, balance.currency)} (held {held})")
-    return [
-        f"billing: {len(costs)} sessions priced, {priced} in total, {paid} paid from prepaid balances",
-        "balances: " + ", ".join(balances) if balances else "balances: none",
-    ]
+    return [*lines, "balances: " + (", ".join(balances) if balances else "none")]

@@ -206,6 +206,20 @@ def capture(state: AccountState, *, movement_id: str, hold_id: str, cost_minor: 
     return Decision(movement, (replace(hold, status=HoldStatus.CAPTURED, captured_minor=cost_minor, settled_at=at),))
 
 
+def charge(state: AccountState, *, movement_id: str, session_id: str, cost_minor: int, at: datetime) -> Decision:
+    """A prepaid session's cost without a hold (its hold was refused and the session ran on):
+    ``REVENUE`` +cost, from the wallet as far as it goes, the rest ``UNCOLLECTED``."""
+    _positive(cost_minor, "charge")
+    from_wallet = min(cost_minor, state.balance.available_minor)
+    entries = _nonzero(
+        Entry(Book.REVENUE, cost_minor),
+        Entry(Book.WALLET, -from_wallet),
+        Entry(Book.UNCOLLECTED, -(cost_minor - from_wallet)),
+    )
+    movement = _movement(state, movement_id, MovementKind.CAPTURE, at, entries)
+    return Decision(replace(movement, session_id=session_id))
+
+
 def release(state: AccountState, *, movement_id: str, hold_id: str, at: datetime, memo: str = "") -> Decision:
     """Give a whole hold back: ``HELD -> WALLET`` (the station refused, or the session never started)."""
     hold = _open_hold(state, hold_id)

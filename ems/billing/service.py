@@ -15,6 +15,7 @@ Personal cards are authorized on card status alone; their sessions are priced fo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from ems.billing.ledger import AccountState, Decision, HoldNotOpen, capture, place_hold, release
+from ems.billing.ledger import AccountState, Decision, HoldNotOpen, capture, charge, place_hold, release
 from ems.billing.ledger import Hold as LedgerHold
 from ems.billing.model import Account, Applied, IdempotencyClaim, SessionCost, resolve_tariff_id
 from ems.billing.pricing import price_session, usage_from_session
@@ -32,7 +33,7 @@ from ems.domain.card import AuthorizationStatus, Card, CardMode, authorize_card
 from ems.domain.commands import RemoteStop
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession
-from ems.errors import BillingError, InsufficientFunds, NotFound
+from ems.errors import BillingError, Conflict, InsufficientFunds, NotFound
 from ems.ports import (
     AuthorizationDecision,
     BillingStores,
@@ -60,6 +61,18 @@ class BillingPolicy:
     default_timezone: str = "UTC"
     timezones: Mapping[str, str] = field(default_factory=dict)
     """Site id -> IANA zone, for time-of-use bands."""
+    station_sites: Mapping[str, str] = field(default_factory=dict)
+    """Station id -> site id from the site file, for stations whose record names no site (auto-registered)."""
+    default_site: str | None = None
+    """The site of a station placed nowhere: the only site, when there is exactly one."""
+
+    def site_of(self, station_id: str, recorded: str | None) -> str | None:
+        """The station's site: its record's, else the site file's placement, else the only site."""
+        return recorded or self.station_sites.get(station_id) or self.default_site
+
+    def timezone_of(self, site_id: str | None) -> str:
+        return self.timezones.get(site_id or "", self.default_timezone)
+
     default_currency: str = "EUR"
     watch_interval_s: float = 30.0
     """Accrued-cost checks per session at most this often: the stop comes at most ~30 s of charging late
@@ -198,8 +211,7 @@ class BillingService:
         cost = await self._price(session)
         hold = await self.billing.ledger.hold_for_session(session_id)
         if hold is None:
-            await self.billing.costs.add(cost)
-            return await self._cost(session_id)
+            return await self._charge_without_hold(session, cost)
         cost_minor = cost.cdr.total.to_minor()
         movement_id = self.ids()
         try:
@@ -216,6 +228,27 @@ class BillingService:
         settled = applied.holds[0] if applied.holds else hold
         log.info("session %s: captured %s of a %s hold", session_id, cost.cdr.total, settled.amount_minor)
         return await self._cost(session_id)
+
+    async def _charge_without_hold(self, session: ChargingSession, cost: SessionCost) -> SessionCost:
+        """A personal card's session is recorded, not billed. A prepaid card's session that ran without
+        a hold (refused at start, stopped remotely, but it drew some energy first) is still charged."""
+        card = await self.cards.get(session.id_tag) if session.id_tag else None
+        account = await self._card_account(card) if card and card.mode is CardMode.COMMERCIAL else None
+        cost_minor = cost.cdr.total.to_minor()
+        if account is None or cost_minor == 0 or account.currency != cost.cdr.currency:
+            await self.billing.costs.add(cost)
+            return await self._cost(session.id)
+        movement_id = self.ids()
+        # Conflict: a concurrent stop recorded this session's cost first, and this transaction wrote nothing.
+        with contextlib.suppress(Conflict):
+            await self.billing.ledger.apply(
+                account.id,
+                lambda state: charge(
+                    state, movement_id=movement_id, session_id=session.id, cost_minor=cost_minor, at=self.clock.now()
+                ),
+                cost=cost,
+            )
+        return await self._cost(session.id)
 
     async def settle_ended(self) -> list[str]:
         """Settle every open hold whose session has ended (its SessionEnded was missed); returns their ids."""
@@ -300,17 +333,18 @@ class BillingService:
 
     async def tariff_for(self, station_id: str, group: str | None) -> Tariff:
         """The tariff in force at a station for a user group; a free tariff when none is assigned."""
-        station = await self.stations.get(station_id)
-        site_id = station.site_id if station else None
+        site_id = await self._site(station_id)
         assignments = await self.billing.tariffs.assignments()
         tariff_id = resolve_tariff_id(assignments, site_id=site_id, station_id=station_id, group=group)
         tariff = await self.billing.tariffs.get(tariff_id) if tariff_id else None
         return tariff or Tariff(id="free", name="No tariff assigned", currency=self.policy.default_currency)
 
     async def timezone_for(self, station_id: str) -> str:
+        return self.policy.timezone_of(await self._site(station_id))
+
+    async def _site(self, station_id: str) -> str | None:
         station = await self.stations.get(station_id)
-        site_id = station.site_id if station else None
-        return self.policy.timezones.get(site_id or "", self.policy.default_timezone)
+        return self.policy.site_of(station_id, station.site_id if station else None)
 
     async def _price(self, session: ChargingSession, *, stopped_at: datetime | None = None) -> SessionCost:
         card = await self.cards.get(session.id_tag) if session.id_tag else None

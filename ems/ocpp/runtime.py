@@ -72,7 +72,8 @@ class OcppRuntime:
         """``journal_path`` ``None``: an in-memory journal (tests only: not durable)."""
         journal = await Journal.open(journal_path)
         service = OcppService(storage, bus, clock, journal, authorizer or CardAuthorizer(storage.cards, clock))
-        registry = registry or LinkRegistry()
+        # Not `registry or ...`: an empty registry has len 0 and is falsy, and the caller's must be used.
+        registry = registry if registry is not None else LinkRegistry()
         return cls(
             journal=journal,
             service=service,

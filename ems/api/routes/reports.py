@@ -39,16 +39,15 @@ async def station_daily(
     if last < first or (last - first).days >= MAX_DAYS:
         raise InvalidInput("bad date range", [f"from/to: want from <= to and at most {MAX_DAYS} days"])
     service = billing.service
-    timezones = {}
-    for station in await service.stations.all():
-        timezones[station.id] = service.policy.timezones.get(station.site_id or "", service.policy.default_timezone)
+    policy = service.policy
+    timezones = {s.id: policy.timezone_of(policy.site_of(s.id, s.site_id)) for s in await service.stations.all()}
     # A local day lies within a day either side of the UTC day: fetch wide, then bucket in local time.
     since = datetime.combine(first - timedelta(days=1), time(), tzinfo=UTC)
     until = datetime.combine(last + timedelta(days=2), time(), tzinfo=UTC)
     costs = await service.billing.costs.query(station_id=station_id, since=since, until=until, limit=1_000_000)
     rows = daily_report(
         costs,
-        timezone_of=lambda s: timezones.get(s, service.policy.default_timezone),
+        timezone_of=lambda s: timezones.get(s, policy.timezone_of(policy.site_of(s, None))),
         first=first,
         last=last,
     )

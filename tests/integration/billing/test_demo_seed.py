@@ -18,4 +18,7 @@ async def test_demo_seed_is_idempotent_and_makes_prepaid_cards(storage: SqlStora
     assert all(c is not None and c.mode is CardMode.COMMERCIAL and c.account_id for c in cards)
     assert [a.tariff_id for a in await storage.billing.tariffs.assignments()] == [DEMO_TARIFF_ID]
     assert len(await storage.billing.users.all()) == 2
-    assert await billing_summary(storage, ("SIM-CARD-1",)) == ["billing: no session has ended yet"]
+    assert await billing_summary(storage, ("SIM-CARD-1",)) == [
+        "billing: no session has ended yet",
+        "balances: SIM-CARD-1 200.00 EUR (held 0.00 EUR)",
+    ]

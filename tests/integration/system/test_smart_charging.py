@@ -73,10 +73,10 @@ async def running(storage: Storage, tmp_path: Path) -> AsyncIterator[Running]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_components(system.components(), stop))
     try:
-        await asyncio.wait_for(system.ocpp.server.started.wait(), 10)
+        await asyncio.wait_for(system.ocpp.started.wait(), 10)
         stations = [
-            SimStation("SC-16", system.ocpp.server.url, OcppVersion.V16, evses=2, clock=clock),
-            SimStation("SC-201", system.ocpp.server.url, OcppVersion.V201, evses=2, clock=clock),
+            SimStation("SC-16", system.ocpp.url, OcppVersion.V16, evses=2, clock=clock),
+            SimStation("SC-201", system.ocpp.url, OcppVersion.V201, evses=2, clock=clock),
         ]
         for s in stations:
             await s.connect()

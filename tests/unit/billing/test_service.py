@@ -121,8 +121,14 @@ async def test_a_session_started_without_enough_balance_is_stopped() -> None:
     account_id = await world.setup(balance="20.00")
     # The balance is spent elsewhere between Authorize and StartTransaction.
     await world.app.start(station_id="CP1", evse_id=2, account_id=account_id)
-    await world.run_session("s1", "CARD1", energy_wh=0)
+    await world.run_session("s1", "CARD1", energy_wh=2000)
     assert world.control.sent[-1] == ("CP1", RemoteStop(transaction_id="tx-s1"))
+    # It drew 2 kWh before stopping: still charged (1.00 + 0.60), and with an empty wallet, owed.
+    cost = await world.service.session_ended("s1")
+    assert (cost.account_id, cost.captured_minor, cost.uncollected_minor) == (account_id, 0, 160)
+    assert await world.service.session_ended("s1") == cost
+    balance = await world.billing.ledger.balance(account_id)
+    assert (balance.available_minor, balance.held_minor, balance.uncollected_minor) == (0, 2000, -160)
 
 
 async def test_accrued_cost_reaching_the_hold_stops_the_session_once() -> None:
