@@ -18,7 +18,7 @@ WebSocket exists:
    the existing connection is pinged. If it answers within ``takeover_probe_s`` (5 s) it is
    alive and the newcomer is refused with ``409`` (no silent hijack, also not by a
    misconfigured twin sharing an id). If it does not answer, it is a half-open
-   connection (the station lost its link and is reconnecting): it is closed and the new
+   connection (the station lost its link and is reconnecting): it is aborted and the new
    connection takes over. Sessions belong to the station id, not to a connection, so a
    transaction carries on across the switch. Both cases are logged at WARNING.
 
@@ -245,7 +245,9 @@ class OcppServer:
         except (TimeoutError, websockets.ConnectionClosed):
             log.warning("%s: new connection replaces one that stopped answering", station_id)
             self.registry.remove(old)
-            await old.ws.close(1001, "replaced by a new connection")
+            old.replaced = True
+            # Abort, not close: a peer that does not answer pings will not answer a closing handshake either.
+            old.ws.transport.abort()
             return True
         log.warning("%s: second connection refused while the first is alive", station_id)
         return False
@@ -274,5 +276,5 @@ class OcppServer:
             pass
         finally:
             self.registry.remove(link)
-            if self.registry.get(station_id) is None:
+            if not link.replaced and self.registry.get(station_id) is None:
                 await self.service.disconnected(station_id)

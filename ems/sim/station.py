@@ -98,13 +98,19 @@ class SimStation:
         token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
+    def _tls(self) -> dict[str, Any]:
+        """websockets wants ``ssl`` only for wss:// (the system trust store unless a context is given)."""
+        if self.ssl_context is not None:
+            return {"ssl": self.ssl_context}
+        return {}
+
     async def connect(self) -> None:
         """Open the WebSocket and send BootNotification; raises on a refused handshake."""
         ws = await websockets.connect(
             self.url,
             subprotocols=[websockets.Subprotocol(self.version.value)],
             additional_headers=self._headers(),
-            ssl=self.ssl_context,
+            **self._tls(),
             open_timeout=10,
             compression=None,
         )
