@@ -26,6 +26,7 @@ from ems.ocpp.journal import Journal
 from ems.ocpp.server import OcppServer, OcppServerConfig
 from ems.ocpp.service import CardAuthorizer, OcppService
 from ems.ports import Authorizer, Storage
+from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,7 @@ class OcppRuntime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained(), drain_timeout_s)
         finally:
-            applier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await applier
+            await cancel_and_wait(applier)
             await self.journal.close()
 
     async def drained(self) -> None:

@@ -24,6 +24,7 @@ from ems.clock import Clock
 from ems.domain.station import OcppVersion
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
+from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ async def run_fleet(config: FleetConfig, clock: Clock, *, duration_s: float | No
             await everything()
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(everything(), duration_s)
+                async with asyncio.timeout(duration_s):
+                    await everything()
     finally:
         for station in stations:
             with contextlib.suppress(OSError, TimeoutError, websockets.ConnectionClosed):
@@ -160,6 +162,4 @@ class FleetComponent:
             return
         fleet = asyncio.create_task(run_fleet(replace(self._config, url=self._url()), self._clock), name=self.name)
         await stop.wait()
-        fleet.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await fleet
+        await cancel_and_wait(fleet)

@@ -30,6 +30,7 @@ from ems.ocpp.server import OcppServerConfig
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 from ems.storage.factory import SqlStorage
+from ems.tasks import cancel_and_wait
 
 ADMIN_KEY = "test-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -201,8 +202,7 @@ async def test_pay_before_start_through_a_simulated_station(env: Env, version: O
         assert r.status_code == 200 and r.json()["command_status"] == "ACCEPTED", r.text
         await env.wait(lambda: session_id in env.listener.ended)
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        await cancel_and_wait(running)
         await sim.close()
     cost = (await env.api.get(f"/api/v1/sessions/{session_id}", headers=ADMIN)).json()["cost"]
     account = (await env.api.get(f"/api/v1/accounts/{account_id}", headers=ADMIN)).json()

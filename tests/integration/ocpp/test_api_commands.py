@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +14,7 @@ from ems.clock import SystemClock
 from ems.config import Settings
 from ems.domain.events import SessionStarted, StationConnected
 from ems.domain.station import OcppVersion, Station
+from ems.tasks import cancel_and_wait
 from tests.integration.ocpp.conftest import WAIT_S, OcppEnv
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -40,9 +40,7 @@ async def api(env: OcppEnv, version: OcppVersion) -> AsyncIterator[httpx.AsyncCl
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-API")
     async with await client_for(env) as client:
         yield client
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def test_remote_start_through_the_api(env: OcppEnv, api: httpx.AsyncClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from ems.domain.events import SessionEnded, SessionStarted, StationConnected
 from ems.domain.station import OcppVersion
 from ems.errors import InvalidInput
 from ems.sim.station import SimStation
+from ems.tasks import cancel_and_wait
 from tests.integration.ocpp.conftest import WAIT_S, OcppEnv
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -30,9 +30,7 @@ async def running(env: OcppEnv, version: OcppVersion) -> AsyncIterator[SimStatio
     try:
         yield sim
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def test_remote_start_and_stop(env: OcppEnv, running: SimStation) -> None:

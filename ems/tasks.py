@@ -1,0 +1,28 @@
+"""Task helpers for Python 3.11's asyncio.
+
+On 3.11 ``asyncio.wait_for`` swallows a cancellation that races the result it waits for
+(fixed in 3.12, CPython gh-86296), and the ``ocpp`` library awaits every response that way.
+A task cancelled at that moment keeps running, so ``task.cancel(); await task`` can hang
+for good. ``cancel_and_wait`` cancels again until the task has really ended. In our own
+code use ``async with asyncio.timeout(...)`` instead of ``wait_for`` in anything cancellable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+RETRY_S = 0.1
+"""How long to give a cancelled task before cancelling it again (a swallowed cancel costs this much)."""
+
+
+async def cancel_and_wait(task: asyncio.Future[Any], *, retry_s: float = RETRY_S) -> None:
+    """Cancel ``task`` and wait until it has ended; re-raise what it failed with, other than cancellation."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=retry_s)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        raise error
