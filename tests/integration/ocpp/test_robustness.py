@@ -119,9 +119,7 @@ async def test_transaction_answered_while_database_down(
     env, stop, task = await start_env(flaky, tmp_path / "j.db", OcppServerConfig(port=0))  # type: ignore[arg-type]
     try:
         clock = FakeClock(T0)
-        sim = await env.station("CP-DOWN", version, clock=clock)
-        await sim.connect()
-        await sim.boot()
+        sim = await env.booted("CP-DOWN", version, clock=clock)
         await env.drained()
         flaky.down[0] = True
         tx = await sim.start(1, "GOOD-CARD", Ev(soc=0.3, max_power_w=11_000))
@@ -153,9 +151,7 @@ async def test_journal_replays_after_restart(storage: SqlStorage, tmp_path: Path
     journal = tmp_path / "j.db"
     env, stop, task = await start_env(flaky, journal, OcppServerConfig(port=0), drain_s=0.1)  # type: ignore[arg-type]
     clock = FakeClock(T0)
-    sim = await env.station("CP-CRASH", OcppVersion.V201, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-CRASH", OcppVersion.V201, clock=clock)
     await env.drained()
     flaky.down[0] = True
     await sim.start(1, "GOOD-CARD")

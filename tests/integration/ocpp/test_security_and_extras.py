@@ -61,9 +61,7 @@ async def test_security_profile_2_tls_with_basic_auth(
     try:
         assert env.url.startswith("wss://")
         trust = ssl.create_default_context(cafile=str(cert))
-        good = await env.station("CP-TLS", version, password="tls-password-1", ssl_context=trust)
-        await good.connect()
-        await good.boot()
+        good = await env.booted("CP-TLS", version, password="tls-password-1", ssl_context=trust)
         assert good.stats.boot_status == "Accepted"
         await good.close()
         bad = await env.station("CP-TLS", version, password="not-the-one", ssl_context=trust, register=False)
@@ -91,9 +89,7 @@ async def test_station_without_password_refused_when_passwords_required(storage:
 
 async def test_half_open_connection_is_replaced(env: OcppEnv, version: OcppVersion) -> None:
     """The old connection stops answering pings (as a half-open TCP link does); a reconnect takes over."""
-    old = await env.station("CP-HALF", version)
-    await old.connect()
-    await old.boot()
+    old = await env.booted("CP-HALF", version)
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-HALF")
     assert old._ws is not None
     old._ws.transport.pause_reading()  # no more pongs from the old link
@@ -108,9 +104,7 @@ async def test_half_open_connection_is_replaced(env: OcppEnv, version: OcppVersi
 async def test_audit_log_keeps_raw_frames(storage: SqlStorage, tmp_path: Path) -> None:
     env, stop, task = await start_env(storage, tmp_path / "j.db", OcppServerConfig(port=0, audit_frames=True))
     try:
-        sim = await env.station("CP-AUDIT", OcppVersion.V16)
-        await sim.connect()
-        await sim.boot()
+        sim = await env.booted("CP-AUDIT", OcppVersion.V16)
         await sim.heartbeat()
         await env.drained()
         frames = await env.runtime.journal.audit_frames("CP-AUDIT")
@@ -124,9 +118,7 @@ async def test_audit_log_keeps_raw_frames(storage: SqlStorage, tmp_path: Path) -
 
 async def test_ev_charging_needs_go_onto_the_session(env: OcppEnv) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-NEEDS", OcppVersion.V201, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-NEEDS", OcppVersion.V201, clock=clock)
     await sim.start(1, "GOOD-CARD")
     started = await env.wait_for(SessionStarted, lambda e: e.station_id == "CP-NEEDS")
     needs = c201.NotifyEVChargingNeeds(
