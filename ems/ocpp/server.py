@@ -241,7 +241,8 @@ class OcppServer:
             return True
         try:
             pong = await old.ws.ping()
-            await asyncio.wait_for(pong, self.config.takeover_probe_s)
+            async with asyncio.timeout(self.config.takeover_probe_s):
+                await pong
         except (TimeoutError, websockets.ConnectionClosed):
             log.warning("%s: new connection replaces one that stopped answering", station_id)
             self.registry.remove(old)

@@ -99,7 +99,8 @@ class OcppService:
         """
         task = asyncio.ensure_future(call)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.storage_timeout_s)
+            async with asyncio.timeout(self.storage_timeout_s):
+                return await asyncio.shield(task)
         except TimeoutError:
             self._stragglers.add(task)
             task.add_done_callback(self._straggler_done)

@@ -17,6 +17,7 @@ import websockets
 from ocpp.exceptions import OCPPError
 
 from ems.sim.station import SimStation
+from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,33 @@ MAX_RECONNECT_DELAY_S = 10.0
 
 
 async def run_station(station: SimStation) -> None:
-    async with asyncio.TaskGroup() as tg:
-        tg.create_task(connection_loop(station))
-        tg.create_task(charging_loop(station))
-        tg.create_task(intent_loop(station))
+    """The three loops until one fails or this is cancelled.
+
+    Not a TaskGroup: the ``ocpp`` library awaits answers with ``asyncio.wait_for``, which on
+    Python 3.11 can swallow a cancellation, and a TaskGroup cancels its children only once.
+    ``cancel_and_wait`` cancels again until each loop has really ended (shielded, so that a
+    repeated cancel of this task cannot cut the clean-up short).
+    """
+    loops = [
+        asyncio.create_task(connection_loop(station), name=f"{station.id}-connection"),
+        asyncio.create_task(charging_loop(station), name=f"{station.id}-charging"),
+        asyncio.create_task(intent_loop(station), name=f"{station.id}-intents"),
+    ]
+    try:
+        done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+        for loop in done:
+            loop.result()
+    finally:
+        await asyncio.shield(_stop_all(loops))
+
+
+async def _stop_all(loops: list[asyncio.Task[None]]) -> None:
+    for loop in loops:
+        try:
+            await cancel_and_wait(loop)
+        except Exception:
+            # Raised to the caller already if it ended the station; logged in any case.
+            log.exception("%s ended with an error", loop.get_name())
 
 
 async def connection_loop(station: SimStation) -> None:

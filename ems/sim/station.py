@@ -155,7 +155,8 @@ class SimStation:
             await self._ws.wait_closed()
         reader = getattr(self, "_reader", None)
         if reader is not None:
-            await asyncio.wait_for(asyncio.shield(reader), 5)
+            async with asyncio.timeout(5):  # the reader ends as soon as the close handshake is done
+                await asyncio.shield(reader)
 
     def go_online(self) -> None:
         self.online_allowed = True
@@ -234,7 +235,8 @@ class SimStation:
                     self.queue_changed.clear()
                     await self.queue_changed.wait()
 
-        await asyncio.wait_for(drained(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await drained()
 
     # ------------------------------------------------------------------ transactions
 
