@@ -266,20 +266,11 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=50, help="concurrent stations in the throughput test")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per throughput run")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections to hold (0: skip)")
+    parser.add_argument("--skip-load", action="store_true", help="only the idle-connection test")
     args = parser.parse_args()
-
-    echo, port = start(_echo_server)
-    floor = run_load(port, args.stations, args.duration, echo=True)
-    stop(echo)
-    with tempfile.TemporaryDirectory() as data:
-        server, port = start(_ocpp_server, data)
-        ocpp = run_load(port, args.stations, args.duration, echo=False)
-        stop(server)
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, websockets {websockets.__version__}")
-    print(f"{'':18}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for name, r in (("echo floor", floor), ("ems OCPP server", ocpp)):
-        print(f"{name:18}{r['msg_per_s']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8.0f}")
-    print(f"OCPP / floor throughput: {ocpp['msg_per_s'] / floor['msg_per_s']:.2f}")
+    if not args.skip_load:
+        load(args.stations, args.duration)
     if args.idle:
         idle = idle_connections(args.idle)
         print(
@@ -287,6 +278,20 @@ def main() -> None:
             f"{idle['rss_base_mib']:.0f} MiB -> {idle['rss_mib']:.0f} MiB, "
             f"{idle['kib_per_connection']:.1f} KiB per connection"
         )
+
+
+def load(stations: int, duration_s: float) -> None:
+    echo, port = start(_echo_server)
+    floor = run_load(port, stations, duration_s, echo=True)
+    stop(echo)
+    with tempfile.TemporaryDirectory() as data:
+        server, port = start(_ocpp_server, data)
+        ocpp = run_load(port, stations, duration_s, echo=False)
+        stop(server)
+    print(f"{'':18}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, r in (("echo floor", floor), ("ems OCPP server", ocpp)):
+        print(f"{name:18}{r['msg_per_s']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8.0f}")
+    print(f"OCPP / floor throughput: {ocpp['msg_per_s'] / floor['msg_per_s']:.2f}")
 
 
 if __name__ == "__main__":

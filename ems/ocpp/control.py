@@ -83,7 +83,8 @@ class OcppChargerControl:
             raise InvalidInput(f"cannot send {command.name}", [str(error)]) from error
         _check(link, payload)
         try:
-            response = await asyncio.wait_for(link.call_command(payload), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                response = await link.call_command(payload)
         except TimeoutError:
             return CommandResult(CommandStatus.TIMEOUT, detail=f"no answer within {self._timeout_s:g} s")
         except OCPPError as error:

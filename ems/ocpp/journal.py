@@ -257,6 +257,13 @@ class Journal:
             out.append(self._ready.popleft())
         return out
 
+    def take_ready(self, limit: int) -> list[Record]:
+        """Like ``take`` without waiting: what is ready now, possibly nothing."""
+        out: list[Record] = []
+        while self._ready and len(out) < limit:
+            out.append(self._ready.popleft())
+        return out
+
     def backlog(self) -> int:
         """Committed records waiting for the applier."""
         return len(self._ready)

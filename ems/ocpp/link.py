@@ -102,6 +102,8 @@ class StationLink(ChargePoint):  # type: ignore[misc]
         self.audit = audit
         self.received = 0
         self.call_errors_sent = 0
+        self.replaced = False
+        """Set when a new connection for the same station took over (the station is not offline)."""
 
     async def start(self) -> None:
         """Serve this station until the connection closes (raises ``ConnectionClosed`` then)."""

@@ -90,7 +90,8 @@ class OcppRuntime:
         try:
             await self.server.run(stop)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drained(), drain_timeout_s)
+                async with asyncio.timeout(drain_timeout_s):
+                    await self.drained()
         finally:
             await cancel_and_wait(applier)
             await self.journal.close()

@@ -18,7 +18,7 @@ WebSocket exists:
    the existing connection is pinged. If it answers within ``takeover_probe_s`` (5 s) it is
    alive and the newcomer is refused with ``409`` (no silent hijack, also not by a
    misconfigured twin sharing an id). If it does not answer, it is a half-open
-   connection (the station lost its link and is reconnecting): it is closed and the new
+   connection (the station lost its link and is reconnecting): it is aborted and the new
    connection takes over. Sessions belong to the station id, not to a connection, so a
    transaction carries on across the switch. Both cases are logged at WARNING.
 
@@ -220,18 +220,18 @@ class OcppServer:
 
     async def _station(self, station_id: str, version: OcppVersion) -> Station | None:
         stations = self.service.storage.stations
-        timeout = self.service.storage_timeout_s
-        station = await asyncio.wait_for(stations.get(station_id), timeout)
+        bounded = self.service.bounded
+        station = await bounded(stations.get(station_id))
         if station is None and self.config.auto_register:
             station = Station(id=station_id, ocpp_version=version, registered_at=self.clock.now())
             try:
-                await asyncio.wait_for(stations.add(station), timeout)
+                await bounded(stations.add(station))
                 log.info("%s: registered on first connection (auto-register)", station_id)
             except Conflict:
-                station = await asyncio.wait_for(stations.get(station_id), timeout)
+                station = await bounded(stations.get(station_id))
         elif station is not None and station.ocpp_version is not version:
             station = replace(station, ocpp_version=version)
-            await asyncio.wait_for(stations.update(station), timeout)
+            await bounded(stations.update(station))
         return station
 
     async def _takeover(self, station_id: str) -> bool:
@@ -241,11 +241,14 @@ class OcppServer:
             return True
         try:
             pong = await old.ws.ping()
-            await asyncio.wait_for(pong, self.config.takeover_probe_s)
+            async with asyncio.timeout(self.config.takeover_probe_s):
+                await pong
         except (TimeoutError, websockets.ConnectionClosed):
             log.warning("%s: new connection replaces one that stopped answering", station_id)
             self.registry.remove(old)
-            await old.ws.close(1001, "replaced by a new connection")
+            old.replaced = True
+            # Abort, not close: a peer that does not answer pings will not answer a closing handshake either.
+            old.ws.transport.abort()
             return True
         log.warning("%s: second connection refused while the first is alive", station_id)
         return False
@@ -274,5 +277,5 @@ class OcppServer:
             pass
         finally:
             self.registry.remove(link)
-            if self.registry.get(station_id) is None:
+            if not link.replaced and self.registry.get(station_id) is None:
                 await self.service.disconnected(station_id)

@@ -27,7 +27,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ems.clock import Clock
 from ems.controller.bus import EventBus
@@ -88,9 +88,28 @@ class OcppService:
         self.storage_timeout_s = storage_timeout_s
         self._starts: OrderedDict[tuple[str, int, str, str, int], t.Payload] = OrderedDict()
         self._seen: dict[str, float] = {}
+        self._stragglers: set[asyncio.Future[Any]] = set()
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        return await asyncio.wait_for(call, self.storage_timeout_s)
+    async def bounded(self, call: Awaitable[T]) -> T:
+        """``call``, or ``TimeoutError`` after ``storage_timeout_s``.
+
+        The call itself is not cancelled on timeout (shielded): cancelling a database call
+        half-way can leave a connection inside a transaction (seen with SQLite at 10,000
+        simultaneous disconnects). It finishes in the background; its outcome is logged.
+        """
+        task = asyncio.ensure_future(call)
+        try:
+            async with asyncio.timeout(self.storage_timeout_s):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            self._stragglers.add(task)
+            task.add_done_callback(self._straggler_done)
+            raise
+
+    def _straggler_done(self, task: asyncio.Future[Any]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a storage call that timed out failed later: %s", task.exception())
 
     # ------------------------------------------------------------------ connection
 
@@ -108,7 +127,7 @@ class OcppService:
 
     async def _mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None:
         try:
-            await self._bounded(self.storage.stations.mark_seen(station_id, at, online=online))
+            await self.bounded(self.storage.stations.mark_seen(station_id, at, online=online))
         except (StorageError, TimeoutError) as error:
             log.warning("%s: cannot record online=%s: %s", station_id, online, error)
 
@@ -138,7 +157,7 @@ class OcppService:
     async def authorize(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationDecision:
         """For Authorize: no answer from the authorizer in time -> INVALID."""
         try:
-            return await self._bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
+            return await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
             log.warning("%s: cannot authorize %s: %s", station_id, id_tag, error)
             return AuthorizationDecision(AuthorizationStatus.INVALID, reason="authorization unavailable")
@@ -146,7 +165,7 @@ class OcppService:
     async def authorize_running(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationStatus:
         """For a transaction already under way: no answer in time -> ACCEPTED (record it, bill it later)."""
         try:
-            decision = await self._bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
+            decision = await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
             log.warning("%s: cannot authorize %s for a running transaction: %s", station_id, id_tag, error)
             return AuthorizationStatus.ACCEPTED
@@ -154,7 +173,7 @@ class OcppService:
 
     async def _transaction_id(self) -> int:
         try:
-            return await self._bounded(self.storage.sessions.next_transaction_id())
+            return await self.bounded(self.storage.sessions.next_transaction_id())
         except (StorageError, TimeoutError) as error:
             local = await self.journal.next_local_transaction_id()
             log.warning("transaction id from the database unavailable (%s); using local id %d", error, local)

@@ -23,7 +23,6 @@ import ssl
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -43,59 +42,9 @@ from ems.domain.station import ConnectorStatus, OcppVersion
 from ems.ocpp import translate as t
 from ems.sim.ev import Ev
 from ems.sim.profiles import Profile, effective_limit_w
+from ems.sim.state import Factory, Intent, SimEvse, SimStats, TxRef, _Answered
 
 log = logging.getLogger(__name__)
-
-RECONNECT_DELAY_S = 0.5
-"""First reconnect back-off (real seconds), doubling to ``MAX_RECONNECT_DELAY_S``."""
-MAX_RECONNECT_DELAY_S = 10.0
-
-
-@dataclass
-class TxRef:
-    """A transaction as the station knows it; ``id`` is ``None`` until a 1.6 CSMS assigns one."""
-
-    local_id: str
-    id: str | None = None
-    started_at: datetime | None = None
-    id_tag: str | None = None
-    seq_no: int = 0
-
-
-@dataclass
-class SimEvse:
-    id: int
-    status: ConnectorStatus = ConnectorStatus.AVAILABLE
-    ev: Ev | None = None
-    tx: TxRef | None = None
-    register_wh: float = 1_000_000.0
-    """Lifetime energy register (Wh); starts non-zero, as on a used charger."""
-    power_w: float = 0.0
-    last_meter_at: datetime | None = None
-    delivered_wh: float = 0.0
-
-
-@dataclass
-class Intent:
-    kind: str  # "start" | "stop"
-    evse_id: int
-    id_tag: str | None = None
-    remote_start_id: int | None = None
-
-
-@dataclass
-class SimStats:
-    sent: int = 0
-    call_errors: int = 0
-    reconnects: int = 0
-    started: int = 0
-    stopped: int = 0
-    boot_status: str | None = None
-    last_auth: dict[str, str] = field(default_factory=dict)
-
-
-Factory = Callable[[], Any]
-"""Builds a library ``call.*`` payload at send time (so queued messages see ids assigned meanwhile)."""
 
 
 class SimStation:
@@ -135,11 +84,11 @@ class SimStation:
         self.queue: deque[Factory] = deque()
         """Transaction messages not yet answered by the CSMS, oldest first (the offline queue)."""
         self.connected = asyncio.Event()
-        self._online_allowed = True
+        self.online_allowed = True
         self._ws: ClientConnection | None = None
         self._cp: Cp16 | Cp201 | None = None
         self._flush_lock = asyncio.Lock()
-        self._queue_changed = asyncio.Event()
+        self.queue_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ connection
 
@@ -149,13 +98,19 @@ class SimStation:
         token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
+    def _tls(self) -> dict[str, Any]:
+        """websockets wants ``ssl`` only for wss:// (the system trust store unless a context is given)."""
+        if self.ssl_context is not None:
+            return {"ssl": self.ssl_context}
+        return {}
+
     async def connect(self) -> None:
         """Open the WebSocket and send BootNotification; raises on a refused handshake."""
         ws = await websockets.connect(
             self.url,
             subprotocols=[websockets.Subprotocol(self.version.value)],
             additional_headers=self._headers(),
-            ssl=self.ssl_context,
+            **self._tls(),
             open_timeout=10,
             compression=None,
         )
@@ -164,7 +119,7 @@ class SimStation:
         cls = Cp16Handlers if self.version is OcppVersion.V16 else Cp201Handlers
         self._cp = cls(self.id, ws, self)
         self._ws = ws
-        self._reader = asyncio.get_running_loop().create_task(self._read(self._cp))
+        self.reader = asyncio.get_running_loop().create_task(self._read(self._cp))
 
     async def _read(self, cp: Cp16 | Cp201) -> None:
         try:
@@ -193,18 +148,19 @@ class SimStation:
 
     async def disconnect(self) -> None:
         """Drop the link (as a network failure would); transaction messages queue until ``go_online``."""
-        self._online_allowed = False
+        self.online_allowed = False
         self.connected.clear()
         if self._ws is not None:
             await self._ws.close()
             await self._ws.wait_closed()
         reader = getattr(self, "_reader", None)
         if reader is not None:
-            await asyncio.wait_for(asyncio.shield(reader), 5)
+            async with asyncio.timeout(5):  # the reader ends as soon as the close handshake is done
+                await asyncio.shield(reader)
 
     def go_online(self) -> None:
-        self._online_allowed = True
-        self._queue_changed.set()
+        self.online_allowed = True
+        self.queue_changed.set()
 
     async def close(self) -> None:
         await self.disconnect()
@@ -249,7 +205,7 @@ class SimStation:
 
     def _enqueue(self, factory: Factory, on_answer: Callable[[Any], None] | None = None) -> None:
         self.queue.append(factory if on_answer is None else _Answered(factory, on_answer))
-        self._queue_changed.set()
+        self.queue_changed.set()
 
     async def flush(self) -> None:
         """Send queued transaction messages in order while connected."""
@@ -276,10 +232,11 @@ class SimStation:
             while self.queue:
                 await self.flush()
                 if self.queue:
-                    self._queue_changed.clear()
-                    await self._queue_changed.wait()
+                    self.queue_changed.clear()
+                    await self.queue_changed.wait()
 
-        await asyncio.wait_for(drained(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await drained()
 
     # ------------------------------------------------------------------ transactions
 
@@ -457,74 +414,9 @@ class SimStation:
 
     async def run(self) -> None:
         """Stay connected (reconnecting with back-off), charge, send meter values, obey remote commands."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._connection_loop())
-            tg.create_task(self._charging_loop())
-            tg.create_task(self._intent_loop())
+        from ems.sim.behaviour import run_station  # the loops live there; they need this class
 
-    async def _connection_loop(self) -> None:
-        delay = RECONNECT_DELAY_S
-        while True:
-            if not self._online_allowed:
-                self._queue_changed.clear()
-                await self._queue_changed.wait()
-                continue
-            try:
-                await self.connect()
-                await self.boot()
-                delay = RECONNECT_DELAY_S
-                reader = self._reader
-                while not reader.done():
-                    self._queue_changed.clear()
-                    await self.flush()
-                    await asyncio.wait(
-                        [reader, asyncio.ensure_future(self._queue_changed.wait())], return_when="FIRST_COMPLETED"
-                    )
-            except (
-                OSError,
-                websockets.InvalidHandshake,
-                websockets.ConnectionClosed,
-                TimeoutError,
-                OCPPError,
-            ) as error:
-                log.info("%s: connection failed (%s); retrying in %.1f s", self.id, error, delay)
-            self.connected.clear()
-            self.stats.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY_S)
-
-    async def _charging_loop(self) -> None:
-        while True:
-            await self.clock.sleep(self.tick_s)
-            self.advance(self.tick_s)
-            now = self.clock.now()
-            for evse in list(self.evses.values()):
-                if evse.tx is None or evse.ev is None:
-                    continue
-                due = evse.last_meter_at is None or (now - evse.last_meter_at).total_seconds() >= self.meter_interval_s
-                if due:
-                    await self._guard(self.send_meter_values(evse.id))
-                departed = evse.ev.departure_at is not None and now >= evse.ev.departure_at
-                if departed or evse.ev.full:
-                    await self._guard(self.stop(evse.id, "EVDisconnected"))
-
-    async def _intent_loop(self) -> None:
-        while True:
-            intent = await self.intents.get()
-            evse = self.evses.get(intent.evse_id)
-            if evse is None:
-                continue
-            if intent.kind == "start" and evse.tx is None and intent.id_tag:
-                await self._guard(self.start(intent.evse_id, intent.id_tag, remote_start_id=intent.remote_start_id))
-            elif intent.kind == "stop" and evse.tx is not None:
-                await self._guard(self.stop(intent.evse_id, intent.id_tag or "Remote", unplug=False))
-
-    async def _guard(self, step: Any) -> None:
-        """Run one step of the autonomous loops; a link failure mid-step is retried by the queue."""
-        try:
-            await step
-        except (websockets.ConnectionClosed, ConnectionError, TimeoutError, OCPPError, PermissionError) as error:
-            log.info("%s: %s", self.id, error)
+        await run_station(self)
 
     # ------------------------------------------------------------------ commands from the CSMS
 
@@ -575,14 +467,3 @@ class SimStation:
         before = len(self.profiles)
         self.profiles = [p for p in self.profiles if not matches(p)]
         return len(self.profiles) < before
-
-
-class _Answered:
-    """A queued message whose answer the station needs (1.6 StartTransaction -> transaction id)."""
-
-    def __init__(self, factory: Factory, on_answer: Callable[[Any], None]) -> None:
-        self.factory = factory
-        self.on_answer = on_answer
-
-    def __call__(self) -> Any:
-        return self.factory()

@@ -68,6 +68,13 @@ class OcppEnv:
         self.stations.append(sim)
         return sim
 
+    async def booted(self, station_id: str, version: OcppVersion, **kw: Any) -> SimStation:
+        """A registered simulated station, connected and booted."""
+        sim = await self.station(station_id, version, **kw)
+        await sim.connect()
+        await sim.boot()
+        return sim
+
     async def drained(self) -> None:
         await asyncio.wait_for(self.runtime.drained(), WAIT_S)
 

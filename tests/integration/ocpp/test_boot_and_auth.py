@@ -17,9 +17,7 @@ from tests.integration.ocpp.conftest import OcppEnv, start_env, stop_env
 
 
 async def test_boot_registers_vendor_and_online(env: OcppEnv, version: OcppVersion) -> None:
-    sim = await env.station("CP-1", version)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-1", version)
     assert sim.stats.boot_status == "Accepted"
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-1")
     booted = await env.wait_for(StationBooted, lambda e: e.station_id == "CP-1")
@@ -32,9 +30,7 @@ async def test_boot_registers_vendor_and_online(env: OcppEnv, version: OcppVersi
 
 async def test_authorize_against_cards(env: OcppEnv, version: OcppVersion) -> None:
     await env.storage.cards.add(Card(uid="BLOCKED", status=CardStatus.BLOCKED))
-    sim = await env.station("CP-A", version)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-A", version)
     assert await sim.authorize("GOOD-CARD") is AuthorizationStatus.ACCEPTED
     assert await sim.authorize("BLOCKED") is AuthorizationStatus.BLOCKED
     assert await sim.authorize("NOBODY") is AuthorizationStatus.INVALID
@@ -51,9 +47,7 @@ async def test_unknown_station_is_refused(env: OcppEnv, version: OcppVersion) ->
 async def test_auto_register(storage: SqlStorage, tmp_path: Path, version: OcppVersion) -> None:
     env, stop, task = await start_env(storage, tmp_path / "j.db", OcppServerConfig(port=0, auto_register=True))
     try:
-        sim = await env.station("NEWCOMER", version, register=False)
-        await sim.connect()
-        await sim.boot()
+        await env.booted("NEWCOMER", version, register=False)
         station = await storage.stations.get("NEWCOMER")
         assert station is not None and station.ocpp_version is version and station.registered_at is not None
     finally:
@@ -61,9 +55,7 @@ async def test_auto_register(storage: SqlStorage, tmp_path: Path, version: OcppV
 
 
 async def test_basic_auth(env: OcppEnv, version: OcppVersion) -> None:
-    good = await env.station("CP-PW", version, password="s3cret-pass")
-    await good.connect()
-    await good.boot()
+    good = await env.booted("CP-PW", version, password="s3cret-pass")
     await good.close()
     for password in ("wrong-pass!", None):
         bad = await env.station("CP-PW", version, password=password, register=False)
@@ -82,9 +74,7 @@ async def test_refused_subprotocol(env: OcppEnv) -> None:
 
 
 async def test_second_connection_refused_while_first_alive(env: OcppEnv, version: OcppVersion) -> None:
-    first = await env.station("CP-TWIN", version)
-    await first.connect()
-    await first.boot()
+    await env.booted("CP-TWIN", version)
     twin = await env.station("CP-TWIN", version, register=False)
     with pytest.raises(InvalidStatus) as refused:
         await twin.connect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from ems.ocpp.journal import LOCAL_TRANSACTION_ID_BASE
 from ems.ocpp.server import OcppServerConfig
 from ems.sim.ev import Ev
 from ems.storage.factory import SqlStorage
-from tests.integration.ocpp.conftest import OcppEnv, start_env, stop_env
+from tests.integration.ocpp.conftest import WAIT_S, OcppEnv, start_env, stop_env
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -118,9 +119,7 @@ async def test_transaction_answered_while_database_down(
     env, stop, task = await start_env(flaky, tmp_path / "j.db", OcppServerConfig(port=0))  # type: ignore[arg-type]
     try:
         clock = FakeClock(T0)
-        sim = await env.station("CP-DOWN", version, clock=clock)
-        await sim.connect()
-        await sim.boot()
+        sim = await env.booted("CP-DOWN", version, clock=clock)
         await env.drained()
         flaky.down[0] = True
         tx = await sim.start(1, "GOOD-CARD", Ev(soc=0.3, max_power_w=11_000))
@@ -133,6 +132,7 @@ async def test_transaction_answered_while_database_down(
         assert sim.stats.call_errors == 0
         if version is OcppVersion.V16:
             assert tx.id is not None and int(tx.id) > LOCAL_TRANSACTION_ID_BASE
+        await asyncio.wait_for(env.runtime.applier.retrying.wait(), WAIT_S)  # the applier has met the outage
         flaky.down[0] = False
         ended = await env.wait_for(SessionEnded, lambda e: e.station_id == "CP-DOWN", within_s=20)
         assert ended.energy_wh == pytest.approx(5_500, abs=1)
@@ -151,9 +151,7 @@ async def test_journal_replays_after_restart(storage: SqlStorage, tmp_path: Path
     journal = tmp_path / "j.db"
     env, stop, task = await start_env(flaky, journal, OcppServerConfig(port=0), drain_s=0.1)  # type: ignore[arg-type]
     clock = FakeClock(T0)
-    sim = await env.station("CP-CRASH", OcppVersion.V201, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-CRASH", OcppVersion.V201, clock=clock)
     await env.drained()
     flaky.down[0] = True
     await sim.start(1, "GOOD-CARD")

@@ -20,9 +20,7 @@ T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 async def test_full_transaction_with_meter_values(env: OcppEnv, version: OcppVersion) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-TX", version, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-TX", version, clock=clock)
     tx = await sim.start(1, "GOOD-CARD", Ev(soc=0.2, max_power_w=11_000))
     started = await env.wait_for(SessionStarted, lambda e: e.station_id == "CP-TX")
     for _ in range(3):
@@ -53,9 +51,7 @@ async def test_full_transaction_with_meter_values(env: OcppEnv, version: OcppVer
 
 async def test_reconnect_mid_transaction_with_offline_queue(env: OcppEnv, version: OcppVersion) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-OFF", version, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-OFF", version, clock=clock)
     await sim.start(1, "GOOD-CARD", Ev(soc=0.2, max_power_w=7_400))
     started = await env.wait_for(SessionStarted, lambda e: e.station_id == "CP-OFF")
     await sim.disconnect()
@@ -78,9 +74,7 @@ async def test_reconnect_mid_transaction_with_offline_queue(env: OcppEnv, versio
 
 async def test_offline_start_gets_transaction_id_on_reconnect(env: OcppEnv, version: OcppVersion) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-LATE", version, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-LATE", version, clock=clock)
     await sim.disconnect()
     tx = await sim.start(1, "GOOD-CARD", Ev(soc=0.5))
     clock.advance(600)
@@ -100,9 +94,7 @@ async def test_offline_start_gets_transaction_id_on_reconnect(env: OcppEnv, vers
 
 async def test_duplicate_stop_same_answer_no_change(env: OcppEnv) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-DUP", OcppVersion.V16, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-DUP", OcppVersion.V16, clock=clock)
     tx = await sim.start(1, "GOOD-CARD")
     await sim.wait_sent()
     stop = c16.StopTransaction(
@@ -130,9 +122,7 @@ async def test_duplicate_stop_same_answer_no_change(env: OcppEnv) -> None:
 
 async def test_duplicate_ended_event_changes_nothing(env: OcppEnv) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-DUP2", OcppVersion.V201, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-DUP2", OcppVersion.V201, clock=clock)
     await sim.start(1, "GOOD-CARD")
     clock.advance(60)
     sim.advance(60)
@@ -180,9 +170,7 @@ async def test_station_cannot_stop_another_stations_transaction(env: OcppEnv) ->
 
 async def test_meter_values_without_transaction_id_go_to_open_session(env: OcppEnv) -> None:
     clock = FakeClock(T0)
-    sim = await env.station("CP-NOTX", OcppVersion.V16, clock=clock)
-    await sim.connect()
-    await sim.boot()
+    sim = await env.booted("CP-NOTX", OcppVersion.V16, clock=clock)
     await sim.start(2, "GOOD-CARD")
     started = await env.wait_for(SessionStarted, lambda e: e.station_id == "CP-NOTX")
     clock.advance(300)
