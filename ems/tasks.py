@@ -16,9 +16,20 @@ RETRY_S = 0.1
 """How long to give a cancelled task before cancelling it again (a swallowed cancel costs this much)."""
 
 
-async def cancel_and_wait(task: asyncio.Future[Any], *, retry_s: float = RETRY_S) -> None:
-    """Cancel ``task`` and wait until it has ended; re-raise what it failed with, other than cancellation."""
+GIVE_UP_S = 30.0
+"""A task still running after 30 s of cancellations is a bug: say so rather than hang the caller."""
+
+
+async def cancel_and_wait(task: asyncio.Future[Any], *, retry_s: float = RETRY_S, give_up_s: float = GIVE_UP_S) -> None:
+    """Cancel ``task`` and wait until it has ended; re-raise what it failed with, other than cancellation.
+
+    Raises ``TimeoutError`` if it is still running after ``give_up_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_s
     while not task.done():
+        if loop.time() >= deadline:
+            name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+            raise TimeoutError(f"task {name} ignored cancellation for {give_up_s:.0f} s")
         task.cancel()
         await asyncio.wait({task}, timeout=retry_s)
     if task.cancelled():

@@ -217,8 +217,10 @@ class SqliteDatabase(Database):
     @asynccontextmanager
     async def _begin(self, readonly: bool) -> AsyncIterator[Tx]:
         async with self._lock:
-            await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
             try:
+                # BEGIN inside the try: a caller cancelled while BEGIN waits on the worker thread must
+                # still queue the rollback behind it, or the next transaction finds one already open.
+                await self.call(lambda c: c.execute("BEGIN" if readonly else "BEGIN IMMEDIATE"))
                 yield SqliteTx(self)
                 await self.call(lambda c: c.execute("COMMIT"))
             except BaseException:

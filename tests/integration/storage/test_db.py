@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from ems.domain.station import Station
 from ems.errors import Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Json
 from ems.storage.factory import SqlStorage, open_storage
+from ems.storage.sqlite import SqliteDatabase
 
 SCRATCH = """
 CREATE TABLE scratch (
@@ -195,3 +197,23 @@ async def test_closed_storage_is_unavailable(tmp_path: Path, pg_schema_url: str)
         await storage.close()  # idempotent
         with pytest.raises(StorageUnavailable):
             await storage.stations.get("x")
+
+
+async def test_sqlite_caller_cancelled_during_begin_leaves_no_transaction_open(sqlite_storage: SqlStorage) -> None:
+    db = sqlite_storage.db
+    assert isinstance(db, SqliteDatabase)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer: our BEGIN IMMEDIATE now waits in the worker thread
+
+    async def write() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("SELECT 1")
+
+    victim = asyncio.create_task(write())
+    await asyncio.sleep(0.2)  # the victim's BEGIN is running, blocked on the other writer's lock
+    victim.cancel()
+    other.execute("COMMIT")  # the victim's BEGIN now succeeds on the worker thread, after its caller left
+    other.close()
+    await asyncio.gather(victim, return_exceptions=True)
+    async with db.transaction() as tx:  # without the fix: "cannot start a transaction within a transaction"
+        assert await tx.fetchval("SELECT 1") == 1

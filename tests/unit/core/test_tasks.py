@@ -34,3 +34,18 @@ async def test_a_failure_of_the_task_is_not_hidden() -> None:
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="boom"):
         await cancel_and_wait(task)
+
+
+async def test_a_task_that_never_stops_is_reported_not_waited_for_forever() -> None:
+    async def immortal() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    task = asyncio.create_task(immortal(), name="immortal")
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError, match="immortal"):
+        await cancel_and_wait(task, retry_s=0.01, give_up_s=0.1)
+    task.get_coro().close()  # type: ignore[union-attr]
