@@ -16,7 +16,7 @@ Two steps, both pure:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -112,6 +112,47 @@ def _sample(
     )
 
 
+def _unit_v16(sv: Payload) -> tuple[str | None, int]:
+    return sv.get("unit"), 0
+
+
+def _unit_v201(sv: Payload) -> tuple[str | None, int]:
+    uom = sv.get("unitOfMeasure") or {}
+    multiplier = uom.get("multiplier", 0)
+    return uom.get("unit"), multiplier if isinstance(multiplier, int) else 0
+
+
+def _meter_samples(
+    meter_values: Iterable[Payload],
+    unit_of: Callable[[Payload], tuple[str | None, int]],
+    *,
+    station_id: str,
+    evse_id: int,
+    session_id: str | None,
+    received_at: datetime,
+    context_default: ReadingContext,
+) -> list[MeterSample]:
+    out: list[MeterSample] = []
+    for mv in meter_values:
+        at = parse_time(mv.get("timestamp"), received_at)
+        for sv in mv.get("sampledValue", ()):
+            unit, multiplier = unit_of(sv)
+            out.append(
+                _sample(
+                    station_id=station_id,
+                    evse_id=evse_id,
+                    session_id=session_id,
+                    at=at,
+                    sampled=sv,
+                    context_default=context_default,
+                    raw=sv.get("value"),
+                    unit=unit,
+                    multiplier=multiplier,
+                )
+            )
+    return out
+
+
 def meter_samples_v16(
     meter_values: Iterable[Payload],
     *,
@@ -122,24 +163,15 @@ def meter_samples_v16(
     context_default: ReadingContext = ReadingContext.SAMPLE_PERIODIC,
 ) -> list[MeterSample]:
     """1.6 ``MeterValue[]`` (``MeterValues.meterValue`` or ``StopTransaction.transactionData``)."""
-    out: list[MeterSample] = []
-    for mv in meter_values:
-        at = parse_time(mv.get("timestamp"), received_at)
-        for sv in mv.get("sampledValue", ()):
-            out.append(
-                _sample(
-                    station_id=station_id,
-                    evse_id=evse_id,
-                    session_id=session_id,
-                    at=at,
-                    sampled=sv,
-                    context_default=context_default,
-                    raw=sv.get("value"),
-                    unit=sv.get("unit"),
-                    multiplier=0,
-                )
-            )
-    return out
+    return _meter_samples(
+        meter_values,
+        _unit_v16,
+        station_id=station_id,
+        evse_id=evse_id,
+        session_id=session_id,
+        received_at=received_at,
+        context_default=context_default,
+    )
 
 
 def meter_samples_v201(
@@ -152,26 +184,15 @@ def meter_samples_v201(
     context_default: ReadingContext = ReadingContext.SAMPLE_PERIODIC,
 ) -> list[MeterSample]:
     """2.0.1 ``MeterValueType[]`` (MeterValues or TransactionEvent); ``unitOfMeasure.multiplier`` is a power of 10."""
-    out: list[MeterSample] = []
-    for mv in meter_values:
-        at = parse_time(mv.get("timestamp"), received_at)
-        for sv in mv.get("sampledValue", ()):
-            uom = sv.get("unitOfMeasure") or {}
-            multiplier = uom.get("multiplier", 0)
-            out.append(
-                _sample(
-                    station_id=station_id,
-                    evse_id=evse_id,
-                    session_id=session_id,
-                    at=at,
-                    sampled=sv,
-                    context_default=context_default,
-                    raw=sv.get("value"),
-                    unit=uom.get("unit"),
-                    multiplier=multiplier if isinstance(multiplier, int) else 0,
-                )
-            )
-    return out
+    return _meter_samples(
+        meter_values,
+        _unit_v201,
+        station_id=station_id,
+        evse_id=evse_id,
+        session_id=session_id,
+        received_at=received_at,
+        context_default=context_default,
+    )
 
 
 def register_wh(samples: Iterable[MeterSample]) -> float | None:
