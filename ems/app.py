@@ -311,7 +311,8 @@ async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> No
 class DemoSummary:
     duration_s: float
     stations: int
-    stations_online: int
+    stations_connected: int
+    """Stations that connected during the run (the simulated ones disconnect as the demo ends)."""
     sessions: int
     sessions_completed: int
     energy_wh: float
@@ -322,7 +323,7 @@ class DemoSummary:
     def lines(self) -> list[str]:
         return [
             f"demo ran {self.duration_s:.0f} s; API was at {self.api_url}",
-            f"stations: {self.stations} registered, {self.stations_online} online at the end",
+            f"stations: {self.stations} registered, {self.stations_connected} connected during the run",
             f"sessions: {self.sessions} ({self.sessions_completed} completed), "
             f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
             *self.billing,
@@ -339,7 +340,7 @@ async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> Demo
     return DemoSummary(
         duration_s=duration_s,
         stations=len(stations),
-        stations_online=sum(1 for s in stations if s.online),
+        stations_connected=sum(1 for s in stations if s.last_seen_at is not None),
         sessions=len(sessions),
         sessions_completed=sum(1 for s in sessions if s.stopped_at is not None),
         energy_wh=sum(s.energy_wh for s in sessions),

@@ -63,4 +63,6 @@ def build_billing(
         policy=policy,
         ids=new_id,
     )
-    return Billing(service, Wallet(storage.billing, clock, new_id), PayBeforeStart(service), webhook_secret)
+    return Billing(
+        service, Wallet(storage.billing, clock, new_id, storage.transaction), PayBeforeStart(service), webhook_secret
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from ems.billing.ledger import refund, top_up
@@ -24,10 +25,18 @@ class PaymentEvent:
 
 
 class Wallet:
-    def __init__(self, billing: BillingStores, clock: Clock, ids: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        billing: BillingStores,
+        clock: Clock,
+        ids: Callable[[], str],
+        atomic: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+    ) -> None:
         self.billing = billing
         self.clock = clock
         self.ids = ids
+        self._atomic = atomic or _separately
+        """``Storage.transaction``: a user and its account are created together or not at all."""
 
     async def create_user(
         self,
@@ -50,8 +59,9 @@ class Wallet:
         now = self.clock.now()
         user = User(id=self.ids(), name=name.strip(), created_at=now, phone=phone, email=email, group=group)
         account = Account(id=self.ids(), currency=currency, created_at=now, user_id=user.id)
-        await self.billing.users.add(user)
-        await self.billing.ledger.open_account(account)
+        async with self._atomic():
+            await self.billing.users.add(user)
+            await self.billing.ledger.open_account(account)
         return user, account
 
     async def account(self, account_id: str) -> Account:
@@ -137,3 +147,9 @@ def money_minor(amount: Money, currency: str, field: str) -> int:
     if problems:
         raise InvalidInput("invalid amount", problems)
     return amount.to_minor()
+
+
+@asynccontextmanager
+async def _separately() -> AsyncIterator[None]:
+    """No shared transaction (stores without a unit of work, e.g. the unit tests' fakes)."""
+    yield

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from ems.billing.components import build_billing
 from ems.billing.model import AssignmentScope, TariffAssignment
 from ems.billing.service import BillingPolicy
@@ -60,3 +62,22 @@ async def test_concurrent_duplicate_stops_charge_once(storage: SqlStorage) -> No
 
     assert sum(await asyncio.gather(*(refund(i) for i in range(6)))) == 2  # 2 x 1.50 <= 4.00 < 3 x 1.50
     assert (await storage.billing.ledger.balance(account.id)).available_minor == 2600 + 300
+
+
+async def test_a_user_is_created_with_its_account_or_not_at_all(storage: SqlStorage) -> None:
+    billing = build_billing(storage, clock=FakeClock(), policy=BillingPolicy())
+    wallet = billing.wallet
+    opened = wallet.billing.ledger.open_account
+
+    async def fails(account: object) -> None:
+        raise RuntimeError("database went away mid-request")
+
+    wallet.billing.ledger.open_account = fails  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError):
+            await wallet.create_user("Ada", currency="EUR")
+    finally:
+        wallet.billing.ledger.open_account = opened  # type: ignore[method-assign]
+    assert await storage.billing.users.all() == [], "no user without an account"
+    user, account = await wallet.create_user("Ada", currency="EUR")
+    assert account.user_id == user.id
