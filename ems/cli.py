@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import logging
 import secrets
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -24,6 +25,8 @@ from ems.config import Settings
 from ems.errors import ConfigError, EmsError, InvalidInput, SiteFileError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEMO_DIR = Path("ems-data") / "demo"
+"""Where ``ems demo`` keeps its database and journal, apart from what ``ems serve`` uses."""
 
 # Commands whose implementation lives with their feature: (module, what it is).
 FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
@@ -128,12 +131,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise InvalidInput("--duration must be a positive number of seconds")
-    demo_dir = Path("ems-data")
-    demo_db = demo_dir / "demo.db"
-    for suffix in ("", "-wal", "-shm"):  # every demo starts from an empty embedded database
-        Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
+    # A directory of its own, emptied first: the demo's database and OCPP journal must never mix
+    # with what `ems serve` keeps in the data directory (a journal is replayed at start).
+    demo_dir = DEMO_DIR
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
     overrides: dict[str, object] = {
-        "database_url": f"sqlite:///{demo_db}",
+        "database_url": f"sqlite:///{demo_dir / 'demo.db'}",
+        "data_dir": demo_dir,
         "ocpp_auto_register": True,
     }
     base = _settings(args)
