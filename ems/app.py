@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -69,7 +69,6 @@ class Runtime:
     clock: Clock
     bus: EventBus
     storage: Storage
-    components: list[Component] = field(default_factory=list)
 
 
 def load_sites(settings: Settings) -> tuple[Site, ...]:
@@ -279,9 +278,9 @@ async def serve(settings: Settings) -> None:
         remove()
 
 
-async def _wait_started(api: ApiServer, stop: asyncio.Event) -> bool:
-    """True once the API listens; False if ``stop`` came first."""
-    return await _first(api.started, stop)
+async def _servers_up(system: System, stop: asyncio.Event) -> bool:
+    """True once the API and the OCPP server both listen; False if ``stop`` came first."""
+    return await _first(system.api.started, stop) and await _first(system.ocpp.started, stop)
 
 
 async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
@@ -296,7 +295,7 @@ async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
 
 async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:
     api = system.api
-    if not await _wait_started(api, stop) or not await _first(system.ocpp.started, stop):
+    if not await _servers_up(system, stop):
         return
     backend = runtime.storage.backend
     print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
@@ -375,7 +374,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             simulators.append(build_grid_operator_sim(runtime, system.capacity, DEMO_SPEED))
 
             async def _timer() -> None:
-                if not await _wait_started(system.api, stop) or not await _first(ocpp.started, stop):
+                if not await _servers_up(system, stop):
                     return
                 print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)

@@ -27,7 +27,7 @@ from ems.controller.state import LiveSession, LiveState
 from ems.domain.capacity import CapacityInterval
 from ems.domain.commands import ChargingSchedulePeriod, SetChargingLimit
 from ems.domain.site import EvseSpec, Site
-from ems.domain.units import current_a_from_power_w
+from ems.domain.units import Phase, current_a_from_power_w
 from ems.optimizer.schedule import Schedule
 from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
 
@@ -73,9 +73,9 @@ def slot_capacity(
     return tuple(v if v != float("inf") else ceiling for v in out)
 
 
-def phase_limits(intervals: Sequence[CapacityInterval]) -> dict[str, float]:
+def phase_limits(intervals: Sequence[CapacityInterval]) -> dict[Phase, float]:
     """Per-phase A limits: the lowest over the horizon (phase limits are not per slot)."""
-    out: dict[str, float] = {}
+    out: dict[Phase, float] = {}
     for i in intervals:
         for phase, amps in i.phase_limits_a.items():
             out[phase] = min(out.get(phase, amps), amps)
@@ -98,7 +98,7 @@ def build_snapshot(
         site_cap = (site.capacity_w,) * slots
     site_phase = {p: a for p, a in site.phase_limits_a.items()}
     for p, a in phase_limits(site_iv).items():
-        site_phase[p] = min(site_phase.get(p, a), a)  # type: ignore[index,call-overload]
+        site_phase[p] = min(site_phase.get(p, a), a)
     circuits = tuple(
         CircuitLimits(
             id=c.id,
