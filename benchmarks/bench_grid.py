@@ -31,9 +31,9 @@ from typing import Any
 
 import aiomqtt
 
+from ems.bus import EventBus
 from ems.clock import SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.domain.capacity import SignalSource
 from ems.domain.events import CapacityChanged, DomainEvent
 from ems.domain.site import Site

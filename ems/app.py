@@ -27,9 +27,9 @@ from ems.api.services import ApiServices
 from ems.billing.components import Billing, build_billing, policy_from
 from ems.billing.demo import billing_summary, seed_demo_billing
 from ems.billing.listener import BillingListener
+from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.controller.loop import Controller
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ems.billing.components import Billing
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.site import Site
 from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
 

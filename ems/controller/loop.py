@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller.bus import EventBus, Subscription
 from ems.controller.planning import (
     PlanningSettings,
     SentProfile,

@@ -38,7 +38,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ems.controller.bus import Subscription
+from ems.bus import Subscription
 from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.events import CapacityChanged
 from ems.errors import ConfigError

@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from ems.bus import EventBus
 from ems.clock import Clock, sleep_until_set
-from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.events import CapacityChanged, CapacitySignalReceived
 from ems.errors import NotFound, StorageError

@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.events import (
     DomainEvent,
     MeterSampled,

@@ -17,9 +17,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ems.bus import EventBus
 from ems.clock import Clock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.ocpp.applier import Applier
 from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.journal import Journal

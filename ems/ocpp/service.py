@@ -29,8 +29,8 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.card import AuthorizationStatus, authorize_card
 from ems.domain.events import StationConnected, StationDisconnected
 from ems.domain.station import OcppVersion

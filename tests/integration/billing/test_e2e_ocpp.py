@@ -19,9 +19,9 @@ from ems.api.services import ApiServices
 from ems.billing.components import Billing, build_billing
 from ems.billing.listener import BillingListener
 from ems.billing.service import BillingPolicy
+from ems.bus import EventBus
 from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.domain.events import SessionEnded
 from ems.domain.site import Site
 from ems.domain.station import OcppVersion, Station

@@ -6,8 +6,8 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.controller.loop import Controller, ControllerSettings
 from ems.controller.planning import PlanningSettings
 from ems.domain.capacity import CapacityInterval, LimitSource

@@ -19,8 +19,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
-from ems.controller.bus import EventBus
 from ems.domain.events import CapacityChanged
 from ems.domain.site import Circuit, Site
 from ems.grid.capacity import CapacityPolicy

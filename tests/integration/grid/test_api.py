@@ -12,9 +12,9 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
+from ems.bus import EventBus
 from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.service import CapacityService
 from ems.ports import Storage

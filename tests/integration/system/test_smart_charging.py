@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ems.app import Runtime, System, build_system, run_components
+from ems.bus import EventBus
 from ems.clock import FakeClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.controller.loop import Controller
 from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.card import Card

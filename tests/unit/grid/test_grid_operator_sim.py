@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityChangeReason, LimitSource
 from ems.domain.events import CapacityChanged
 from ems.grid.capacity import CapacityPolicy

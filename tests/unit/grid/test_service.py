@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityChangeReason, SignalKind, SignalSource
 from ems.domain.events import CapacityChanged, CapacitySignalReceived, DomainEvent
 from ems.errors import NotFound
