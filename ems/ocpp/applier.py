@@ -219,8 +219,6 @@ class Applier:
         while True:
             try:
                 return await query()
-            except (NotFound, Conflict):
-                raise
             except StorageError as error:
                 self.retries += 1
                 self.retrying.set()

@@ -34,7 +34,7 @@ from ems.clock import Clock
 from ems.domain.card import AuthorizationStatus, authorize_card
 from ems.domain.events import StationConnected, StationDisconnected
 from ems.domain.station import OcppVersion
-from ems.errors import StorageError
+from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
 from ems.ports import AuthorizationDecision, Authorizer, CardStore, Storage
@@ -128,7 +128,7 @@ class OcppService:
     async def _mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None:
         try:
             await self.bounded(self.storage.stations.mark_seen(station_id, at, online=online))
-        except (StorageError, TimeoutError) as error:
+        except (StorageError, NotFound, TimeoutError) as error:  # NotFound: the station was deleted meanwhile
             log.warning("%s: cannot record online=%s: %s", station_id, online, error)
 
     async def seen(self, station_id: str) -> None:
