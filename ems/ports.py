@@ -12,24 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from ems.billing.ledger import AccountState, Balance, Decision, Hold
-from ems.billing.model import (
-    Account,
-    Applied,
-    AssignmentScope,
-    IdempotencyClaim,
-    SessionCost,
-    TariffAssignment,
-    User,
-)
-from ems.billing.tariff import Tariff
 from ems.domain.access import ApiKey
+from ems.domain.billing import Account, Applied, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
 from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
 from ems.domain.card import AuthorizationStatus, Card
 from ems.domain.commands import CommandResult, StationCommand
+from ems.domain.ledger import AccountState, Balance, Decision, Hold
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
+from ems.domain.tariff import Tariff
 from ems.domain.units import Phase
 
 # ---------------------------------------------------------------- decisions

@@ -8,9 +8,9 @@ from fastapi import Depends, HTTPException, Request
 
 from ems.api.auth import Principal, Services
 from ems.billing.components import Billing, build_billing, policy_from
-from ems.billing.ledger import Balance
-from ems.billing.model import Account
 from ems.domain.access import Role
+from ems.domain.billing import Account
+from ems.domain.ledger import Balance
 from ems.domain.money import CurrencyError, Money, check_currency, parse_decimal
 from ems.errors import InvalidInput, NotFound
 

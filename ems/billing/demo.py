@@ -9,11 +9,11 @@ from datetime import time
 from decimal import Decimal
 
 from ems.billing.components import Billing
-from ems.billing.model import AssignmentScope, TariffAssignment
-from ems.billing.tariff import Tariff, TouBand
+from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.card import Card, CardMode
 from ems.domain.money import Money
 from ems.domain.site import Site
+from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict
 from ems.ports import Storage
 

@@ -1,0 +1,83 @@
+"""Re-point ``from OLD import NAME`` statements after the layering refactor (issue 9).
+
+Run from a worktree root: ``python tools/repoint_imports.py [paths...]`` (default: ems tests benchmarks),
+then ``ruff check --fix . && ruff format .`` to sort the rewritten imports. Each moved name goes to the
+module that now owns it; names not listed for a moved module go to its ``"*"`` entry.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+MOVES: dict[str, dict[str, str]] = {
+    "ems.controller.bus": {"*": "ems.bus"},
+    "ems.billing.tariff": {"*": "ems.domain.tariff"},
+    "ems.billing.model": {
+        "resolve_tariff_id": "ems.billing.pricing",
+        "settled_cost": "ems.billing.ledger",
+        "*": "ems.domain.billing",
+    },
+    "ems.billing.ledger": {
+        **{
+            n: "ems.domain.ledger"
+            for n in (
+                "Book",
+                "MovementKind",
+                "HoldStatus",
+                "Entry",
+                "Movement",
+                "Hold",
+                "Balance",
+                "AccountState",
+                "Decision",
+            )
+        },
+        "*": "ems.billing.ledger",
+    },
+    "ems.billing.pricing": {
+        **{
+            n: "ems.domain.billing"
+            for n in ("LineKind", "EnergyReading", "SessionUsage", "LineItem", "ChargeDetailRecord")
+        },
+        "*": "ems.billing.pricing",
+    },
+}
+
+_FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)
+
+
+def _names(text: str) -> list[str]:
+    text = re.sub(r"#[^\n]*", "", text.strip().strip("()"))
+    return [n.strip() for n in text.replace("\n", " ").split(",") if n.strip()]
+
+
+def rewrite(source: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        mod = m.group("mod")
+        if mod not in MOVES:
+            return m.group(0)
+        table = MOVES[mod]
+        targets: dict[str, list[str]] = {}
+        for spec in _names(m.group("names")):
+            name = spec.split(" as ")[0].strip()
+            targets.setdefault(table.get(name, table["*"]), []).append(spec)
+        indent = m.group("indent")
+        return "\n".join(f"{indent}from {t} import {', '.join(ns)}" for t, ns in targets.items())
+
+    return _FROM.sub(one, source)
+
+
+def main(paths: list[str]) -> None:
+    for root in paths or ["ems", "tests", "benchmarks"]:
+        for path in sorted(Path(root).rglob("*.py")) if Path(root).is_dir() else [Path(root)]:
+            old = path.read_text()
+            new = rewrite(old)
+            if new != old:
+                path.write_text(new)
+                print(f"re-pointed {path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
