@@ -41,7 +41,7 @@ from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.service import CapacityService
 from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
-from ems.ports import Storage
+from ems.ports.stores import Storage
 from ems.security import hash_password, password_problem
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site

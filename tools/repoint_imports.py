@@ -43,6 +43,26 @@ MOVES: dict[str, dict[str, str]] = {
         },
         "*": "ems.billing.pricing",
     },
+    "ems.ports": {
+        "AuthorizationDecision": "ems.domain.card",
+        "SiteLoadReading": "ems.domain.capacity",
+        "SignalOutcome": "ems.domain.capacity",
+        "SignalAudit": "ems.domain.capacity",
+        "MAX_AUDIT_PAYLOAD_CHARS": "ems.domain.capacity",
+        "PaymentCheckout": "ems.domain.billing",
+        "LiveSessionView": "ems.domain.live",
+        "SitePlanView": "ems.domain.live",
+        "Authorizer": "ems.ports.control",
+        "ChargerControl": "ems.ports.control",
+        "SiteLoad": "ems.ports.grid",
+        "CapacitySignals": "ems.ports.grid",
+        "SiteMonitor": "ems.ports.monitor",
+        **{
+            n: "ems.ports.billing"
+            for n in ("UserStore", "LedgerStore", "TariffStore", "CostStore", "PaymentProvider", "BillingStores")
+        },
+        "*": "ems.ports.stores",
+    },
 }
 
 _FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)

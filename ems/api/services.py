@@ -8,7 +8,10 @@ from ems.billing.components import Billing
 from ems.bus import EventBus
 from ems.clock import Clock
 from ems.domain.site import Site
-from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
+from ems.ports.control import ChargerControl
+from ems.ports.grid import CapacitySignals
+from ems.ports.monitor import SiteMonitor
+from ems.ports.stores import Storage
 
 
 @dataclass(slots=True)

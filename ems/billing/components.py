@@ -12,7 +12,8 @@ from ems.clock import Clock
 from ems.config import Settings
 from ems.domain.commands import CommandResult, CommandStatus, StationCommand
 from ems.domain.site import Site
-from ems.ports import ChargerControl, Storage
+from ems.ports.control import ChargerControl
+from ems.ports.stores import Storage
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from ems.domain.money import Money
 from ems.domain.site import Site
 from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 DEMO_TARIFF_ID = "demo"
 DEMO_TOP_UP = "200.00"

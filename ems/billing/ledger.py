@@ -15,7 +15,7 @@ Books, per customer account (sign: positive = money in that book):
   (a session that overran its hold on an empty wallet); negative, the driver's debt, shown
   on the statement and never taken from a later top-up automatically.
 
-The rules here decide; the store (``ems.ports.LedgerStore.apply``) runs a rule under the
+The rules here decide; the store (``ems.ports.billing.LedgerStore.apply``) runs a rule under the
 account's lock and writes the result atomically, so concurrent holds cannot overdraw.
 """
 

@@ -27,7 +27,7 @@ from ems.billing.ledger import HoldNotOpen, capture, charge, place_hold, release
 from ems.billing.pricing import price_session, resolve_tariff_id, usage_from_session
 from ems.clock import Clock
 from ems.domain.billing import Account, Applied, IdempotencyClaim, SessionCost
-from ems.domain.card import AuthorizationStatus, Card, CardMode, authorize_card
+from ems.domain.card import AuthorizationDecision, AuthorizationStatus, Card, CardMode, authorize_card
 from ems.domain.commands import RemoteStop
 from ems.domain.ledger import AccountState, Decision
 from ems.domain.ledger import Hold as LedgerHold
@@ -35,15 +35,9 @@ from ems.domain.money import Money
 from ems.domain.session import ChargingSession
 from ems.domain.tariff import Tariff
 from ems.errors import BillingError, Conflict, InsufficientFunds, NotFound
-from ems.ports import (
-    AuthorizationDecision,
-    BillingStores,
-    CardStore,
-    ChargerControl,
-    MeterSampleStore,
-    SessionStore,
-    StationStore,
-)
+from ems.ports.billing import BillingStores
+from ems.ports.control import ChargerControl
+from ems.ports.stores import CardStore, MeterSampleStore, SessionStore, StationStore
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from ems.controller.planning import (
     tx_profile,
 )
 from ems.controller.state import LiveState
-from ems.domain.capacity import CapacityInterval
+from ems.domain.capacity import CapacityInterval, SiteLoadReading
 from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit
 from ems.domain.events import (
     CapacityChanged,
@@ -40,12 +40,14 @@ from ems.domain.events import (
     SessionUpdated,
     StationBooted,
 )
+from ems.domain.live import LiveSessionView, SitePlanView
 from ems.domain.site import Site
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
-from ems.ports import ChargerControl, LiveSessionView, SessionStore, SiteLoadReading, SitePlanView
+from ems.ports.control import ChargerControl
+from ems.ports.stores import SessionStore
 
 log = logging.getLogger(__name__)
 

@@ -152,3 +152,12 @@ class Applied:
     balance_after: Balance
     holds: tuple[Hold, ...] = ()
     replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentCheckout:
+    """Where to send the driver to pay a top-up outside ems; the provider's webhook confirms it later."""
+
+    provider: str
+    reference: str
+    redirect_url: str

@@ -42,7 +42,7 @@ from ems.bus import Subscription
 from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.events import CapacityChanged
 from ems.errors import ConfigError
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
 
 log = logging.getLogger(__name__)
 

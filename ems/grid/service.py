@@ -25,19 +25,22 @@ from typing import Any
 
 from ems.bus import EventBus
 from ems.clock import Clock, sleep_until_set
-from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
+from ems.domain.capacity import (
+    MAX_AUDIT_PAYLOAD_CHARS,
+    CapacityInterval,
+    CapacitySignal,
+    SignalAudit,
+    SignalKind,
+    SignalOutcome,
+    SignalSource,
+    SiteLoadReading,
+)
 from ems.domain.events import CapacityChanged, CapacitySignalReceived
 from ems.errors import NotFound, StorageError
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.payload import Rejection, ack_payload, error_payload, parse_signal, status_payload
-from ems.ports import (
-    MAX_AUDIT_PAYLOAD_CHARS,
-    CapacitySignalStore,
-    SignalAudit,
-    SignalOutcome,
-    SiteLoad,
-    SiteLoadReading,
-)
+from ems.ports.grid import SiteLoad
+from ems.ports.stores import CapacitySignalStore
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from ems.errors import Conflict, InvalidInput, NotFound, StorageError
 from ems.ocpp.journal import Journal, Record
 from ems.ocpp.translate import ChargingNeeds, RegisterState, TxKind, TxUpdate, apply_register, power_w, track_register
 from ems.ocpp.translate.inbound import Booted, Ignored, interpret
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 log = logging.getLogger(__name__)
 

@@ -62,7 +62,7 @@ class LinkRegistry:
 
 
 class OcppChargerControl:
-    """Implements ``ems.ports.ChargerControl``."""
+    """Implements ``ems.ports.control.ChargerControl``."""
 
     def __init__(self, registry: LinkRegistry, *, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
         self._registry = registry

@@ -25,7 +25,8 @@ from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.journal import Journal
 from ems.ocpp.server import OcppServer, OcppServerConfig
 from ems.ocpp.service import CardAuthorizer, OcppService
-from ems.ports import Authorizer, Storage
+from ems.ports.control import Authorizer
+from ems.ports.stores import Storage
 from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

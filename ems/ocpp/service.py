@@ -31,13 +31,14 @@ from typing import Any, TypeVar
 
 from ems.bus import EventBus
 from ems.clock import Clock
-from ems.domain.card import AuthorizationStatus, authorize_card
+from ems.domain.card import AuthorizationDecision, AuthorizationStatus, authorize_card
 from ems.domain.events import StationConnected, StationDisconnected
 from ems.domain.station import OcppVersion
 from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
-from ems.ports import AuthorizationDecision, Authorizer, CardStore, Storage
+from ems.ports.control import Authorizer
+from ems.ports.stores import CardStore, Storage
 
 log = logging.getLogger(__name__)
 

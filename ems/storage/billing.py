@@ -432,7 +432,7 @@ class SqlCostStore:
 
 
 class SqlBillingStores:
-    """Every billing store over one ``Database`` (implements ``ems.ports.BillingStores``)."""
+    """Every billing store over one ``Database`` (implements ``ems.ports.billing.BillingStores``)."""
 
     def __init__(self, db: Database) -> None:
         self.users = SqlUserStore(db)

@@ -8,7 +8,7 @@ from ems.api.app import create_app
 from ems.api.services import ApiServices
 from ems.clock import FakeClock
 from ems.config import Settings
-from ems.ports import Storage
+from ems.ports.stores import Storage
 from ems.sitefile import load_site_file
 
 ADMIN_KEY = "test-admin-key-0123456789"

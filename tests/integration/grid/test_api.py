@@ -17,7 +17,7 @@ from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.service import CapacityService
-from ems.ports import Storage
+from ems.ports.stores import Storage
 from tests.integration.grid.conftest import WAIT_S, forecast, listening, make_site, running_grid
 from tests.unit.grid.helpers import T0, site
 

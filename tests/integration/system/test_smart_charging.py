@@ -18,7 +18,7 @@ from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.card import Card
 from ems.domain.site import EvseSpec, Site, StationSpec
 from ems.domain.station import OcppVersion
-from ems.ports import Storage
+from ems.ports.stores import Storage
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 

@@ -14,7 +14,7 @@ from ems.domain.events import CapacityChanged, CapacitySignalReceived, DomainEve
 from ems.errors import NotFound
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.service import CapacityService
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
 from tests.unit.grid.fakes import FixedSiteLoad, MemorySignalStore
 from tests.unit.grid.helpers import T0, site
 
