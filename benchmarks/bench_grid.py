@@ -40,7 +40,7 @@ from ems.domain.site import Site
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.payload import parse_signal
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from ems.storage.factory import open_storage
 
 HOST = "127.0.0.1"

@@ -11,22 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from ems.api.app import create_app
-from ems.api.auth import hash_api_key, new_api_key
 from ems.api.server import ApiServer
 from ems.api.services import ApiServices
-from ems.billing.components import Billing, build_billing, policy_from
 from ems.billing.demo import billing_summary, seed_demo_billing
-from ems.billing.listener import BillingListener
 from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
@@ -39,10 +35,14 @@ from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
-from ems.grid.service import CapacityService
 from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
 from ems.ports.stores import Storage
-from ems.security import hash_password, password_problem
+from ems.services.admin import create_api_key as new_key
+from ems.services.admin import register_card, register_station
+from ems.services.billing import BillingPolicy
+from ems.services.billing_listener import BillingListener
+from ems.services.billing_setup import Billing, build_billing
+from ems.services.capacity import CapacityService
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
@@ -74,6 +74,17 @@ class Runtime:
 def load_sites(settings: Settings) -> tuple[Site, ...]:
     """The sites from ``settings.site_file``; without one, the single site ``default``."""
     return load_site_file(settings.site_file) if settings.site_file else (default_site(),)
+
+
+def policy_from(settings: Settings, sites: Sequence[Site]) -> BillingPolicy:
+    return BillingPolicy(
+        min_hold=settings.billing_min_hold,
+        max_hold=settings.billing_max_hold,
+        default_currency=settings.billing_currency,
+        timezones={site.id: site.timezone for site in sites},
+        station_sites={spec.id: site.id for site in sites for spec in site.stations},
+        default_site=sites[0].id if len(sites) == 1 else None,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -409,20 +420,8 @@ async def upgrade_database(settings: Settings) -> list[int]:
 
 
 async def add_station(settings: Settings, station_id: str, password: str | None) -> Station:
-    problems = [] if password is None else [p for p in [password_problem(password)] if p]
-    if problems:
-        raise InvalidInput(f"cannot register station {station_id}", problems)
     async with open_runtime(settings) as runtime:
-        station = Station(
-            id=station_id,
-            password_hash=hash_password(password) if password else None,
-            registered_at=runtime.clock.now(),
-        )
-        try:
-            await runtime.storage.stations.add(station)
-        except Conflict as exc:
-            raise Conflict(f"station {station_id!r} already exists") from exc
-        return station
+        return await register_station(runtime.storage.stations, runtime.clock, station_id, password=password)
 
 
 async def add_card(settings: Settings, uid: str, *, blocked: bool, expires: datetime | None, label: str | None) -> Card:
@@ -436,22 +435,9 @@ async def add_card(settings: Settings, uid: str, *, blocked: bool, expires: date
             label=label,
             created_at=runtime.clock.now(),
         )
-        try:
-            await runtime.storage.cards.add(card)
-        except Conflict as exc:
-            raise Conflict(f"card {uid!r} already exists") from exc
-        return card
+        return await register_card(runtime.storage.cards, card)
 
 
 async def create_api_key(settings: Settings, name: str, role: str) -> tuple[str, ApiKey]:
     async with open_runtime(settings) as runtime:
-        key = new_api_key()
-        record = ApiKey(
-            id=secrets.token_hex(8),
-            name=name,
-            role=Role(role),
-            key_hash=hash_api_key(key),
-            created_at=runtime.clock.now(),
-        )
-        await runtime.storage.api_keys.add(record)
-        return key, record
+        return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role))

@@ -63,6 +63,12 @@ MOVES: dict[str, dict[str, str]] = {
         },
         "*": "ems.ports.stores",
     },
+    "ems.billing.service": {"*": "ems.services.billing"},
+    "ems.billing.wallet": {"*": "ems.services.wallet"},
+    "ems.billing.charge": {"*": "ems.services.charge"},
+    "ems.billing.listener": {"*": "ems.services.billing_listener"},
+    "ems.grid.service": {"*": "ems.services.capacity"},
+    "ems.billing.components": {"policy_from": "ems.app", "*": "ems.services.billing_setup"},
 }
 
 _FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import time
 from decimal import Decimal
 
-from ems.billing.components import Billing
 from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.card import Card, CardMode
 from ems.domain.money import Money
@@ -16,6 +15,7 @@ from ems.domain.site import Site
 from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict
 from ems.ports.stores import Storage
+from ems.services.billing_setup import Billing
 
 DEMO_TARIFF_ID = "demo"
 DEMO_TOP_UP = "200.00"

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 class CapacityTimelines(Protocol):
-    """What the grid-capacity service offers the controller (``ems.grid.service.CapacityService``)."""
+    """What the grid-capacity service offers the controller (``ems.services.capacity.CapacityService``)."""
 
     def timeline(
         self, site_id: str, circuit_id: str | None = None, *, horizon_s: float = 86_400.0

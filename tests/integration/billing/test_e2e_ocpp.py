@@ -16,9 +16,6 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
-from ems.billing.components import Billing, build_billing
-from ems.billing.listener import BillingListener
-from ems.billing.service import BillingPolicy
 from ems.bus import EventBus
 from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
@@ -27,6 +24,9 @@ from ems.domain.site import Site
 from ems.domain.station import OcppVersion, Station
 from ems.ocpp.runtime import OcppRuntime
 from ems.ocpp.server import OcppServerConfig
+from ems.services.billing import BillingPolicy
+from ems.services.billing_listener import BillingListener
+from ems.services.billing_setup import Billing, build_billing
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 from ems.storage.factory import SqlStorage

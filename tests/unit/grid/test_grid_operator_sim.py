@@ -9,7 +9,7 @@ from ems.clock import FakeClock
 from ems.domain.capacity import CapacityChangeReason, LimitSource
 from ems.domain.events import CapacityChanged
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from ems.sim.grid_operator import GridOperatorSim, ServiceSink
 from tests.unit.grid.helpers import T0, site
 

@@ -13,8 +13,8 @@ from ems.domain.capacity import CapacityChangeReason, SignalKind, SignalSource
 from ems.domain.events import CapacityChanged, CapacitySignalReceived, DomainEvent
 from ems.errors import NotFound
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
 from ems.ports.grid import CapacitySignals
+from ems.services.capacity import CapacityService
 from tests.unit.grid.fakes import FixedSiteLoad, MemorySignalStore
 from tests.unit.grid.helpers import T0, site
 
