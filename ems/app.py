@@ -22,7 +22,6 @@ from typing import Protocol
 from ems.api.app import create_app
 from ems.api.server import ApiServer
 from ems.api.services import ApiServices
-from ems.billing.demo import billing_summary, seed_demo_billing
 from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
@@ -45,6 +44,7 @@ from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
+from ems.sim.demo_billing import billing_summary, seed_demo_billing
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink, demo_script
 from ems.sitefile import load_site_file

@@ -69,6 +69,7 @@ MOVES: dict[str, dict[str, str]] = {
     "ems.billing.listener": {"*": "ems.services.billing_listener"},
     "ems.grid.service": {"*": "ems.services.capacity"},
     "ems.billing.components": {"policy_from": "ems.app", "*": "ems.services.billing_setup"},
+    "ems.billing.demo": {"*": "ems.sim.demo_billing"},
 }
 
 _FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)
