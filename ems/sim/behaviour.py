@@ -1,6 +1,6 @@
 """A simulated station acting on its own: stay connected, charge and meter, obey remote commands.
 
-``run_station`` is ``SimStation.run``: three loops in one TaskGroup. The connection loop
+``run_station(station)`` runs a ``SimStation`` on its own: three loops in one TaskGroup. The connection loop
 reconnects with back-off (real seconds: 0.5 doubling to 10) and flushes the offline
 queue; the charging loop advances the EVs every ``tick_s`` of simulated time, sends meter
 values every ``meter_interval_s`` and stops when an EV is full or its driver leaves; the
@@ -68,6 +68,7 @@ async def connection_loop(station: SimStation) -> None:
             await station.boot()
             delay = RECONNECT_DELAY_S
             reader = station.reader
+            assert reader is not None  # connect() started it
             while not reader.done():
                 station.queue_changed.clear()
                 await station.flush()

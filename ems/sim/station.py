@@ -41,6 +41,7 @@ from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, OcppVersion
 from ems.ocpp import translate as t
 from ems.sim.ev import Ev
+from ems.sim.handlers import Cp16Handlers, Cp201Handlers
 from ems.sim.profiles import Profile, effective_limit_w
 from ems.sim.state import Factory, Intent, SimEvse, SimStats, TxRef, _Answered
 
@@ -87,6 +88,8 @@ class SimStation:
         self.online_allowed = True
         self._ws: ClientConnection | None = None
         self._cp: Cp16 | Cp201 | None = None
+        self.reader: asyncio.Task[None] | None = None
+        """Runs the library's receive loop while connected; ends when the link closes."""
         self._flush_lock = asyncio.Lock()
         self.queue_changed = asyncio.Event()
 
@@ -114,8 +117,6 @@ class SimStation:
             open_timeout=10,
             compression=None,
         )
-        from ems.sim.handlers import Cp16Handlers, Cp201Handlers
-
         cls = Cp16Handlers if self.version is OcppVersion.V16 else Cp201Handlers
         self._cp = cls(self.id, ws, self)
         self._ws = ws
@@ -153,10 +154,10 @@ class SimStation:
         if self._ws is not None:
             await self._ws.close()
             await self._ws.wait_closed()
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            async with asyncio.timeout(5):  # the reader ends as soon as the close handshake is done
-                await asyncio.shield(reader)
+        if self.reader is not None:
+            # The reader ends as soon as the close handshake is done; wait (5 s at most) without
+            # cancelling it or raising what it raised, so a disconnect never fails.
+            await asyncio.wait({self.reader}, timeout=5)
 
     def go_online(self) -> None:
         self.online_allowed = True
@@ -409,14 +410,6 @@ class SimStation:
             evse.ev, energy_wh = evse.ev.charged(evse.power_w, duration_s)
             evse.register_wh += energy_wh
             evse.delivered_wh += energy_wh
-
-    # ------------------------------------------------------------------ running on its own
-
-    async def run(self) -> None:
-        """Stay connected (reconnecting with back-off), charge, send meter values, obey remote commands."""
-        from ems.sim.behaviour import run_station  # the loops live there; they need this class
-
-        await run_station(self)
 
     # ------------------------------------------------------------------ commands from the CSMS
 

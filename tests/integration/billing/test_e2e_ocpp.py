@@ -27,6 +27,7 @@ from ems.ocpp.server import OcppServerConfig
 from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
+from ems.sim.behaviour import run_station
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 from ems.storage.factory import SqlStorage
@@ -187,7 +188,7 @@ async def test_pay_before_start_through_a_simulated_station(env: Env, version: O
     account_id = await _setup(env, "CP-APP")
     clock = FakeClock(T0)
     sim = SimStation("CP-APP", env.runtime.server.url, version, clock=clock)
-    running = asyncio.create_task(sim.run())
+    running = asyncio.create_task(run_station(sim))
     try:
         await asyncio.wait_for(sim.connected.wait(), WAIT_S)
         body = {"station_id": "CP-APP", "evse_id": 1, "account_id": account_id}

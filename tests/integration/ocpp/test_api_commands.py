@@ -16,6 +16,7 @@ from ems.domain.events import SessionStarted, StationConnected
 from ems.domain.station import OcppVersion, Station
 from ems.services.billing import BillingPolicy
 from ems.services.billing_setup import build_billing
+from ems.sim.behaviour import run_station
 from ems.tasks import cancel_and_wait
 from tests.integration.ocpp.conftest import WAIT_S, OcppEnv
 
@@ -40,7 +41,7 @@ async def client_for(env: OcppEnv, *, with_control: bool = True) -> httpx.AsyncC
 @pytest.fixture
 async def api(env: OcppEnv, version: OcppVersion) -> AsyncIterator[httpx.AsyncClient]:
     sim = await env.station("CP-API", version)
-    task = asyncio.create_task(sim.run())
+    task = asyncio.create_task(run_station(sim))
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-API")
     async with await client_for(env) as client:
         yield client
