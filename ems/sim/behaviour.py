@@ -16,6 +16,7 @@ from typing import Any
 import websockets
 from ocpp.exceptions import OCPPError
 
+from ems.sim.state import IntentKind
 from ems.sim.station import SimStation
 from ems.tasks import cancel_and_wait
 
@@ -111,9 +112,9 @@ async def intent_loop(station: SimStation) -> None:
         evse = station.evses.get(intent.evse_id)
         if evse is None:
             continue
-        if intent.kind == "start" and evse.tx is None and intent.id_tag:
+        if intent.kind is IntentKind.START and evse.tx is None and intent.id_tag:
             await _guard(station, station.start(intent.evse_id, intent.id_tag, remote_start_id=intent.remote_start_id))
-        elif intent.kind == "stop" and evse.tx is not None:
+        elif intent.kind is IntentKind.STOP and evse.tx is not None:
             await _guard(station, station.stop(intent.evse_id, intent.id_tag or "Remote", unplug=False))
 
 

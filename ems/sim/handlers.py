@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection
 from ems.clock import Clock
 from ems.ocpp import translate as t
 from ems.sim.profiles import Profile, profile_from_v16, profile_from_v201
-from ems.sim.state import SimEvse
+from ems.sim.state import IntentKind, SimEvse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +40,7 @@ class CommandTarget(Protocol):
     clock: Clock
 
     def request(
-        self, kind: str, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
+        self, kind: IntentKind, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
     ) -> None: ...
 
     def find_tx(self, transaction_id: str) -> SimEvse | None: ...
@@ -75,7 +75,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
             return r16.RemoteStartTransaction(status="Rejected")
         if charging_profile:
             self.sim.install_profile(profile_from_v16(evse_id, charging_profile))
-        self.sim.request("start", evse_id, id_tag=id_tag, remote_start_id=0)
+        self.sim.request(IntentKind.START, evse_id, id_tag=id_tag, remote_start_id=0)
         return r16.RemoteStartTransaction(status="Accepted")
 
     @on("RemoteStopTransaction")
@@ -83,7 +83,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
         evse = self.sim.find_tx(str(transaction_id))
         if evse is None:
             return r16.RemoteStopTransaction(status="Rejected")
-        self.sim.request("stop", evse.id, id_tag="Remote")
+        self.sim.request(IntentKind.STOP, evse.id, id_tag="Remote")
         return r16.RemoteStopTransaction(status="Accepted")
 
     @on("SetChargingProfile")
@@ -181,7 +181,7 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
             return r201.RequestStartTransaction(status="Rejected")
         if charging_profile:
             self.sim.install_profile(profile_from_v201(chosen, charging_profile))
-        self.sim.request("start", chosen, id_tag=id_token["id_token"], remote_start_id=remote_start_id)
+        self.sim.request(IntentKind.START, chosen, id_tag=id_token["id_token"], remote_start_id=remote_start_id)
         return r201.RequestStartTransaction(status="Accepted")
 
     @on("RequestStopTransaction")
@@ -189,7 +189,7 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
         evse = self.sim.find_tx(transaction_id)
         if evse is None:
             return r201.RequestStopTransaction(status="Rejected")
-        self.sim.request("stop", evse.id, id_tag="Remote")
+        self.sim.request(IntentKind.STOP, evse.id, id_tag="Remote")
         return r201.RequestStopTransaction(status="Accepted")
 
     @on("SetChargingProfile")

@@ -43,7 +43,7 @@ from ems.ocpp import translate as t
 from ems.sim.ev import Ev
 from ems.sim.handlers import Cp16Handlers, Cp201Handlers
 from ems.sim.profiles import Profile, effective_limit_w
-from ems.sim.state import Factory, Intent, SimEvse, SimStats, TxRef, _Answered
+from ems.sim.state import Factory, Intent, IntentKind, SimEvse, SimStats, TxRef, _Answered
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class SimStation:
             def assigned(response: Any) -> None:
                 tx.id = str(response.transaction_id)
                 if response.id_tag_info["status"] != "Accepted":
-                    self.intents.put_nowait(Intent("stop", evse_id, id_tag="DeAuthorized"))
+                    self.intents.put_nowait(Intent(IntentKind.STOP, evse_id, id_tag="DeAuthorized"))
 
             self._enqueue(lambda: self._build("StartTransaction", payload), assigned)
         else:
@@ -414,7 +414,7 @@ class SimStation:
     # ------------------------------------------------------------------ commands from the CSMS
 
     def request(
-        self, kind: str, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
+        self, kind: IntentKind, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
     ) -> None:
         """Queue a start or stop for the intent loop (handlers answer first, then the station acts)."""
         self.intents.put_nowait(Intent(kind, evse_id, id_tag=id_tag, remote_start_id=remote_start_id))
