@@ -26,6 +26,7 @@ from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.loop import Controller
+from ems.controller.state import LiveState
 from ems.domain.access import ApiKey, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.events import CapacityChanged
@@ -34,7 +35,8 @@ from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
-from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
+from ems.ocpp.control import LinkRegistry, OcppChargerControl
+from ems.ocpp.runtime import OcppRuntime, journal_path, ocpp_config
 from ems.ports.stores import Storage
 from ems.services.admin import create_api_key as new_key
 from ems.services.admin import register_card, register_station
@@ -43,10 +45,17 @@ from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
 from ems.sim.clock import ScaledClock
-from ems.sim.demo import DEMO_SPEED, demo_fleets, demo_site
-from ems.sim.demo_billing import billing_summary, seed_demo_billing
+from ems.sim.demo import (
+    DEMO_SPEED,
+    DemoSummary,
+    demo_fleets,
+    demo_grid_operator,
+    demo_site,
+    report_capacity_changes,
+    summarize,
+)
+from ems.sim.demo_billing import seed_demo_billing
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
-from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink, demo_script
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
@@ -107,7 +116,7 @@ class System:
     """Every wired component of one ems process (what ``serve`` and ``demo`` run)."""
 
     api: ApiServer
-    ocpp: OcppComponent
+    ocpp: OcppRuntime
     capacity: CapacityService
     controller: Controller
     mqtt: MqttGridAdapter | None
@@ -134,41 +143,56 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 
 
 async def build_system(runtime: Runtime) -> System:
-    """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
+    """Wire every adapter for ``runtime``'s settings, each given what it needs when it is built.
+
+    Order breaks the two loops by construction, not by patching later: the OCPP command control
+    (over an empty link registry) exists before billing, which can then stop sessions, and before
+    the OCPP server, which authorizes cards through billing; the live site state exists before
+    the capacity service (which reports the measured load) and the controller (which keeps it).
+    The controller subscribes before anything runs.
+    """
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
     secret = settings.payment_webhook_secret
+    config = ocpp_config(settings)
+    control = OcppChargerControl(LinkRegistry(), timeout_s=config.command_timeout_s)
     billing = build_billing(
         storage,
         clock=clock,
         policy=policy_from(settings, runtime.sites),
+        control=control,  # remote stop at the hold; pay-before-start's RemoteStart
         webhook_secret=secret.get_secret_value().encode() if secret is not None else None,
     )
-    ocpp = OcppComponent(
-        ocpp_config(settings),
+    ocpp = OcppRuntime(
+        config,
         storage,
         bus,
         clock,
         journal_path=journal_path(settings),
         authorizer=billing.service,  # card status, expiry and prepaid balance
+        control=control,
     )
-    billing.service.control = ocpp.control  # remote stop at the hold; pay-before-start's RemoteStart
     billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
+    live = LiveState(runtime.sites)
     # With MQTT configured a grid operator is expected, so the staleness watch starts now;
     # without, a site goes stale only after it has heard from one.
     watch_from = clock.now() if settings.mqtt_url else None
     capacity = CapacityService(
-        CapacityPolicy(runtime.sites, watch_from=watch_from), bus=bus, clock=clock, store=storage.signals
+        CapacityPolicy(runtime.sites, watch_from=watch_from),
+        bus=bus,
+        clock=clock,
+        store=storage.signals,
+        site_load=live,
     )
     controller = Controller(
         sites=runtime.sites,
         bus=bus,
         clock=clock,
         sessions=storage.sessions,
-        charger_control=ocpp.control,
+        charger_control=control,
         capacity=capacity,
+        state=live,
     )
     controller.subscribe()
-    capacity.attach_site_load(controller)
     mqtt = None
     if settings.mqtt_url:
         options = MqttOptions.from_url(
@@ -185,61 +209,14 @@ async def build_system(runtime: Runtime) -> System:
         storage=storage,
         clock=clock,
         sites=runtime.sites,
+        billing=billing,
         bus=bus,
-        charger_control=ocpp.control,
+        charger_control=control,
         capacity=capacity,
         monitor=controller,
-        billing=billing,
     )
     api = build_api(runtime, services)
     return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
-
-
-def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService, speed: float = 1.0) -> Component:
-    """``ems demo``'s grid operator: over the broker when EMS_MQTT_URL is set, else in-process.
-
-    ``speed``: clock seconds per real second, so the script lands at the same real moments.
-    """
-    site = runtime.sites[0]
-    settings = runtime.settings
-    script = demo_script(site, speed)
-
-    def report(line: str) -> None:
-        print(f"ems demo: {line}", flush=True)
-
-    if settings.mqtt_url:
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        return MqttGridOperatorSim(
-            settings.mqtt_url,
-            site,
-            runtime.clock,
-            username=settings.mqtt_username,
-            password=password,
-            report=report,
-            script=script,
-        )
-    return GridOperatorSim(ServiceSink(capacity), site, runtime.clock, script, report=report)
-
-
-async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Print every change of the site capacity in force (``ems demo``)."""
-    changes = runtime.bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
-    try:
-        while not stop.is_set():
-            getting = asyncio.ensure_future(changes.get())
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not getting.done():
-                getting.cancel()
-                break
-            event = getting.result()
-            if event.circuit_id is None:
-                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
-                source = event.source.value if event.source else "none"
-                print(f"ems demo: capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
-    finally:
-        changes.close()
 
 
 async def run_components(components: list[Component], stop: asyncio.Event) -> None:
@@ -317,49 +294,6 @@ async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> No
         print("ems: EMS_ADMIN_API_KEY is not set: create a key with `ems apikey create` to use /api/v1", flush=True)
 
 
-@dataclass(frozen=True, slots=True)
-class DemoSummary:
-    duration_s: float
-    stations: int
-    stations_connected: int
-    """Stations that connected during the run (the simulated ones disconnect as the demo ends)."""
-    sessions: int
-    sessions_completed: int
-    energy_wh: float
-    samples: int
-    api_url: str
-    billing: tuple[str, ...] = ()
-
-    def lines(self) -> list[str]:
-        return [
-            f"demo ran {self.duration_s:.0f} s; API was at {self.api_url}",
-            f"stations: {self.stations} registered, {self.stations_connected} connected during the run",
-            f"sessions: {self.sessions} ({self.sessions_completed} completed), "
-            f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
-            *self.billing,
-        ]
-
-
-async def summarize(runtime: Runtime, api: ApiServer, duration_s: float) -> DemoSummary:
-    storage = runtime.storage
-    stations = await storage.stations.all()
-    sessions = await storage.sessions.query(limit=100_000)
-    samples = 0
-    for s in sessions:
-        samples += len(await storage.samples.for_session(s.id))
-    return DemoSummary(
-        duration_s=duration_s,
-        stations=len(stations),
-        stations_connected=sum(1 for s in stations if s.last_seen_at is not None),
-        sessions=len(sessions),
-        sessions_completed=sum(1 for s in sessions if s.stopped_at is not None),
-        energy_wh=sum(s.energy_wh for s in sessions),
-        samples=samples,
-        api_url=api.url,
-        billing=tuple(await billing_summary(storage, DEFAULT_CARDS)),
-    )
-
-
 async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
     """``ems serve`` plus simulated stations of both OCPP versions on an embedded database.
 
@@ -382,7 +316,18 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
                 for c in demo_fleets()
             ]
-            simulators.append(build_grid_operator_sim(runtime, system.capacity, DEMO_SPEED))
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            simulators.append(
+                demo_grid_operator(
+                    runtime.sites[0],
+                    clock,
+                    system.capacity,
+                    speed=DEMO_SPEED,
+                    mqtt_url=settings.mqtt_url,
+                    mqtt_username=settings.mqtt_username,
+                    mqtt_password=password,
+                )
+            )
 
             async def _timer() -> None:
                 if not await _servers_up(system, stop):
@@ -400,9 +345,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             started = time.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
-                group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
+                group.create_task(report_capacity_changes(runtime.bus, stop), name="demo-capacity-report")
                 group.create_task(run_components([*system.components(), *simulators], stop), name="components")
-            return await summarize(runtime, system.api, time.monotonic() - started)
+            return await summarize(runtime.storage, system.api.url, time.monotonic() - started)
     finally:
         remove()
 

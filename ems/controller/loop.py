@@ -90,9 +90,12 @@ class Controller:
         charger_control: ChargerControl | None,
         capacity: CapacityTimelines | None = None,
         settings: ControllerSettings | None = None,
+        state: LiveState | None = None,
     ) -> None:
+        """``state``: the live site state, when the composition root shares it (the capacity service
+        reads the measured site load from it); ``None``: a new one for ``sites``."""
         self.sites = tuple(sites)
-        self.state = LiveState(self.sites)
+        self.state = state if state is not None else LiveState(self.sites)
         self.settings = settings or ControllerSettings()
         self._bus = bus
         self._clock = clock

@@ -68,6 +68,11 @@ class OcppChargerControl:
         self._registry = registry
         self._timeout_s = timeout_s
 
+    @property
+    def registry(self) -> LinkRegistry:
+        """The live links this control sends through (the OCPP server registers them)."""
+        return self._registry
+
     def is_online(self, station_id: str) -> bool:
         return self._registry.get(station_id) is not None
 

@@ -69,7 +69,7 @@ class CapacityService:
         self._clock = clock
         self._store = store
         self.site_load = site_load
-        """Usually bound late (``attach_site_load``): the controller that measures the load needs this service."""
+        """The measured load (the controller's live state, ``ems.controller.state.LiveState``); ``None``: unknown."""
         self._wake = asyncio.Event()
         self._audit: asyncio.Queue[SignalAudit] = asyncio.Queue(maxsize=AUDIT_QUEUE)
         self._audit_ready = asyncio.Event()
@@ -82,10 +82,6 @@ class CapacityService:
 
     def site_ids(self) -> list[str]:
         return self.policy.site_ids()
-
-    def attach_site_load(self, site_load: SiteLoad) -> None:
-        """Late binding: the controller that measures the load is built after this service."""
-        self.site_load = site_load
 
     async def submit(
         self,

@@ -22,6 +22,7 @@ from ems.config import Settings
 from ems.domain.events import SessionEnded
 from ems.domain.site import Site
 from ems.domain.station import OcppVersion, Station
+from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.runtime import OcppRuntime
 from ems.ocpp.server import OcppServerConfig
 from ems.services.billing import BillingPolicy
@@ -59,11 +60,12 @@ async def env(storage: SqlStorage, tmp_path: Path) -> AsyncIterator[Env]:
     bus = EventBus()
     clock = SystemClock()
     policy = BillingPolicy(timezones={"depot": "Europe/Amsterdam"})
-    billing = build_billing(storage, clock=clock, policy=policy)
+    config = OcppServerConfig(port=0)
+    control = OcppChargerControl(LinkRegistry(), timeout_s=config.command_timeout_s)
+    billing = build_billing(storage, clock=clock, policy=policy, control=control)
     runtime = await OcppRuntime.open(
-        OcppServerConfig(port=0), storage, bus, clock, journal_path=tmp_path / "journal.db", authorizer=billing.service
+        config, storage, bus, clock, journal_path=tmp_path / "journal.db", authorizer=billing.service, control=control
     )
-    billing.service.control = runtime.control
     listener = BillingListener(billing.service, bus)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(runtime.run(stop)), asyncio.create_task(listener.run(stop))]
