@@ -1,9 +1,10 @@
 """The composition root: the only module that builds and wires every adapter.
 
-``ems serve`` and ``ems demo`` come here. One ``asyncio.TaskGroup`` owns every long-running
-component (API server, OCPP server, MQTT listener, controller, simulators); each
-component's ``run(stop)`` returns when ``stop`` is set. A crash in one is seen: the
-TaskGroup cancels the rest and the error reaches the command line as one clear line.
+``ems serve`` and ``ems demo`` come here, and the CLI's one-shot admin commands. This module only
+builds: every object gets what it needs through its constructor, in an order that needs no
+patching afterwards (see ``build_system``). Running is ``ems.supervisor`` (one TaskGroup, a crash
+in one component stops them all); the use cases are ``ems.services``; the demo's scenario is
+``ems.sim.demo``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from ems.api.app import create_app
 from ems.api.server import ApiServer
@@ -59,14 +58,9 @@ from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
+from ems.supervisor import Component, first, install_signal_handlers, run_components
 
 log = logging.getLogger(__name__)
-
-
-class Component(Protocol):
-    name: str
-
-    async def run(self, stop: asyncio.Event) -> None: ...
 
 
 @dataclass
@@ -219,40 +213,6 @@ async def build_system(runtime: Runtime) -> System:
     return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
 
 
-async def run_components(components: list[Component], stop: asyncio.Event) -> None:
-    """Run every component until ``stop`` is set or one of them fails."""
-    async with asyncio.TaskGroup() as group:
-        for component in components:
-            group.create_task(_supervised(component, stop), name=component.name)
-
-
-async def _supervised(component: Component, stop: asyncio.Event) -> None:
-    try:
-        await component.run(stop)
-    except BaseException:
-        stop.set()
-        raise
-    if not stop.is_set():
-        log.warning("component %s stopped on its own; shutting down", component.name)
-        stop.set()
-
-
-def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM set ``stop``; returns a function that removes the handlers."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-
-    def remove() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-    return remove
-
-
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
@@ -268,17 +228,7 @@ async def serve(settings: Settings) -> None:
 
 async def _servers_up(system: System, stop: asyncio.Event) -> bool:
     """True once the API and the OCPP server both listen; False if ``stop`` came first."""
-    return await _first(system.api.started, stop) and await _first(system.ocpp.started, stop)
-
-
-async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
-    """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
-    waiting = asyncio.create_task(ready.wait())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    stopping.cancel()
-    return ready.is_set()
+    return await first(system.api.started, stop) and await first(system.ocpp.started, stop)
 
 
 async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> None:

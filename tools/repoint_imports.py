@@ -70,6 +70,15 @@ MOVES: dict[str, dict[str, str]] = {
     "ems.grid.service": {"*": "ems.services.capacity"},
     "ems.billing.components": {"policy_from": "ems.app", "*": "ems.services.billing_setup"},
     "ems.billing.demo": {"*": "ems.sim.demo_billing"},
+    "ems.app": {
+        "Component": "ems.supervisor",
+        "run_components": "ems.supervisor",
+        "install_signal_handlers": "ems.supervisor",
+        "DemoSummary": "ems.sim.demo",
+        "summarize": "ems.sim.demo",
+        "report_capacity_changes": "ems.sim.demo",
+        "*": "ems.app",
+    },
 }
 
 _FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)
