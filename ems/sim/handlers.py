@@ -18,9 +18,9 @@ from ocpp.v201 import call_result as r201
 from websockets.asyncio.client import ClientConnection
 
 from ems.clock import Clock
-from ems.ocpp import translate as t
 from ems.sim.profiles import Profile, profile_from_v16, profile_from_v201
 from ems.sim.state import IntentKind, SimEvse
+from ems.sim.wire import format_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,7 +120,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
         return r16.GetCompositeSchedule(
             status="Accepted",
             connector_id=connector_id,
-            schedule_start=t.format_time(self.sim.clock.now()),
+            schedule_start=format_time(self.sim.clock.now()),
             charging_schedule=schedule,
         )
 
@@ -215,7 +215,7 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
             schedule = {
                 "evse_id": evse_id,
                 "duration": duration,
-                "schedule_start": t.format_time(self.sim.clock.now()),
+                "schedule_start": format_time(self.sim.clock.now()),
                 "charging_rate_unit": "W",
                 "charging_schedule_period": [{"start_period": 0, "limit": round(limit, 1)}],
             }

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ems.domain.units import NOMINAL_VOLTAGE_V, power_w_from_current_a
-from ems.ocpp.translate.wire import parse_time
+from ems.sim.wire import parse_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

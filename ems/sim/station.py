@@ -27,19 +27,18 @@ from datetime import datetime
 from typing import Any
 
 import websockets
-from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import ChargePoint as Cp16
-from ocpp.v16 import call as c16
 from ocpp.v201 import ChargePoint as Cp201
-from ocpp.v201 import call as c201
+from ocpp.v201.enums import TransactionEventEnumType
 from websockets.asyncio.client import ClientConnection
 
 from ems.clock import Clock, SystemClock
 from ems.domain.card import AuthorizationStatus
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, OcppVersion
-from ems.ocpp import translate as t
+from ems.sim import messages16 as m16
+from ems.sim import messages201 as m201
 from ems.sim.ev import Ev
 from ems.sim.handlers import Cp16Handlers, Cp201Handlers
 from ems.sim.profiles import Profile, effective_limit_w
@@ -131,16 +130,7 @@ class SimStation:
             self.connected.clear()
 
     async def boot(self) -> None:
-        if self.version is OcppVersion.V16:
-            response = await self._call(
-                c16.BootNotification(charge_point_model=self.model, charge_point_vendor=self.vendor)
-            )
-        else:
-            response = await self._call(
-                c201.BootNotification(
-                    charging_station={"model": self.model, "vendor_name": self.vendor}, reason="PowerUp"
-                )
-            )
+        response = await self._call(self._messages.boot(self.model, self.vendor))
         self.stats.boot_status = response.status
         self.connected.set()
         for evse in self.evses.values():
@@ -174,9 +164,10 @@ class SimStation:
 
     # ------------------------------------------------------------------ messages
 
-    def _build(self, action: str, payload: t.Payload) -> Any:
-        module = c16 if self.version is OcppVersion.V16 else c201
-        return getattr(module, action)(**camel_to_snake_case(payload))
+    @property
+    def _messages(self) -> Any:
+        """The per-version message builders (``messages16`` or ``messages201``)."""
+        return m16 if self.version is OcppVersion.V16 else m201
 
     async def send_status(self, evse_id: int, status: ConnectorStatus) -> None:
         self.evses[evse_id].status = status
@@ -184,25 +175,21 @@ class SimStation:
             return
         now = self.clock.now()
         if self.version is OcppVersion.V16:
-            await self._call(self._build("StatusNotification", t.status_notification_v16(evse_id, status, now)))
+            await self._call(m16.status(evse_id, status, now))
         else:
-            await self._call(self._build("StatusNotification", t.status_notification_v201(evse_id, 1, status, now)))
+            await self._call(m201.status(evse_id, 1, status, now))
 
     async def authorize(self, id_tag: str) -> AuthorizationStatus:
         """Ask the CSMS; offline, accept locally (as a local authorization cache would)."""
         if not self.connected.is_set():
             return AuthorizationStatus.ACCEPTED
-        if self.version is OcppVersion.V16:
-            response = await self._call(c16.Authorize(id_tag=id_tag))
-            word = response.id_tag_info["status"]
-        else:
-            response = await self._call(c201.Authorize(id_token={"id_token": id_tag, "type": "ISO14443"}))
-            word = response.id_token_info["status"]
+        response = await self._call(self._messages.authorize(id_tag))
+        word, status = self._messages.authorization(response)
         self.stats.last_auth[id_tag] = word
-        return t.authorization_status(word)
+        return status  # type: ignore[no-any-return]
 
     async def heartbeat(self) -> None:
-        await self._call(c16.Heartbeat() if self.version is OcppVersion.V16 else c201.Heartbeat())
+        await self._call(self._messages.heartbeat())
 
     def _enqueue(self, factory: Factory, on_answer: Callable[[Any], None] | None = None) -> None:
         self.queue.append(factory if on_answer is None else _Answered(factory, on_answer))
@@ -261,45 +248,64 @@ class SimStation:
         evse.last_meter_at = now
         meter = evse.register_wh
         if self.version is OcppVersion.V16:
-            payload = {
-                "connectorId": evse_id,
-                "idTag": id_tag,
-                "meterStart": int(meter),
-                "timestamp": t.format_time(now),
-            }
+            start = m16.start_transaction(evse_id, id_tag, int(meter), now)
 
             def assigned(response: Any) -> None:
                 tx.id = str(response.transaction_id)
-                if response.id_tag_info["status"] != "Accepted":
+                if not m16.start_accepted(response):
                     self.intents.put_nowait(Intent(IntentKind.STOP, evse_id, id_tag="DeAuthorized"))
 
-            self._enqueue(lambda: self._build("StartTransaction", payload), assigned)
+            self._enqueue(lambda: start, assigned)
         else:
             tx.id = tx.local_id
-            update = t.TxUpdate(
-                kind=t.TxKind.STARTED,
-                station_id=self.id,
+            self._enqueue_event(
+                tx,
+                TransactionEventEnumType.started,
                 at=now,
-                transaction_id=tx.id,
                 evse_id=evse_id,
+                trigger="RemoteStart" if remote_start_id is not None else "Authorized",
+                charging_state="EVConnected",
                 id_tag=id_tag,
                 samples=(self._register_sample(evse, now, ReadingContext.TRANSACTION_BEGIN),),
                 remote_start_id=remote_start_id,
-                offline=not self.connected.is_set(),
-            )
-            self._enqueue_event(
-                tx, update, "RemoteStart" if remote_start_id is not None else "Authorized", "EVConnected"
             )
         self.stats.started += 1
         await self.send_status(evse_id, ConnectorStatus.CHARGING)
         await self.flush()
         return tx
 
-    def _enqueue_event(self, tx: TxRef, update: t.TxUpdate, trigger: str, charging_state: str | None) -> None:
+    def _enqueue_event(
+        self,
+        tx: TxRef,
+        event: TransactionEventEnumType,
+        *,
+        at: datetime,
+        evse_id: int,
+        trigger: str,
+        charging_state: str | None,
+        samples: tuple[MeterSample, ...],
+        id_tag: str | None = None,
+        remote_start_id: int | None = None,
+        stopped_reason: str | None = None,
+    ) -> None:
+        """A 2.0.1 TransactionEvent into the offline queue, numbered now (``seqNo``)."""
         seq = tx.seq_no
         tx.seq_no += 1
-        payload = t.transaction_event_v201(update, trigger_reason=trigger, seq_no=seq, charging_state=charging_state)
-        self._enqueue(lambda: self._build("TransactionEvent", payload))
+        message = m201.transaction_event(
+            event,
+            at=at,
+            trigger=trigger,
+            seq_no=seq,
+            transaction_id=tx.id or tx.local_id,
+            evse_id=evse_id,
+            charging_state=charging_state,
+            id_tag=id_tag,
+            samples=samples,
+            remote_start_id=remote_start_id,
+            stopped_reason=stopped_reason,
+            offline=not self.connected.is_set(),
+        )
+        self._enqueue(lambda: message)
 
     def _register_sample(self, evse: SimEvse, at: datetime, context: ReadingContext) -> MeterSample:
         return MeterSample(
@@ -324,27 +330,25 @@ class SimStation:
         tx = evse.tx
         evse.last_meter_at = self.clock.now()
         if self.version is OcppVersion.V16:
-            values = t.meter_value_list_v16(samples)
 
             def build16() -> Any:
                 tx_id = None if tx is None or not with_transaction_id or tx.id is None else int(tx.id)
-                return c16.MeterValues(connector_id=evse_id, meter_value=values, transaction_id=tx_id)
+                return m16.meter_values(evse_id, samples, tx_id)
 
             self._enqueue(build16)
         elif tx is not None and with_transaction_id:
-            update = t.TxUpdate(
-                kind=t.TxKind.UPDATED,
-                station_id=self.id,
+            self._enqueue_event(
+                tx,
+                TransactionEventEnumType.updated,
                 at=self.clock.now(),
-                transaction_id=tx.id,
                 evse_id=evse_id,
+                trigger="MeterValuePeriodic",
+                charging_state="Charging" if evse.power_w > 0 else "SuspendedEV",
                 samples=tuple(samples),
-                offline=not self.connected.is_set(),
             )
-            self._enqueue_event(tx, update, "MeterValuePeriodic", "Charging" if evse.power_w > 0 else "SuspendedEV")
         else:
-            values = t.meter_value_list_v201(samples)
-            self._enqueue(lambda: c201.MeterValues(evse_id=evse_id, meter_value=values))
+            message = m201.meter_values(evse_id, samples)
+            self._enqueue(lambda: message)
         await self.flush()
 
     async def stop(self, evse_id: int, reason: str = "EVDisconnected", *, unplug: bool = True) -> TxRef:
@@ -357,31 +361,30 @@ class SimStation:
         evse.power_w = 0.0
         if self.version is OcppVersion.V16:
             meter = int(evse.register_wh)
-            data = t.meter_value_list_v16([self._register_sample(evse, now, ReadingContext.TRANSACTION_END)])
+            end = [self._register_sample(evse, now, ReadingContext.TRANSACTION_END)]
 
-            def build() -> Any:
-                return c16.StopTransaction(
-                    meter_stop=meter,
-                    timestamp=t.format_time(now),
+            def build() -> Any:  # at send time: the CSMS may have assigned the id meanwhile
+                return m16.stop_transaction(
+                    meter_stop_wh=meter,
+                    at=now,
                     transaction_id=int(tx.id or 0),
                     reason=reason,
                     id_tag=tx.id_tag,
-                    transaction_data=data,
+                    samples=end,
                 )
 
             self._enqueue(build)
         else:
-            update = t.TxUpdate(
-                kind=t.TxKind.ENDED,
-                station_id=self.id,
+            self._enqueue_event(
+                tx,
+                TransactionEventEnumType.ended,
                 at=now,
-                transaction_id=tx.id,
                 evse_id=evse_id,
-                reason=reason,
+                trigger="EVDeparted" if reason == "EVDisconnected" else "StopAuthorized",
+                charging_state="Idle",
                 samples=(self._register_sample(evse, now, ReadingContext.TRANSACTION_END),),
-                offline=not self.connected.is_set(),
+                stopped_reason=reason,
             )
-            self._enqueue_event(tx, update, "EVDeparted" if reason == "EVDisconnected" else "StopAuthorized", "Idle")
         self.stats.stopped += 1
         if unplug:
             evse.ev = None

@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 from ocpp.v16 import call as c16
+from ocpp.v201.enums import TransactionEventEnumType
 
 from ems.clock import FakeClock
 from ems.domain.events import MeterSampled, SessionEnded, SessionStarted
 from ems.domain.session import Measurand, SessionStatus
 from ems.domain.station import OcppVersion
 from ems.ocpp import translate as t
+from ems.sim import messages201 as m201
 from ems.sim.ev import Ev
 from tests.integration.ocpp.conftest import OcppEnv
 
@@ -132,19 +134,16 @@ async def test_duplicate_ended_event_changes_nothing(env: OcppEnv) -> None:
     await env.drained()
     before = await env.storage.sessions.get(ended.session_id)
     assert before is not None
-    payload = t.transaction_event_v201(
-        t.TxUpdate(
-            kind=t.TxKind.ENDED,
-            station_id="CP-DUP2",
-            at=clock.now(),
-            transaction_id=before.transaction_id,
-            evse_id=1,
-            reason="Local",
-        ),
-        trigger_reason="StopAuthorized",
+    duplicate = m201.transaction_event(
+        TransactionEventEnumType.ended,
+        at=clock.now(),
+        trigger="StopAuthorized",
         seq_no=99,
+        transaction_id=before.transaction_id,
+        evse_id=1,
+        stopped_reason="Local",
     )
-    answer = await sim._call(sim._build("TransactionEvent", payload))
+    answer = await sim._call(duplicate)
     assert answer is not None
     await env.drained()
     assert await env.storage.sessions.get(ended.session_id) == before
