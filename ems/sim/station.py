@@ -17,7 +17,6 @@ Time: simulated time comes from the injected ``Clock`` (``ScaledClock`` for a fa
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
 import uuid
@@ -28,10 +27,7 @@ from typing import Any
 
 import websockets
 from ocpp.exceptions import OCPPError
-from ocpp.v16 import ChargePoint as Cp16
-from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201.enums import TransactionEventEnumType
-from websockets.asyncio.client import ClientConnection
 
 from ems.clock import Clock, SystemClock
 from ems.domain.card import AuthorizationStatus
@@ -41,6 +37,7 @@ from ems.sim import messages16 as m16
 from ems.sim import messages201 as m201
 from ems.sim.ev import Ev
 from ems.sim.handlers import Cp16Handlers, Cp201Handlers
+from ems.sim.link import SimLink
 from ems.sim.profiles import Profile, effective_limit_w
 from ems.sim.state import Factory, Intent, IntentKind, SimEvse, SimStats, TxRef, _Answered
 
@@ -85,49 +82,21 @@ class SimStation:
         """Transaction messages not yet answered by the CSMS, oldest first (the offline queue)."""
         self.connected = asyncio.Event()
         self.online_allowed = True
-        self._ws: ClientConnection | None = None
-        self._cp: Cp16 | Cp201 | None = None
-        self.reader: asyncio.Task[None] | None = None
-        """Runs the library's receive loop while connected; ends when the link closes."""
+        self.link = SimLink(self.id, self.url, version, password=password, ssl_context=ssl_context)
         self._flush_lock = asyncio.Lock()
         self.queue_changed = asyncio.Event()
 
     # ------------------------------------------------------------------ connection
 
-    def _headers(self) -> dict[str, str]:
-        if self.password is None:
-            return {}
-        token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-
-    def _tls(self) -> dict[str, Any]:
-        """websockets wants ``ssl`` only for wss:// (the system trust store unless a context is given)."""
-        if self.ssl_context is not None:
-            return {"ssl": self.ssl_context}
-        return {}
+    @property
+    def reader(self) -> asyncio.Task[None] | None:
+        """The link's receive loop while connected (``ems.sim.link.SimLink.reader``)."""
+        return self.link.reader
 
     async def connect(self) -> None:
-        """Open the WebSocket and send BootNotification; raises on a refused handshake."""
-        ws = await websockets.connect(
-            self.url,
-            subprotocols=[websockets.Subprotocol(self.version.value)],
-            additional_headers=self._headers(),
-            **self._tls(),
-            open_timeout=10,
-            compression=None,
-        )
+        """Open the WebSocket; raises on a refused handshake (``boot`` sends BootNotification)."""
         cls = Cp16Handlers if self.version is OcppVersion.V16 else Cp201Handlers
-        self._cp = cls(self.id, ws, self)
-        self._ws = ws
-        self.reader = asyncio.get_running_loop().create_task(self._read(self._cp))
-
-    async def _read(self, cp: Cp16 | Cp201) -> None:
-        try:
-            await cp.start()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.connected.clear()
+        await self.link.open(lambda ws: cls(self.id, ws, self), on_closed=self.connected.clear)
 
     async def boot(self) -> None:
         response = await self._call(self._messages.boot(self.model, self.vendor))
@@ -141,13 +110,7 @@ class SimStation:
         """Drop the link (as a network failure would); transaction messages queue until ``go_online``."""
         self.online_allowed = False
         self.connected.clear()
-        if self._ws is not None:
-            await self._ws.close()
-            await self._ws.wait_closed()
-        if self.reader is not None:
-            # The reader ends as soon as the close handshake is done; wait (5 s at most) without
-            # cancelling it or raising what it raised, so a disconnect never fails.
-            await asyncio.wait({self.reader}, timeout=5)
+        await self.link.close()
 
     def go_online(self) -> None:
         self.online_allowed = True
@@ -157,10 +120,10 @@ class SimStation:
         await self.disconnect()
 
     async def _call(self, payload: Any) -> Any:
-        if self._cp is None:
+        if self.link.cp is None:
             raise ConnectionError("not connected")
         self.stats.sent += 1
-        return await self._cp.call(payload, suppress=False)
+        return await self.link.call(payload)
 
     # ------------------------------------------------------------------ messages
 

@@ -41,7 +41,7 @@ async def test_disconnect_waits_for_the_reader(url: str, version: OcppVersion) -
         await library_reader
         await asyncio.sleep(0.2)
 
-    station.reader = reader = asyncio.create_task(slow_reader())
+    station.link.reader = reader = asyncio.create_task(slow_reader())
     await asyncio.wait_for(station.disconnect(), WAIT_S)
     assert reader.done()  # before the fix disconnect looked for ``_reader`` and returned at once
     assert library_reader.done()
