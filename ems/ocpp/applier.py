@@ -47,7 +47,7 @@ from ems.errors import Conflict, InvalidInput, NotFound, StorageError
 from ems.ocpp.journal import Journal, Record
 from ems.ocpp.translate import ChargingNeeds, RegisterState, TxKind, TxUpdate, apply_register, power_w, track_register
 from ems.ocpp.translate.inbound import Booted, Ignored, interpret
-from ems.ports.stores import Storage
+from ems.ports.stores import OcppStores
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class _Batch:
 
 
 class Applier:
-    def __init__(self, journal: Journal, storage: Storage, bus: EventBus, clock: Clock) -> None:
+    def __init__(self, journal: Journal, storage: OcppStores, bus: EventBus, clock: Clock) -> None:
         self.journal = journal
         self.storage = storage
         self.bus = bus

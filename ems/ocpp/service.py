@@ -38,7 +38,7 @@ from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
 from ems.ports.control import Authorizer
-from ems.ports.stores import CardStore, Storage
+from ems.ports.stores import CardStore, OcppStores
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class CardAuthorizer:
 class OcppService:
     def __init__(
         self,
-        storage: Storage,
+        storage: OcppStores,
         bus: EventBus,
         clock: Clock,
         journal: Journal,

@@ -151,6 +151,19 @@ class ApiKeyStore(Protocol):
         ...
 
 
+class OcppStores(Protocol):
+    """What the OCPP side reads and writes (``ems.ocpp`` service and applier): stations, sessions, samples."""
+
+    @property
+    def stations(self) -> StationStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def samples(self) -> MeterSampleStore: ...
+
+
 class Storage(Protocol):
     """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
 
