@@ -91,14 +91,14 @@ async def test_half_open_connection_is_replaced(env: OcppEnv, version: OcppVersi
     """The old connection stops answering pings (as a half-open TCP link does); a reconnect takes over."""
     old = await env.booted("CP-HALF", version)
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-HALF")
-    assert old._ws is not None
-    old._ws.transport.pause_reading()  # no more pongs from the old link
+    assert old.link.ws is not None
+    old.link.ws.transport.pause_reading()  # no more pongs from the old link
     new = await env.station("CP-HALF", version, register=False)
     await new.connect()  # the env fixture probes for 1 s, then replaces the silent connection
     await new.boot()
     assert new.stats.boot_status == "Accepted" and env.runtime.control.is_online("CP-HALF")
     assert not any(isinstance(e, StationDisconnected) and e.station_id == "CP-HALF" for e in env.seen)
-    old._ws.transport.resume_reading()
+    old.link.ws.transport.resume_reading()
 
 
 async def test_audit_log_keeps_raw_frames(storage: SqlStorage, tmp_path: Path) -> None:
