@@ -6,8 +6,10 @@ load drifts). Events arriving together are folded into one re-plan (``debounce_s
 The optimizer runs in a worker thread with a time limit and always returns a schedule
 (LP, or a tree-respecting fallback), so the event loop never blocks on it.
 
-Dispatch goes through ``ChargerControl`` only; a profile counts as in force when the
-station answered ACCEPTED. On connect, each EVSE gets its fail-safe ``TxDefaultProfile``.
+Dispatch goes through ``ChargerControl`` only, ordered so that the site never goes over its
+limits (``dispatch.py``: cuts first, raises once they fit; ``sending.py`` carries it out).
+Every EVSE of a connected station gets its fail-safe ``TxDefaultProfile`` and every session
+its ``TxProfile``; all are sent again after every connect and boot.
 """
 
 from __future__ import annotations
@@ -21,30 +23,38 @@ from datetime import datetime
 from typing import Protocol
 
 from ems.clock import Clock
+from ems.controller.budget import EvsePlace
 from ems.controller.bus import EventBus, Subscription
+from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey
 from ems.controller.planning import (
     PlanningSettings,
-    SentProfile,
     build_snapshot,
+    evse_place,
     failsafe_profile,
-    should_send,
+    limits_of,
+    reserve,
     tx_profile,
 )
+from ems.controller.sending import DispatchStats, RoundRunner
 from ems.controller.state import LiveState
 from ems.domain.capacity import CapacityInterval
-from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit
+from ems.domain.composite import Hardware
 from ems.domain.events import (
     CapacityChanged,
     DomainEvent,
+    SessionEnded,
     SessionStarted,
     SessionUpdated,
     StationBooted,
+    StationConnected,
+    StationDisconnected,
 )
 from ems.domain.site import Site
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
+from ems.optimizer.snapshot import Snapshot
 from ems.ports import ChargerControl, LiveSessionView, SessionStore, SiteLoadReading, SitePlanView
 
 log = logging.getLogger(__name__)
@@ -64,6 +74,8 @@ class ControllerSettings:
     replan_interval_s: float = 60.0
     debounce_s: float = 0.25
     """Fold a burst of events (a fleet reconnecting) into one re-plan."""
+    wave_wait_s: float = 5.0
+    """How long raises wait for answers to the cuts before going ahead (unanswered cuts count at old limits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +110,24 @@ class Controller:
         self._control = charger_control
         self._capacity = capacity
         self._dirty = asyncio.Event()
-        self._sent: dict[tuple[str, int], SentProfile] = {}
+        planning = self.settings.planning
+        self.dispatcher = Dispatcher(
+            DispatchSettings(
+                deadband_a=planning.deadband_a,
+                min_interval_s=planning.min_interval_s,
+                refresh_before_end_s=max(0.0, planning.profile_horizon_s - planning.refresh_s),
+            )
+        )
+        self.runner: RoundRunner | None = None
+        if charger_control is not None:
+            self.runner = RoundRunner(
+                dispatcher=self.dispatcher,
+                control=charger_control,
+                clock=clock,
+                still_running=lambda session_id: session_id in self.state.sessions,
+                wave_wait_s=self.settings.wave_wait_s,
+            )
+        self._dispatch_lock = asyncio.Lock()
         self.plans: dict[str, PlanRecord] = {}
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
@@ -198,12 +227,13 @@ class Controller:
         if isinstance(event, SessionStarted | SessionUpdated):
             await self._load_session(event.session_id)
             relevant = True
+        elif isinstance(event, StationConnected | StationDisconnected):
+            self.dispatcher.connected(event.station_id)  # everything is installed again at the next round
         elif isinstance(event, StationBooted):
-            # Not awaited here: a slow station must not hold up every other event.
-            if self._group is not None:
-                self._group.create_task(self._send_failsafe(event.station_id), name=f"failsafe-{event.station_id}")
-            else:
-                await self._send_failsafe(event.station_id)
+            self.dispatcher.rebooted(event.station_id)
+            relevant = True
+        elif isinstance(event, SessionEnded):
+            self._sync_transactions(event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
         if relevant:
@@ -237,19 +267,24 @@ class Controller:
 
     async def replan(self, site_id: str) -> PlanRecord | None:
         site = next(s for s in self.sites if s.id == site_id)
-        if not self.state.active(site_id):
-            self.plans.pop(site_id, None)
-            return None
         now = self._clock.now()
         planning = self.settings.planning
-        snapshot = build_snapshot(site, self.state, now, planning, self._timelines(site, planning))
+        online, places = self._prepare(site)
+        timelines = self._timelines(site, planning)
+        full = build_snapshot(site, self.state, now, planning, timelines)
+        fixed, exclude = self._fixed_loads(site, online, places, now)
+        if not [s for s in self.state.active(site_id) if s.session_id not in exclude]:
+            self.plans.pop(site_id, None)
+            await self._dispatch(site, None, full, online, places)
+            return None
+        snapshot = reserve(build_snapshot(site, self.state, now, planning, timelines, exclude), fixed)
         planner = self._planners.get(site_id)
         if planner is None:
             planner = self._planners[site_id] = RollingPlanner(Options(time_limit_s=planning.solve_time_limit_s))
         # Each site's planner warm-starts from its previous plan; one re-plan per site at a time (the loop).
         schedule = await asyncio.to_thread(planner.plan, snapshot)
         self.replans += 1
-        sent, rejected = await self._dispatch(site, schedule)
+        sent, rejected = await self._dispatch(site, schedule, full, online, places)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
         self.replanned.set()
@@ -264,6 +299,28 @@ class Controller:
         )
         return record
 
+    def _fixed_loads(
+        self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
+    ) -> tuple[list[tuple[EvsePlace, float, float]], frozenset[str]]:
+        """Loads the plan does not control, at the most they may draw: idle EVSEs (their TxDefaultProfile),
+        sessions on stations that are offline (what they accepted last). Those sessions are left out."""
+        sessions = self.state.active(site.id)
+        exclude = frozenset(s.session_id for s in sessions if s.station_id not in online)
+        planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
+        fixed: list[tuple[EvsePlace, float, float]] = []
+        for key, place in places.items():
+            if key in planned:
+                continue
+            bound = self.dispatcher.beliefs[key].bound(now)
+            current_a = max(bound.current_a)
+            phases = max(bound.phases)
+            fixed.append((place, current_a, current_a * place.voltage_v * min(phases, len(place.phase_map))))
+        for s in sessions:
+            if s.session_id in exclude and (s.station_id, s.evse_id) not in places:
+                spec = self.state.evse_spec(s.station_id, s.evse_id)  # never seen: at its hardware maximum
+                fixed.append((evse_place(self.state, s.station_id, s.evse_id), spec.max_current_a, spec.max_power_w))
+        return fixed, exclude
+
     def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
         if self._capacity is None:
             return {}
@@ -273,65 +330,85 @@ class Controller:
             out[c.id] = self._capacity.timeline(site.id, c.id, horizon_s=horizon_s)
         return out
 
-    async def _dispatch(self, site: Site, schedule: Schedule) -> tuple[int, int]:
-        if self._control is None:
-            return 0, 0
-        planning = self.settings.planning
-        now_s = self._clock.monotonic()
-        pending: list[tuple[str, int, SetChargingLimit]] = []
-        for session in self.state.active(site.id):
-            if not self._control.is_online(session.station_id):
-                continue
-            spec = self.state.evse_spec(session.station_id, session.evse_id)
-            command = tx_profile(schedule, session, spec, planning)
-            if command is None or not command.periods:
-                continue
-            if should_send(command, self._sent.get((session.station_id, session.evse_id)), now_s, planning):
-                pending.append((session.station_id, session.evse_id, command))
-        results = await asyncio.gather(*(self._execute(sid, cmd) for sid, _, cmd in pending))
-        sent = rejected = 0
-        for (station_id, evse_id, command), result in zip(pending, results, strict=True):
-            if result.status is CommandStatus.ACCEPTED:
-                sent += 1
-                self._sent[(station_id, evse_id)] = SentProfile(command.periods[0].limit, now_s)
-            else:
-                rejected += 1
-                log.warning(
-                    "controller: %s evse %d refused its profile: %s %s",
-                    station_id,
-                    evse_id,
-                    result.status.value,
-                    result.detail or "",
-                )
-        return sent, rejected
+    # ------------------------------------------------------------ dispatch
 
-    async def _execute(self, station_id: str, command: SetChargingLimit) -> CommandResult:
-        """``ChargerControl.execute``, with an adapter's own bug reported as a refusal instead of
-        taking the control loop (and with it every other station's limits) down."""
-        assert self._control is not None
-        try:
-            return await self._control.execute(station_id, command)
-        except Exception as exc:
-            log.exception("controller: sending %s to %s failed inside the adapter", command.purpose, station_id)
-            return CommandResult(CommandStatus.REJECTED, f"adapter error: {type(exc).__name__}")
+    def stats(self) -> DispatchStats:
+        return self.runner.stats if self.runner is not None else DispatchStats()
 
-    async def _send_failsafe(self, station_id: str) -> None:
-        if self._control is None:
-            return
-        site = self.state.site_of(station_id)
+    def _station_evses(self, site: Site, station_id: str) -> list[int]:
         spec = site.station(station_id)
-        if spec is None:
-            return
+        if spec is not None:
+            return [e.evse_id for e in spec.evses]
+        live = self.state.stations.get(station_id)
+        ids = {e for e in (live.statuses if live is not None else {}) if e > 0}
+        ids |= {s.evse_id for s in self.state.sessions.values() if s.station_id == station_id}
+        return sorted(ids or {1})
+
+    def _sync_transactions(self, station_id: str) -> None:
+        """Tell the beliefs which transaction runs on each EVSE of ``station_id`` (its TxProfile applies to it)."""
+        running: dict[int, tuple[str, datetime]] = {}
+        for s in sorted(self.state.sessions.values(), key=lambda x: x.started_at):
+            if s.station_id == station_id and s.transaction_id is not None:
+                running[s.evse_id] = (s.transaction_id, s.started_at)
+        for (sid, evse_id), belief in self.dispatcher.beliefs.items():
+            if sid == station_id:
+                tx = running.get(evse_id)
+                belief.transaction(*(tx if tx is not None else (None, None)))
+
+    def _prepare(self, site: Site) -> tuple[list[str], dict[EvseKey, EvsePlace]]:
+        """The site's online stations (each EVSE with a belief, its transaction synced), and where EVSEs sit."""
+        candidates = {s.id for s in site.stations} | set(self.state.stations)
+        candidates |= {s.station_id for s in self.state.sessions.values()}
+        online = sorted(
+            sid
+            for sid in candidates
+            if self.state.site_of(sid).id == site.id and self._control is not None and self._control.is_online(sid)
+        )
+        for station_id in online:
+            for evse_id in self._station_evses(site, station_id):
+                spec = self.state.evse_spec(station_id, evse_id)
+                self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
+        for station_id in {k[0] for k in self.dispatcher.beliefs}:
+            if self.state.site_of(station_id).id == site.id:
+                self._sync_transactions(station_id)
+        places = {
+            key: evse_place(self.state, *key)
+            for key in self.dispatcher.beliefs
+            if self.state.site_of(key[0]).id == site.id
+        }
+        return online, places
+
+    def _desired(self, site: Site, schedule: Schedule | None, online: list[str]) -> list[Desired]:
+        """Every profile the plan wants installed: fail-safe defaults, then TxProfiles."""
+        planning = self.settings.planning
         evse_count = sum(len(s.evses) for s in site.stations)
-        for evse in spec.evses:
-            command = failsafe_profile(site, evse, evse_count)
-            if command is None:
-                continue
-            result = await self._execute(station_id, command)
-            if result.status is not CommandStatus.ACCEPTED:
-                log.warning(
-                    "controller: %s evse %d refused its fail-safe profile: %s",
-                    station_id,
-                    evse.evse_id,
-                    result.status.value,
-                )
+        desired: list[Desired] = []
+        for station_id in online:
+            for evse_id in self._station_evses(site, station_id):
+                command = failsafe_profile(site, self.state.evse_spec(station_id, evse_id), evse_count)
+                if command is not None:
+                    desired.append(Desired(station_id, command))
+        if schedule is not None:
+            for session in self.state.active(site.id):
+                if session.station_id not in online:
+                    continue
+                spec = self.state.evse_spec(session.station_id, session.evse_id)
+                command = tx_profile(schedule, session, spec, planning)
+                if command is not None and command.periods:
+                    desired.append(Desired(session.station_id, command, session.session_id))
+        return desired
+
+    async def _dispatch(
+        self,
+        site: Site,
+        schedule: Schedule | None,
+        snapshot: Snapshot,
+        online: list[str],
+        places: dict[EvseKey, EvsePlace],
+    ) -> tuple[int, int]:
+        if self._control is None or self.runner is None:
+            return 0, 0
+        async with self._dispatch_lock:
+            desired = self._desired(site, schedule, online)
+            outcome = await self.runner.run(desired, limits_of(snapshot), places)
+        return outcome.sent, outcome.refused

@@ -112,7 +112,7 @@ async def test_sessions_get_profiles_within_the_tree(storage: Storage) -> None:
     for n, station in enumerate(("CP1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_sent == 2 and record.profiles_rejected == 0
+    assert record is not None and record.profiles_sent == 4 and record.profiles_rejected == 0, "2 defaults, 2 tx"
     profiles = control.profiles()
     assert set(profiles) == {"CP1", "CP2"}
     assert profiles["CP1"].transaction_id == "100" and profiles["CP2"].transaction_id == "101"
@@ -143,12 +143,12 @@ async def test_refused_profiles_are_counted_and_retried(storage: Storage) -> Non
     controller, _, clock = make(storage, control)
     await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_rejected == 1 and record.profiles_sent == 0
+    assert record is not None and record.profiles_rejected == 3 and record.profiles_sent == 0, "2 defaults, 1 tx"
     control.answer = CommandStatus.ACCEPTED
     control.sent.clear()
     clock.advance(1)
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_sent == 1, "nothing was in force, so it is sent again"
+    assert record is not None and record.profiles_sent == 3, "nothing was in force, so all is sent again"
 
 
 async def test_running_loop_reacts_to_events_and_installs_failsafe(storage: Storage) -> None:
