@@ -22,10 +22,10 @@ transaction (profiles other than TxProfiles persist, as stations keep them in
 non-volatile memory).
 
 The **bound** of an EVSE at an instant is the highest composite limit over its worlds, for
-the transaction the controller believes is running (none: what a transaction starting now
-would get, its TxDefaultProfile). It is a piecewise-constant function of time, cached per
-belief. (A transaction that ends and a new one that starts before the controller hears of
-either runs under the TxDefaultProfile meanwhile; the controller re-plans when it hears.)
+the transaction the controller believes is running *and* for none at all: a transaction
+can end at any moment (the driver leaves, the station reboots) and the next car then gets
+the TxDefaultProfile, before the controller hears of either. It is a piecewise-constant
+function of time, cached per belief.
 """
 
 from __future__ import annotations
@@ -139,7 +139,11 @@ class EvseBelief:
             self._cache = (key, since, bound)
         return bound
 
-    def _compute(self, worlds: set[World], since: datetime) -> Bound:
+    def default_bound(self, since: datetime) -> Bound:
+        """The most a car starting now would get (its TxDefaultProfile composite), over every world."""
+        return self._compute(self.possible(), since, default_only=True)
+
+    def _compute(self, worlds: set[World], since: datetime, *, default_only: bool = False) -> Bound:
         relative = self.tx_started_at or since
         points: set[datetime] = {since}
         far = since + timedelta(days=366)
@@ -150,15 +154,19 @@ class EvseBelief:
         times = sorted(points)
         amps: list[float] = []
         phases: list[int] = []
+        txs: list[tuple[str | None, datetime | None]] = [(None, None)]
+        if self.tx_id is not None and not default_only:
+            txs.append((self.tx_id, self.tx_started_at))
         for t in times:
             a, n = 0.0, 1
             for w in worlds:
-                limit = composite.evse_limit(
-                    w, evse_id=self.evse_id, t=t, hw=self.hw, tx_id=self.tx_id, tx_started_at=self.tx_started_at
-                )
-                a = max(a, limit.current_a)
-                if limit.current_a > 0:
-                    n = max(n, limit.phases)
+                for tx_id, started in txs:
+                    limit = composite.evse_limit(
+                        w, evse_id=self.evse_id, t=t, hw=self.hw, tx_id=tx_id, tx_started_at=started
+                    )
+                    a = max(a, limit.current_a)
+                    if limit.current_a > 0:
+                        n = max(n, limit.phases)
             amps.append(a)
             phases.append(n)
         return Bound(tuple(times), tuple(amps), tuple(phases))

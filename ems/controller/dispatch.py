@@ -92,8 +92,6 @@ class Round:
     cuts: list[Desired] = field(default_factory=list)
     raises: list[Desired] = field(default_factory=list)
     mixed: list[Desired] = field(default_factory=list)
-    held: list[Desired] = field(default_factory=list)
-    """Raises that did not fit (or were throttled): the EVSE stays at its lower limit for now."""
     stepped: set[EvseKey] = field(default_factory=set)
 
     @property
@@ -178,9 +176,11 @@ class Dispatcher:
         after = belief.bound_if_accepted(new, now)
         if before.dominates(after, since=now):
             return Kind.CUT
+        if not after.dominates(before, since=now):
+            return Kind.MIXED  # lower somewhere: that part must go out, whatever the deadband
         if fresh and not self._raise_worth_it(before, after, now, now_s, d.key, installed, new, belief, relative):
             return None
-        return Kind.RAISE if after.dominates(before, since=now) else Kind.MIXED
+        return Kind.RAISE
 
     def _refresh_due(self, old: composite.InstalledProfile, now: datetime, relative: datetime) -> bool:
         end = old.end(relative)
@@ -207,8 +207,16 @@ class Dispatcher:
             return False
         if self._refresh_due(old, now, relative):
             return True
-        rise = max((after.at(t)[0] - before.at(t)[0] for t in _grid(now, before.times, after.times)), default=0.0)
-        return rise > self.settings.deadband_a
+        # The deadband is about the profile itself (the bound may hide a change under the default).
+        a = profile_function(old, belief.hw, now, relative)
+        b = profile_function(new, belief.hw, now, relative)
+        for t in _grid(now, a.times, b.times):
+            x, y = a.at(t)[0], b.at(t)[0]
+            if x == float("inf") and y != float("inf"):
+                return True  # the old profile has ended there: the new one extends it
+            if y - x > self.settings.deadband_a or x - y > SAME_A:
+                return True
+        return False
 
     def first_wave(self, rnd: Round) -> list[Send]:
         """The cuts: safe to send at once."""
@@ -236,7 +244,7 @@ class Dispatcher:
                 if step is not None:
                     sends.append(self._send(d, step, Kind.STEP_DOWN))
             else:
-                rnd.held.append(d)
+                left.append(d)  # may fit once this wave's cuts are answered
         rnd.raises = [d for d in left if d in rnd.raises]
         rnd.mixed = [d for d in left if d in rnd.mixed]
         return sends

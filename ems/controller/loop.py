@@ -303,15 +303,16 @@ class Controller:
         self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
     ) -> tuple[list[tuple[EvsePlace, float, float]], frozenset[str]]:
         """Loads the plan does not control, at the most they may draw: idle EVSEs (their TxDefaultProfile),
-        sessions on stations that are offline (what they accepted last). Those sessions are left out."""
+        sessions on stations that are offline (what they accepted last; those sessions are left out), and
+        the TxDefaultProfile of every planned EVSE (what the next car gets if the session ends unheard)."""
         sessions = self.state.active(site.id)
         exclude = frozenset(s.session_id for s in sessions if s.station_id not in online)
         planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
         fixed: list[tuple[EvsePlace, float, float]] = []
         for key, place in places.items():
-            if key in planned:
-                continue
-            bound = self.dispatcher.beliefs[key].bound(now)
+            belief = self.dispatcher.beliefs[key]
+            # A session's EVSE may hand its TxDefaultProfile to the next car at any moment: kept free too.
+            bound = belief.default_bound(now) if key in planned else belief.bound(now)
             current_a = max(bound.current_a)
             phases = max(bound.phases)
             fixed.append((place, current_a, current_a * place.voltage_v * min(phases, len(place.phase_map))))

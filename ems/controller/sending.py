@@ -94,7 +94,7 @@ class RoundRunner:
                 break
             budget = d.budget(limits, places, self._clock.now(), rnd)
             wave = d.next_wave(rnd, budget, places)
-        held = len(rnd.held) + len(rnd.pending)
+        held = len(rnd.pending)
         self.stats.held += held
         if held:
             log.info("controller: %d raise(s) held back until the cuts they need are in force", held)

@@ -86,7 +86,7 @@ def test_raises_wait_for_the_cuts_they_need_and_a_lost_cut_keeps_the_old_limit()
     capacity = 32 * 3 * 230
     # The cut is still unanswered: A counts at its old 16 A, B must wait.
     assert d.next_wave(rnd, _budget(d, capacity, now), {k: PLACE for k in d.beliefs}) == []
-    assert [h.key for h in rnd.held] == [("B", 1)]
+    assert [h.key for h in rnd.pending] == [("B", 1)], "kept for the next wave"
     d.answered(cuts[0], CommandStatus.TIMEOUT)
     rnd = d.classify([Desired("B", tx(1, 24, 24, 24))], now, 30.0)
     assert d.next_wave(rnd, _budget(d, capacity, now), {k: PLACE for k in d.beliefs}) == [], (
