@@ -139,11 +139,7 @@ class EvseBelief:
             self._cache = (key, since, bound)
         return bound
 
-    def default_bound(self, since: datetime) -> Bound:
-        """The most a car starting now would get (its TxDefaultProfile composite), over every world."""
-        return self._compute(self.possible(), since, default_only=True)
-
-    def _compute(self, worlds: set[World], since: datetime, *, default_only: bool = False) -> Bound:
+    def _compute(self, worlds: set[World], since: datetime) -> Bound:
         relative = self.tx_started_at or since
         points: set[datetime] = {since}
         far = since + timedelta(days=366)
@@ -155,7 +151,7 @@ class EvseBelief:
         amps: list[float] = []
         phases: list[int] = []
         txs: list[tuple[str | None, datetime | None]] = [(None, None)]
-        if self.tx_id is not None and not default_only:
+        if self.tx_id is not None:
             txs.append((self.tx_id, self.tx_started_at))
         for t in times:
             a, n = 0.0, 1

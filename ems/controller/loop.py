@@ -303,16 +303,16 @@ class Controller:
         self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
     ) -> tuple[list[tuple[EvsePlace, float, float]], frozenset[str]]:
         """Loads the plan does not control, at the most they may draw: idle EVSEs (their TxDefaultProfile),
-        sessions on stations that are offline (what they accepted last; those sessions are left out), and
-        the TxDefaultProfile of every planned EVSE (what the next car gets if the session ends unheard)."""
+        sessions on stations that are offline (what they accepted last; those sessions are left out)."""
         sessions = self.state.active(site.id)
         exclude = frozenset(s.session_id for s in sessions if s.station_id not in online)
         planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
         fixed: list[tuple[EvsePlace, float, float]] = []
         for key, place in places.items():
-            belief = self.dispatcher.beliefs[key]
-            # A session's EVSE may hand its TxDefaultProfile to the next car at any moment: kept free too.
-            bound = belief.default_bound(now) if key in planned else belief.bound(now)
+            if key in planned:
+                # Its TxDefaultProfile goes to 0 A in this round's cuts (and raises wait for them).
+                continue
+            bound = self.dispatcher.beliefs[key].bound(now)
             current_a = max(bound.current_a)
             phases = max(bound.phases)
             fixed.append((place, current_a, current_a * place.voltage_v * min(phases, len(place.phase_map))))
@@ -384,19 +384,20 @@ class Controller:
         planning = self.settings.planning
         evse_count = sum(len(s.evses) for s in site.stations)
         desired: list[Desired] = []
+        busy = {(s.station_id, s.evse_id) for s in self.state.sessions.values()}
         for station_id in online:
             for evse_id in self._station_evses(site, station_id):
-                command = failsafe_profile(site, self.state.evse_spec(station_id, evse_id), evse_count)
-                if command is not None:
-                    desired.append(Desired(station_id, command))
+                spec = self.state.evse_spec(station_id, evse_id)
+                command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
+                desired.append(Desired(station_id, command))
         if schedule is not None:
             for session in self.state.active(site.id):
                 if session.station_id not in online:
                     continue
                 spec = self.state.evse_spec(session.station_id, session.evse_id)
-                command = tx_profile(schedule, session, spec, planning)
-                if command is not None and command.periods:
-                    desired.append(Desired(session.station_id, command, session.session_id))
+                tx = tx_profile(schedule, session, spec, planning)
+                if tx is not None and tx.periods:
+                    desired.append(Desired(session.station_id, tx, session.session_id))
         return desired
 
     async def _dispatch(

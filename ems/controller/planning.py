@@ -192,13 +192,17 @@ def tx_profile(
     )
 
 
-def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetChargingLimit | None:
-    """TxDefaultProfile holding the EVSE to its share of the site's fail-safe capacity when the link drops."""
-    if site.failsafe_capacity_w is None:
-        return None
-    share_w = site.failsafe_capacity_w / max(1, evse_count)
-    amps = min(spec.max_current_a, current_a_from_power_w(share_w, spec.voltage_v, spec.phases))
-    amps = math.floor(amps * 10 + 1e-9) / 10 if amps >= spec.min_current_a else 0.0
+def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int, *, busy: bool = False) -> SetChargingLimit:
+    """TxDefaultProfile: what the EVSE applies without a TxProfile (a car that just plugged in, a link lost
+    past its TxProfile's end). An idle EVSE gets its share of the site's fail-safe capacity (0 A when that
+    is below its minimum current, or when no fail-safe capacity is set); an EVSE with a session gets 0 A, so
+    that its default never adds to what its TxProfile allows (the car pauses if the link stays down past
+    the TxProfile's end; a next car waits for its plan)."""
+    amps = 0.0
+    if site.failsafe_capacity_w is not None and not busy:
+        share_w = site.failsafe_capacity_w / max(1, evse_count)
+        amps = min(spec.max_current_a, current_a_from_power_w(share_w, spec.voltage_v, spec.phases))
+        amps = math.floor(amps * 10 + 1e-9) / 10 if amps >= spec.min_current_a else 0.0
     return SetChargingLimit(
         evse_id=spec.evse_id,
         profile_id=FAILSAFE_PROFILE_ID_BASE + spec.evse_id,

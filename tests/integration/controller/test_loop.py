@@ -162,12 +162,13 @@ async def test_running_loop_reacts_to_events_and_installs_failsafe(storage: Stor
         await bus.publish(StationBooted(at=T0, station_id="CP1"))
         await bus.publish(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
         async with asyncio.timeout(10):
-            while not (control.profiles() and control.profiles("TxDefaultProfile")):
+            while not (control.profiles() and len(control.profiles("TxDefaultProfile")) == 2):
                 control.arrived.clear()
                 await control.arrived.wait()
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
-    failsafe = control.profiles("TxDefaultProfile")["CP1"]
-    assert failsafe.periods[0].limit == 8.0, "11 040 W shared by the site's two EVSEs, over 3 phases"
+    defaults = control.profiles("TxDefaultProfile")
+    assert defaults["CP2"].periods[0].limit == 24.0, "idle: 11 040 W shared by the site's two EVSEs, on 1 phase"
+    assert defaults["CP1"].periods[0].limit == 0.0, "in a session: its default never adds to its TxProfile"
     assert control.profiles()["CP1"].transaction_id == "100"

@@ -104,4 +104,6 @@ def test_failsafe_share_respects_site_failsafe_and_minimum_current() -> None:
     assert cmd.periods[0].limit == pytest.approx(8.0)  # 5520 W over 3 phases at 230 V
     starved = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=10)
     assert starved is not None and starved.periods[0].limit == 0.0, "below 6 A the EVSE must pause"
-    assert failsafe_profile(Site(id="x"), EvseSpec(1), 1) is None
+    assert failsafe_profile(Site(id="x"), EvseSpec(1), 1).periods[0].limit == 0.0, "no fail-safe set: pause"
+    busy = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=2, busy=True)
+    assert busy.periods[0].limit == 0.0, "an EVSE with a session: its default never adds to its TxProfile"
