@@ -19,7 +19,7 @@ from ems.clock import Clock
 from ems.controller.budget import EvsePlace, Limits
 from ems.controller.dispatch import Desired, Dispatcher, EvseKey, Kind, Send
 from ems.domain.commands import CommandResult, CommandStatus
-from ems.ports import ChargerControl
+from ems.ports.control import ChargerControl
 
 log = logging.getLogger(__name__)
 
