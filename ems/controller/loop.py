@@ -24,8 +24,10 @@ from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
+from ems.controller import views
 from ems.controller.budget import EvsePlace
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey
+from ems.controller.hygiene import usable_snapshot
 from ems.controller.planning import (
     PlanningSettings,
     build_snapshot,
@@ -49,7 +51,7 @@ from ems.domain.events import (
     StationConnected,
     StationDisconnected,
 )
-from ems.domain.live import LiveSessionView, SitePlanView
+from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.domain.site import Site
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
@@ -87,6 +89,18 @@ class PlanRecord:
     schedule: Schedule
     profiles_sent: int
     profiles_rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAttempt:
+    """The last re-plan attempt of a site, whether or not it produced a plan."""
+
+    site_id: str
+    at: datetime
+    status: str
+    """The schedule's status (OPTIMAL, FEASIBLE, FALLBACK, ERROR), or ERROR when no plan came out."""
+    error: str | None = None
+    left_out: tuple[str, ...] = ()
 
 
 class Controller:
@@ -134,6 +148,7 @@ class Controller:
             )
         self._dispatch_lock = asyncio.Lock()
         self.plans: dict[str, PlanRecord] = {}
+        self.attempts: dict[str, PlanAttempt] = {}
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
         self.replanned = asyncio.Event()
@@ -150,51 +165,20 @@ class Controller:
         return self.plans.get(site_id)
 
     def live_sessions(self, site_id: str) -> list[LiveSessionView]:
-        record = self.plans.get(site_id)
-        out: list[LiveSessionView] = []
-        for s in sorted(self.state.active(site_id), key=lambda x: x.started_at):
-            planned: float | None = None
-            limited: tuple[str, ...] = ()
-            if record is not None and s.session_id in record.schedule.session_ids:
-                i = record.schedule.session_ids.index(s.session_id)
-                planned = float(record.schedule.power_w[i][0])
-                limited = record.schedule.limited_by[i]
-            out.append(
-                LiveSessionView(
-                    session_id=s.session_id,
-                    station_id=s.station_id,
-                    evse_id=s.evse_id,
-                    started_at=s.started_at,
-                    power_w=s.power_w,
-                    delivered_wh=s.delivered_wh,
-                    departure_at=s.departure_at,
-                    energy_requested_wh=s.energy_requested_wh,
-                    planned_power_w=planned,
-                    limited_by=limited,
-                )
-            )
-        return out
+        return views.live_sessions(self.state.active(site_id), self.plans.get(site_id))
 
     def plan(self, site_id: str) -> SitePlanView | None:
-        record = self.plans.get(site_id)
-        if record is None:
-            return None
-        sch = record.schedule
-        return SitePlanView(
-            site_id=site_id,
-            planned_at=record.planned_at,
-            status=sch.status.value,
-            algorithm=sch.algorithm.value,
-            solve_s=sch.solve_s,
-            start=sch.start,
-            slot_s=sch.slot_s,
-            site_power_w=tuple(float(v) for v in sch.site_power_w),
-            sessions=len(sch.session_ids),
-            fully_served=sch.fully_served(),
-            unmet_wh=float(sch.unmet_wh.sum()),
-            profiles_sent=record.profiles_sent,
-            profiles_rejected=record.profiles_rejected,
-            violations=tuple(v.message for v in sch.violations),
+        """The plan in force, with the status, error and time of the LAST ATTEMPT (which may have failed)."""
+        return views.plan_view(site_id, self.plans.get(site_id), self.attempts.get(site_id), self.settings.planning)
+
+    def evse_limits(self, site_id: str) -> list[EvseLimitView]:
+        """Per EVSE: what the station has accepted and applies now, and what is still unanswered."""
+        keys = [k for k in self.dispatcher.beliefs if self.state.site_of(k[0]).id == site_id]
+        return views.evse_limits(
+            {k: self.dispatcher.beliefs[k] for k in sorted(keys)},
+            {k: evse_place(self.state, *k) for k in keys},
+            self._clock.now(),
+            lambda station_id: self._control is not None and self._control.is_online(station_id),
         )
 
     # ------------------------------------------------------------ running
@@ -271,24 +255,52 @@ class Controller:
     # ------------------------------------------------------------ planning
 
     async def replan(self, site_id: str) -> PlanRecord | None:
-        site = next(s for s in self.sites if s.id == site_id)
+        """Plan ``site_id`` now and dispatch; the attempt (its status, error, sessions left out) is kept."""
         now = self._clock.now()
+        try:
+            return await self._replan(site_id, now)
+        except Exception as exc:
+            self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", f"{type(exc).__name__}: {exc}")
+            self.replanned.set()
+            raise
+
+    async def _replan(self, site_id: str, now: datetime) -> PlanRecord | None:
+        site = next(s for s in self.sites if s.id == site_id)
         planning = self.settings.planning
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
         full = build_snapshot(site, self.state, now, planning, timelines)
         fixed, exclude = self._fixed_loads(site, online, places, now)
-        if not [s for s in self.state.active(site_id) if s.session_id not in exclude]:
-            self.plans.pop(site_id, None)
-            await self._dispatch(site, None, full, online, places)
+        usable = usable_snapshot(lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex), exclude)
+        left_out = tuple(f"{sid}: {why}" for sid, why in sorted(usable.left_out.items()))
+        for line in left_out:
+            log.warning("controller: site %s: session %s; left out of the plan, the rest is planned", site_id, line)
+        if usable.left_out:
+            fixed += self._left_out_loads(usable.left_out, places, now)
+        if usable.problems:
+            error = "invalid optimizer snapshot: " + "; ".join(usable.problems)
+            self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", error, left_out)
+            log.error("controller: site %s not planned: %s", site_id, error)
+            await self._dispatch(site, None, full, online, places)  # defaults and re-installs still go out
+            self.replanned.set()
             return None
-        snapshot = reserve(build_snapshot(site, self.state, now, planning, timelines, exclude), fixed)
+        if not usable.snapshot.sessions:
+            self.plans.pop(site_id, None)
+            self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
+            await self._dispatch(site, None, full, online, places)
+            self.replanned.set()
+            return None
+        snapshot = reserve(usable.snapshot, fixed)
         planner = self._planners.get(site_id)
         if planner is None:
             planner = self._planners[site_id] = RollingPlanner(Options(time_limit_s=planning.solve_time_limit_s))
         # Each site's planner warm-starts from its previous plan; one re-plan per site at a time (the loop).
         schedule = await asyncio.to_thread(planner.plan, snapshot)
         self.replans += 1
+        solver_error = schedule.stats.get("error")
+        self.attempts[site_id] = PlanAttempt(
+            site_id, now, schedule.status.value, None if solver_error is None else str(solver_error), left_out
+        )
         sent, rejected = await self._dispatch(site, schedule, full, online, places)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
@@ -303,6 +315,28 @@ class Controller:
             rejected,
         )
         return record
+
+    def _left_out_loads(
+        self, left_out: dict[str, str], places: dict[EvseKey, EvsePlace], now: datetime
+    ) -> list[tuple[EvsePlace, float, float]]:
+        """A session left out of the plan draws up to its EVSE's bound (unless another session there is planned)."""
+        planned = {(s.station_id, s.evse_id) for s in self.state.sessions.values() if s.session_id not in left_out}
+        out: list[tuple[EvsePlace, float, float]] = []
+        for sid in left_out:
+            s = self.state.sessions.get(sid)
+            if s is None or (s.station_id, s.evse_id) in planned:
+                continue
+            key = (s.station_id, s.evse_id)
+            belief = self.dispatcher.beliefs.get(key)
+            spec = self.state.evse_spec(*key)
+            place = places.get(key) or evse_place(self.state, *key)
+            if belief is None:
+                out.append((place, spec.max_current_a, spec.max_power_w))
+            else:
+                bound = belief.bound(now)
+                amps = max(bound.current_a)
+                out.append((place, amps, amps * place.voltage_v * min(max(bound.phases), len(place.phase_map))))
+        return out
 
     def _fixed_loads(
         self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
