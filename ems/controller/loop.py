@@ -24,9 +24,10 @@ from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller import views
+from ems.controller import capabilities, views
 from ems.controller.budget import EvsePlace
-from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey
+from ems.controller.capabilities import Capabilities
+from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
 from ems.controller.hygiene import usable_snapshot
 from ems.controller.planning import (
     PlanningSettings,
@@ -40,6 +41,7 @@ from ems.controller.planning import (
 from ems.controller.sending import DispatchStats, RoundRunner
 from ems.controller.state import LiveState
 from ems.domain.capacity import CapacityInterval, SiteLoadReading
+from ems.domain.commands import CommandResult
 from ems.domain.composite import Hardware
 from ems.domain.events import (
     CapacityChanged,
@@ -53,6 +55,7 @@ from ems.domain.events import (
 )
 from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.domain.site import Site
+from ems.domain.station import OcppVersion
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
@@ -145,8 +148,11 @@ class Controller:
                 clock=clock,
                 still_running=lambda session_id: session_id in self.state.sessions,
                 wave_wait_s=self.settings.wave_wait_s,
+                on_answer=self._answered,
             )
         self._dispatch_lock = asyncio.Lock()
+        self.capabilities: dict[str, Capabilities] = {}
+        self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
         self.attempts: dict[str, PlanAttempt] = {}
         self._planners: dict[str, RollingPlanner] = {}
@@ -218,14 +224,48 @@ class Controller:
             relevant = True
         elif isinstance(event, StationConnected | StationDisconnected):
             self.dispatcher.connected(event.station_id)  # everything is installed again at the next round
+            if isinstance(event, StationConnected):
+                self._versions[event.station_id] = event.ocpp_version
         elif isinstance(event, StationBooted):
             self.dispatcher.rebooted(event.station_id)
+            # A boot may mean new firmware: capabilities are learned again, refusals forgotten.
+            self.capabilities[event.station_id] = Capabilities()
+            if self._group is not None:  # not awaited here: a slow station must not hold up other events
+                self._group.create_task(self._learn(event.station_id), name=f"capabilities-{event.station_id}")
             relevant = True
         elif isinstance(event, SessionEnded):
             self._sync_transactions(event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
         if relevant:
+            self._dirty.set()
+
+    async def _learn(self, station_id: str) -> None:
+        """Ask a station what it can do with profiles (answers fold into ``capabilities``)."""
+        version = self._versions.get(station_id)
+        if self._control is None or version is None:
+            return
+        try:
+            result = await self._control.execute(station_id, capabilities.query(version))
+        except Exception:
+            # An adapter's bug must not end the controller; the station keeps the default capabilities.
+            log.exception("controller: asking %s for its capabilities failed", station_id)
+            return
+        caps = capabilities.learn(self.capabilities.get(station_id, Capabilities()), version, result)
+        self.capabilities[station_id] = caps
+        log.info("controller: %s capabilities %s", station_id, caps)
+        self._dirty.set()
+
+    def _answered(self, send: Send, result: CommandResult) -> None:
+        before = self.capabilities.get(send.station_id, Capabilities())
+        after = capabilities.answered(before, send.command, result.status)
+        self.capabilities[send.station_id] = after
+        if before.takes_profiles() and not after.takes_profiles():
+            log.warning(
+                "controller: %s will not take profiles (%s): planned as a fixed load at what it may apply",
+                send.station_id,
+                result.detail or result.status.value,
+            )
             self._dirty.set()
 
     async def _load_session(self, session_id: str) -> None:
@@ -342,9 +382,14 @@ class Controller:
         self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
     ) -> tuple[list[tuple[EvsePlace, float, float]], frozenset[str]]:
         """Loads the plan does not control, at the most they may draw: idle EVSEs (their TxDefaultProfile),
-        sessions on stations that are offline (what they accepted last; those sessions are left out)."""
+        sessions on stations that are offline or will not take profiles (what they accepted last, or their
+        maximum; those sessions are left out)."""
         sessions = self.state.active(site.id)
-        exclude = frozenset(s.session_id for s in sessions if s.station_id not in online)
+        exclude = frozenset(
+            s.session_id
+            for s in sessions
+            if s.station_id not in online or not self.capabilities.get(s.station_id, Capabilities()).takes_profiles()
+        )
         planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
         fixed: list[tuple[EvsePlace, float, float]] = []
         for key, place in places.items():
@@ -428,7 +473,8 @@ class Controller:
             for evse_id in self._station_evses(site, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
-                desired.append(Desired(station_id, command))
+                caps = self.capabilities.get(station_id, Capabilities())
+                desired.append(Desired(station_id, capabilities.shape(command, caps, spec.voltage_v, spec.phases)))
         if schedule is not None:
             for session in self.state.active(site.id):
                 if session.station_id not in online:
@@ -436,6 +482,8 @@ class Controller:
                 spec = self.state.evse_spec(session.station_id, session.evse_id)
                 tx = tx_profile(schedule, session, spec, planning)
                 if tx is not None and tx.periods:
+                    caps = self.capabilities.get(session.station_id, Capabilities())
+                    tx = capabilities.shape(tx, caps, spec.voltage_v, spec.phases)
                     desired.append(Desired(session.station_id, tx, session.session_id))
         return desired
 

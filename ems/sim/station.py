@@ -48,6 +48,24 @@ from ems.sim.state import Factory, Intent, IntentKind, SimEvse, SimStats, TxRef,
 
 log = logging.getLogger(__name__)
 
+SMART_CHARGING_CONFIG = {
+    OcppVersion.V16: {
+        "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+        "ChargeProfileMaxStackLevel": "8",
+        "ChargingScheduleMaxPeriods": "24",
+        "MaxChargingProfilesInstalled": "16",
+        "ConnectorSwitch3to1PhaseSupported": "false",
+    },
+    OcppVersion.V201: {
+        "RateUnit": "A,W",
+        "ProfileStackLevel": "8",
+        "PeriodsPerSchedule": "24",
+        "Entries": "16",
+        "PhaseSwitchingSupported": "false",
+    },
+}
+"""What the simulated stations report about smart charging (1.6 configuration keys, 2.0.1 SmartChargingCtrlr)."""
+
 
 class SimStation:
     def __init__(
@@ -80,7 +98,10 @@ class SimStation:
         self.config: dict[str, str] = {
             "HeartbeatInterval": "300",
             "MeterValueSampleInterval": str(int(meter_interval_s)),
+            **SMART_CHARGING_CONFIG[version],
         }
+        self.refuse_profiles: set[str] = set()
+        """Profile purposes this station refuses (a charger that will not take them)."""
         self.stats = SimStats()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         self.queue: deque[Factory] = deque()
