@@ -24,7 +24,7 @@ from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller import capabilities, views
+from ems.controller import capabilities, fixed_loads, views
 from ems.controller.budget import EvsePlace
 from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
@@ -310,13 +310,15 @@ class Controller:
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
         full = build_snapshot(site, self.state, now, planning, timelines)
-        fixed, exclude = self._fixed_loads(site, online, places, now)
+        fixed, exclude = fixed_loads.around_plan(
+            site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
+        )
         usable = usable_snapshot(lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex), exclude)
         left_out = tuple(f"{sid}: {why}" for sid, why in sorted(usable.left_out.items()))
         for line in left_out:
             log.warning("controller: site %s: session %s; left out of the plan, the rest is planned", site_id, line)
         if usable.left_out:
-            fixed += self._left_out_loads(usable.left_out, places, now)
+            fixed += fixed_loads.left_out(self.state, self.dispatcher.beliefs, usable.left_out, places, now)
         if usable.problems:
             error = "invalid optimizer snapshot: " + "; ".join(usable.problems)
             self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", error, left_out)
@@ -355,56 +357,6 @@ class Controller:
             rejected,
         )
         return record
-
-    def _left_out_loads(
-        self, left_out: dict[str, str], places: dict[EvseKey, EvsePlace], now: datetime
-    ) -> list[tuple[EvsePlace, float, float]]:
-        """A session left out of the plan draws up to its EVSE's bound (unless another session there is planned)."""
-        planned = {(s.station_id, s.evse_id) for s in self.state.sessions.values() if s.session_id not in left_out}
-        out: list[tuple[EvsePlace, float, float]] = []
-        for sid in left_out:
-            s = self.state.sessions.get(sid)
-            if s is None or (s.station_id, s.evse_id) in planned:
-                continue
-            key = (s.station_id, s.evse_id)
-            belief = self.dispatcher.beliefs.get(key)
-            spec = self.state.evse_spec(*key)
-            place = places.get(key) or evse_place(self.state, *key)
-            if belief is None:
-                out.append((place, spec.max_current_a, spec.max_power_w))
-            else:
-                bound = belief.bound(now)
-                amps = max(bound.current_a)
-                out.append((place, amps, amps * place.voltage_v * min(max(bound.phases), len(place.phase_map))))
-        return out
-
-    def _fixed_loads(
-        self, site: Site, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
-    ) -> tuple[list[tuple[EvsePlace, float, float]], frozenset[str]]:
-        """Loads the plan does not control, at the most they may draw: idle EVSEs (their TxDefaultProfile),
-        sessions on stations that are offline or will not take profiles (what they accepted last, or their
-        maximum; those sessions are left out)."""
-        sessions = self.state.active(site.id)
-        exclude = frozenset(
-            s.session_id
-            for s in sessions
-            if s.station_id not in online or not self.capabilities.get(s.station_id, Capabilities()).takes_profiles()
-        )
-        planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
-        fixed: list[tuple[EvsePlace, float, float]] = []
-        for key, place in places.items():
-            if key in planned:
-                # Its TxDefaultProfile goes to 0 A in this round's cuts (and raises wait for them).
-                continue
-            bound = self.dispatcher.beliefs[key].bound(now)
-            current_a = max(bound.current_a)
-            phases = max(bound.phases)
-            fixed.append((place, current_a, current_a * place.voltage_v * min(phases, len(place.phase_map))))
-        for s in sessions:
-            if s.session_id in exclude and (s.station_id, s.evse_id) not in places:
-                spec = self.state.evse_spec(s.station_id, s.evse_id)  # never seen: at its hardware maximum
-                fixed.append((evse_place(self.state, s.station_id, s.evse_id), spec.max_current_a, spec.max_power_w))
-        return fixed, exclude
 
     def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
         if self._capacity is None:
