@@ -93,6 +93,8 @@ class Round:
     raises: list[Desired] = field(default_factory=list)
     mixed: list[Desired] = field(default_factory=list)
     stepped: set[EvseKey] = field(default_factory=set)
+    throttled: int = 0
+    """Raises not sent this round (minimum interval, deadband): a later round sends them."""
 
     @property
     def pending(self) -> list[Desired]:
@@ -149,7 +151,7 @@ class Dispatcher:
             belief = self.beliefs.get(d.key)
             if belief is None:
                 continue
-            kind = self._change(d, belief, now, now_s)
+            kind = self._change(d, belief, now, now_s, out)
             if kind is Kind.CUT:
                 out.cuts.append(d)
             elif kind is Kind.RAISE:
@@ -158,7 +160,7 @@ class Dispatcher:
                 out.mixed.append(d)
         return out
 
-    def _change(self, d: Desired, belief: EvseBelief, now: datetime, now_s: float) -> Kind | None:
+    def _change(self, d: Desired, belief: EvseBelief, now: datetime, now_s: float, rnd: Round) -> Kind | None:
         new = composite.from_command(d.command)
         relative = belief.tx_started_at or now
         fresh = (d.station_id, d.command.evse_id, d.command.profile_id) in self.fresh
@@ -178,7 +180,8 @@ class Dispatcher:
             return Kind.CUT
         if not after.dominates(before, since=now):
             return Kind.MIXED  # lower somewhere: that part must go out, whatever the deadband
-        if fresh and not self._raise_worth_it(before, after, now, now_s, d.key, installed, new, belief, relative):
+        if fresh and not self._raise_worth_it(now, now_s, d.key, installed, new, belief, relative):
+            rnd.throttled += 1
             return None
         return Kind.RAISE
 
@@ -188,8 +191,6 @@ class Dispatcher:
 
     def _raise_worth_it(
         self,
-        before: Bound,
-        after: Bound,
         now: datetime,
         now_s: float,
         key: EvseKey,

@@ -151,6 +151,7 @@ class Controller:
                 on_answer=self._answered,
             )
         self._dispatch_lock = asyncio.Lock()
+        self._retry_soon = False
         self.capabilities: dict[str, Capabilities] = {}
         self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
@@ -266,7 +267,8 @@ class Controller:
                 send.station_id,
                 result.detail or result.status.value,
             )
-            self._dirty.set()
+        if after.refusals > before.refusals or before.takes_profiles() != after.takes_profiles():
+            self._dirty.set()  # try again soon, or plan around it
 
     async def _load_session(self, session_id: str) -> None:
         try:
@@ -280,8 +282,13 @@ class Controller:
     async def _plan_loop(self) -> None:
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the event.
+            wait_s = self.settings.replan_interval_s
+            if self._retry_soon:
+                # Raises were held back (waiting for cuts, or their minimum interval): dispatch again soon.
+                wait_s = min(wait_s, max(self.settings.planning.min_interval_s, self.settings.wave_wait_s))
+                self._retry_soon = False
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.replan_interval_s):
+                async with asyncio.timeout(wait_s):
                     await self._dirty.wait()
             await asyncio.sleep(self.settings.debounce_s)
             self._dirty.clear()
@@ -402,6 +409,8 @@ class Controller:
             if self.state.site_of(sid).id == site.id and self._control is not None and self._control.is_online(sid)
         )
         for station_id in online:
+            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
+                continue  # it refuses them: planned around (until it boots again and is asked afresh)
             for evse_id in self._station_evses(site, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
@@ -422,6 +431,8 @@ class Controller:
         desired: list[Desired] = []
         busy = {(s.station_id, s.evse_id) for s in self.state.sessions.values()}
         for station_id in online:
+            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
+                continue  # it refuses them: planned around (until it boots again and is asked afresh)
             for evse_id in self._station_evses(site, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
@@ -452,4 +463,6 @@ class Controller:
         async with self._dispatch_lock:
             desired = self._desired(site, schedule, online)
             outcome = await self.runner.run(desired, limits_of(snapshot), places)
+        if outcome.held or outcome.throttled:
+            self._retry_soon = True
         return outcome.sent, outcome.refused

@@ -47,6 +47,7 @@ class RoundOutcome:
     refused: int
     """Answered with anything but ACCEPTED within the round."""
     held: int
+    throttled: int = 0
 
 
 Answer = Callable[[Send, CommandResult], None]
@@ -97,8 +98,12 @@ class RoundRunner:
         held = len(rnd.pending)
         self.stats.held += held
         if held:
-            log.info("controller: %d raise(s) held back until the cuts they need are in force", held)
-        return RoundOutcome(sent, refused, held)
+            log.info(
+                "controller: %d raise(s) held back until the cuts they need are in force: %s",
+                held,
+                ", ".join(f"{d.station_id}/{d.command.evse_id} {d.command.purpose}" for d in rnd.pending),
+            )
+        return RoundOutcome(sent, refused, held, rnd.throttled)
 
     async def _wave(self, wave: list[Send]) -> list[CommandResult | None]:
         """Send every profile of the wave; wait for their answers up to ``wave_wait_s``."""
