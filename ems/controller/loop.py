@@ -152,6 +152,7 @@ class Controller:
             )
         self._dispatch_lock = asyncio.Lock()
         self._retry_soon = False
+        self._urgent = False
         self.capabilities: dict[str, Capabilities] = {}
         self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
@@ -238,6 +239,7 @@ class Controller:
             self._sync_transactions(event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
+            self._urgent = True  # a lower limit must reach the stations now: no debounce
         if relevant:
             self._dirty.set()
 
@@ -290,7 +292,9 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._dirty.wait()
-            await asyncio.sleep(self.settings.debounce_s)
+            if not self._urgent:
+                await asyncio.sleep(self.settings.debounce_s)
+            self._urgent = False
             self._dirty.clear()
             for site in self.sites:
                 try:
