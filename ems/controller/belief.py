@@ -55,6 +55,18 @@ class Bound:
         i = max(0, bisect.bisect_right(self.times, t) - 1)
         return self.current_a[i], self.phases[i]
 
+    def maximum(self, other: Bound, since: datetime) -> Bound:
+        """The pointwise higher of two bounds, from ``since`` on."""
+        times = _points(since, self.times, other.times)
+        amps: list[float] = []
+        phases: list[int] = []
+        for t in times:
+            a, pa = self.at(t)
+            b, pb = other.at(t)
+            amps.append(max(a, b))
+            phases.append(max(pa if a > 0 else 1, pb if b > 0 else 1))
+        return Bound(tuple(times), tuple(amps), tuple(phases))
+
     def dominates(self, other: Bound, *, since: datetime, tolerance_a: float = 1e-6) -> bool:
         """True when ``self`` is at least ``other`` at every instant from ``since`` on (A and phases)."""
         for t in _points(since, self.times, other.times):
@@ -86,8 +98,17 @@ class EvseBelief:
 
     # ------------------------------------------------------------ what happened
 
-    def sent(self, token: int, profile: InstalledProfile) -> None:
+    def sent(self, token: int, profile: InstalledProfile, if_accepted: Bound | None = None) -> None:
+        """``profile`` went out; ``if_accepted`` (the bound once it is accepted, when known) saves a recomputation."""
+        cached = self._cache
+        before_key = self._key() if cached is not None and if_accepted is not None else None
         self.in_flight[token] = profile
+        if cached is not None and if_accepted is not None and cached[0] == before_key:
+            since = cached[1]
+            self._cache = (self._key(), since, cached[2].maximum(if_accepted, since))
+
+    def _key(self) -> object:
+        return (frozenset(self.possible()), self.tx_id, self.tx_started_at)
 
     def answered(self, token: int, status: CommandStatus) -> None:
         profile = self.in_flight.pop(token, None)
@@ -131,7 +152,7 @@ class EvseBelief:
     def bound(self, since: datetime, extra: InstalledProfile | None = None) -> Bound:
         """The most this EVSE may apply at any instant from ``since`` on (with ``extra`` also sent)."""
         worlds = self.possible(extra)
-        key = (frozenset(worlds), self.tx_id, self.tx_started_at)
+        key = (frozenset(worlds), self.tx_id, self.tx_started_at) if extra is None else None
         if extra is None and self._cache is not None and self._cache[0] == key and self._cache[1] <= since:
             return self._cache[2]
         bound = self._compute(worlds, since)

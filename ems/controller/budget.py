@@ -71,16 +71,19 @@ class EvsePlace:
     voltage_v: float
 
 
-def load_matrix(bound: Bound, place: EvsePlace, grid: Sequence[datetime]) -> Array:
+def load_matrix(bound: Bound, place: EvsePlace, grid: Sequence[datetime], grid_s: Array | None = None) -> Array:
     """(len(grid), 4): A on grid L1, L2, L3 and W, of ``bound`` at each instant of ``grid``."""
+    base = grid[0] if grid else bound.times[0]
+    if grid_s is None:
+        grid_s = np.array([(t - base).total_seconds() for t in grid])
+    times_s = np.array([(t - base).total_seconds() for t in bound.times])
+    idx = np.clip(np.searchsorted(times_s, grid_s, side="right") - 1, 0, len(bound.times) - 1)
+    amps = np.asarray(bound.current_a)[idx]
+    phases = np.minimum(np.asarray(bound.phases)[idx], len(place.phase_map))
     out = np.zeros((len(grid), 4))
-    for k, t in enumerate(grid):
-        a, n = bound.at(t)
-        if a <= 0:
-            continue
-        for p in place.phase_map[:n]:
-            out[k, ALL_PHASES.index(p)] = a
-        out[k, 3] = a * place.voltage_v * min(n, len(place.phase_map))
+    for k, p in enumerate(place.phase_map):
+        out[:, ALL_PHASES.index(p)] = np.where(phases > k, amps, 0.0)
+    out[:, 3] = amps * place.voltage_v * phases
     return out
 
 
@@ -97,6 +100,8 @@ class Budget:
         }
         self.tol = np.array([TOLERANCE_A] * 3 + [TOLERANCE_W])
         self.load = {n.id: np.zeros((len(self.grid), 4)) for n in limits.nodes}
+        base = self.grid[0] if self.grid else limits.start
+        self._grid_s = np.array([(t - base).total_seconds() for t in self.grid])
         self._booked: dict[object, Array] = {}
 
     def chain(self, place: EvsePlace) -> list[str]:
@@ -109,7 +114,7 @@ class Budget:
         return out
 
     def book(self, key: object, bound: Bound, place: EvsePlace) -> None:
-        m = load_matrix(bound, place, self.grid)
+        m = load_matrix(bound, place, self.grid, self._grid_s)
         old = self._booked.get(key)
         for node in self.chain(place):
             self.load[node] += m if old is None else m - old
@@ -117,7 +122,7 @@ class Budget:
 
     def fits(self, key: object, bound: Bound, place: EvsePlace) -> bool:
         """Would booking ``bound`` for ``key`` keep every node within its limits wherever it adds load?"""
-        m = load_matrix(bound, place, self.grid)
+        m = load_matrix(bound, place, self.grid, self._grid_s)
         old = self._booked.get(key)
         delta = m if old is None else m - old
         rising = delta > 1e-9

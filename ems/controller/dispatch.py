@@ -93,6 +93,8 @@ class Round:
     raises: list[Desired] = field(default_factory=list)
     mixed: list[Desired] = field(default_factory=list)
     stepped: set[EvseKey] = field(default_factory=set)
+    if_accepted: dict[EvseKey, Bound] = field(default_factory=dict)
+    """Per change: the EVSE's bound once it is accepted (computed once, when classified)."""
     throttled: int = 0
     """Raises not sent this round (minimum interval, deadband): a later round sends them."""
 
@@ -111,6 +113,8 @@ class Dispatcher:
         """When each (station, evse, profile id) was last sent (monotonic s): raises wait ``min_interval_s``."""
         self._tokens = itertools.count(1)
         self._in_flight: dict[int, Send] = {}
+        self._busy: dict[EvseKey, int] = {}
+        """Sends in flight per EVSE."""
 
     # ------------------------------------------------------------ what the stations did
 
@@ -133,7 +137,12 @@ class Dispatcher:
                 b.rebooted()
 
     def answered(self, send: Send, status: CommandStatus) -> None:
-        self._in_flight.pop(send.token, None)
+        if self._in_flight.pop(send.token, None) is not None:
+            left = self._busy.get(send.key, 1) - 1
+            if left > 0:
+                self._busy[send.key] = left
+            else:
+                self._busy.pop(send.key, None)
         belief = self.beliefs.get(send.key)
         if belief is not None:
             belief.answered(send.token, status)
@@ -176,6 +185,7 @@ class Dispatcher:
             return None
         before = belief.bound(now)
         after = belief.bound_if_accepted(new, now)
+        rnd.if_accepted[d.key] = after
         if before.dominates(after, since=now):
             return Kind.CUT
         if not after.dominates(before, since=now):
@@ -221,24 +231,27 @@ class Dispatcher:
 
     def first_wave(self, rnd: Round) -> list[Send]:
         """The cuts: safe to send at once."""
-        return [self._send(d, d.command, Kind.CUT) for d in rnd.cuts]
+        return [self._send(d, d.command, Kind.CUT, rnd.if_accepted.get(d.key)) for d in rnd.cuts]
 
     def next_wave(self, rnd: Round, budget: Budget, places: Mapping[EvseKey, EvsePlace]) -> list[Send]:
         """Raises (and mixed changes) that fit now; mixed ones that do not fit go out as their step-down."""
         sends: list[Send] = []
         left: list[Desired] = []
+        mixed = {id(d) for d in rnd.mixed}
         for d in rnd.pending:
             belief = self.beliefs[d.key]
-            if any(s.key == d.key for s in self._in_flight.values()):
+            if self._busy.get(d.key):
                 left.append(d)  # one change at a time per EVSE
                 continue
-            new = composite.from_command(d.command)
-            after = belief.bound(rnd.now, extra=new)
+            if_accepted = rnd.if_accepted.get(d.key)
+            if if_accepted is None:
+                if_accepted = belief.bound_if_accepted(composite.from_command(d.command), rnd.now)
+            after = belief.bound(rnd.now).maximum(if_accepted, rnd.now)  # while unanswered: either
             place = places[d.key]
             if budget.fits(d.key, after, place):
                 budget.book(d.key, after, place)
-                sends.append(self._send(d, d.command, Kind.RAISE))
-            elif d in rnd.mixed and d.key not in rnd.stepped:
+                sends.append(self._send(d, d.command, Kind.RAISE, if_accepted))
+            elif id(d) in mixed and d.key not in rnd.stepped:
                 step = step_down(d.command, belief.bound(rnd.now), belief.hw, rnd.now, self.settings.max_periods)
                 rnd.stepped.add(d.key)
                 left.append(d)
@@ -246,14 +259,15 @@ class Dispatcher:
                     sends.append(self._send(d, step, Kind.STEP_DOWN))
             else:
                 left.append(d)  # may fit once this wave's cuts are answered
-        rnd.raises = [d for d in left if d in rnd.raises]
-        rnd.mixed = [d for d in left if d in rnd.mixed]
+        rnd.raises = [d for d in left if id(d) not in mixed]
+        rnd.mixed = [d for d in left if id(d) in mixed]
         return sends
 
-    def _send(self, d: Desired, command: SetChargingLimit, kind: Kind) -> Send:
+    def _send(self, d: Desired, command: SetChargingLimit, kind: Kind, if_accepted: Bound | None = None) -> Send:
         send = Send(next(self._tokens), d.station_id, command, kind, d.session_id)
-        self.beliefs[d.key].sent(send.token, composite.from_command(command))
+        self.beliefs[d.key].sent(send.token, composite.from_command(command), if_accepted)
         self._in_flight[send.token] = send
+        self._busy[d.key] = self._busy.get(d.key, 0) + 1
         return send
 
     def mark_sent(self, send: Send, now_s: float) -> None:
@@ -271,8 +285,9 @@ class Dispatcher:
             times.update(t for t in bound.times if t >= now)
         if rnd is not None:
             for d in rnd.pending:
-                b = self.beliefs[d.key]
-                times.update(t for t in b.bound(now, extra=composite.from_command(d.command)).times if t >= now)
+                after = rnd.if_accepted.get(d.key)
+                if after is not None:
+                    times.update(t for t in after.times if t >= now)
         budget = Budget(limits, times)
         for k, bound in bounds.items():
             budget.book(k, bound, places[k])
