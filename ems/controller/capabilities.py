@@ -7,7 +7,7 @@ Read at every boot: OCPP 1.6 ``GetConfiguration`` (``ChargingScheduleAllowedChar
 ``PeriodsPerSchedule``, ``Entries``, ``PhaseSwitchingSupported``). A station that answers
 nothing keeps the defaults (A and W, stack levels 0-1, the profile's own periods).
 
-Refusals are learned too: ``refusal_limit`` TxProfile refusals in a row (or one
+Refusals are learned too: ``refusal_limit`` profiles refused in a row (or one
 NOT_SUPPORTED) and the station is one that *will not take profiles*: it is planned as a
 fixed load at what it may apply (its last accepted limit, or its maximum), so that the
 others make room for it; one accepted profile makes it controllable again.
@@ -89,11 +89,9 @@ def learn(current: Capabilities, version: OcppVersion, result: CommandResult) ->
 
 
 def answered(current: Capabilities, command: SetChargingLimit, status: CommandStatus) -> Capabilities:
-    """Count refusals of TxProfiles (a refused default alone says less: some stations refuse 0 A)."""
+    """Count profiles refused in a row (TxProfiles and fail-safe defaults alike)."""
     if status is CommandStatus.ACCEPTED:
         return replace(current, refusals=0, not_supported=False)
-    if command.purpose != "TxProfile":
-        return current
     if status is CommandStatus.NOT_SUPPORTED:
         return replace(current, not_supported=True)
     if status is CommandStatus.REJECTED:

@@ -5,7 +5,9 @@ The optimizer plans the sessions it controls within what is left of every node's
 station accepted, ``belief.py``): idle EVSEs (a car may plug in and get its
 TxDefaultProfile), sessions on stations that are offline or will not take profiles (their
 last accepted limit, or their maximum when nothing is known), and sessions left out of the
-plan for contradictory data (``hygiene.py``).
+plan for contradictory data (``hygiene.py``), and sessions on EVSEs that have not accepted
+any profile yet (just connected: planned from the next re-plan, once their fail-safe
+default is in).
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ def _at_bound(belief: EvseBelief, place: EvsePlace, now: datetime) -> Load:
     return place, amps, amps * place.voltage_v * min(max(bound.phases), len(place.phase_map))
 
 
+def controlled(belief: EvseBelief | None) -> bool:
+    """Has the EVSE accepted anything yet? Until it has, it may apply its maximum whatever is planned."""
+    return belief is not None and () not in belief.worlds
+
+
 def around_plan(
     site_id: str,
     state: LiveState,
@@ -44,7 +51,9 @@ def around_plan(
     exclude = frozenset(
         s.session_id
         for s in sessions
-        if s.station_id not in online or not capabilities.get(s.station_id, Capabilities()).takes_profiles()
+        if s.station_id not in online
+        or not capabilities.get(s.station_id, Capabilities()).takes_profiles()
+        or not controlled(beliefs.get((s.station_id, s.evse_id)))
     )
     planned = {(s.station_id, s.evse_id) for s in sessions if s.session_id not in exclude}
     fixed: list[Load] = []

@@ -28,8 +28,10 @@ from ems.controller import capabilities, fixed_loads, views
 from ems.controller.budget import EvsePlace
 from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
+from ems.controller.fast_cut import proportional_cuts
 from ems.controller.hygiene import usable_snapshot
 from ems.controller.planning import (
+    TX_PROFILE_ID_BASE,
     PlanningSettings,
     build_snapshot,
     evse_place,
@@ -40,6 +42,7 @@ from ems.controller.planning import (
 )
 from ems.controller.sending import DispatchStats, RoundRunner
 from ems.controller.state import LiveState
+from ems.controller.stations import station_evses, sync_transactions
 from ems.domain.capacity import CapacityInterval, SiteLoadReading
 from ems.domain.commands import CommandResult
 from ems.domain.composite import Hardware
@@ -153,6 +156,7 @@ class Controller:
         self._dispatch_lock = asyncio.Lock()
         self._retry_soon = False
         self._urgent = False
+        self._capacity_changed = False
         self.capabilities: dict[str, Capabilities] = {}
         self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
@@ -236,10 +240,11 @@ class Controller:
                 self._group.create_task(self._learn(event.station_id), name=f"capabilities-{event.station_id}")
             relevant = True
         elif isinstance(event, SessionEnded):
-            self._sync_transactions(event.station_id)
+            sync_transactions(self.state, self.dispatcher.beliefs, event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
             self._urgent = True  # a lower limit must reach the stations now: no debounce
+            self._capacity_changed = True
         if relevant:
             self._dirty.set()
 
@@ -321,6 +326,9 @@ class Controller:
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
         full = build_snapshot(site, self.state, now, planning, timelines)
+        if self._capacity_changed:
+            self._capacity_changed = False
+            await self._fast_cut(site, full, online, places, now)
         fixed, exclude = fixed_loads.around_plan(
             site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
         )
@@ -340,7 +348,10 @@ class Controller:
         if not usable.snapshot.sessions:
             self.plans.pop(site_id, None)
             self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
-            await self._dispatch(site, None, full, online, places)
+            waiting = self._uncontrolled(exclude)
+            sent, _ = await self._dispatch(site, None, full, online, places)
+            if sent and waiting:
+                self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
             self.replanned.set()
             return None
         snapshot = reserve(usable.snapshot, fixed)
@@ -354,7 +365,10 @@ class Controller:
         self.attempts[site_id] = PlanAttempt(
             site_id, now, schedule.status.value, None if solver_error is None else str(solver_error), left_out
         )
+        waiting = self._uncontrolled(exclude)
         sent, rejected = await self._dispatch(site, schedule, full, online, places)
+        if sent and waiting:
+            self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
         self.replanned.set()
@@ -368,6 +382,43 @@ class Controller:
             rejected,
         )
         return record
+
+    def _uncontrolled(self, exclude: frozenset[str]) -> bool:
+        sessions = (self.state.sessions.get(sid) for sid in exclude)
+        return any(
+            s is not None and not fixed_loads.controlled(self.dispatcher.beliefs.get((s.station_id, s.evse_id)))
+            for s in sessions
+        )
+
+    async def _fast_cut(
+        self, site: Site, full: Snapshot, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
+    ) -> None:
+        """A capacity drop: cut every EVSE under a node that is now over, in proportion, before solving."""
+        if self.runner is None:
+            return
+        limits = limits_of(full)
+        spec = self.state.evse_spec
+        sessions = [
+            ((s.station_id, s.evse_id), s.session_id, s.transaction_id, spec(s.station_id, s.evse_id).min_current_a)
+            for s in self.state.active(site.id)
+            if s.station_id in online and s.transaction_id is not None
+        ]
+        async with self._dispatch_lock:
+            budget = self.dispatcher.budget(limits, places, now)
+            desired = proportional_cuts(
+                budget,
+                self.dispatcher.beliefs,
+                places,
+                sessions,
+                now,
+                self.settings.planning.profile_horizon_s,
+                TX_PROFILE_ID_BASE,
+            )
+            if desired:
+                log.info(
+                    "controller: site %s over its new capacity: %d proportional cut(s) first", site.id, len(desired)
+                )
+                await self.runner.run(desired, limits, places)
 
     def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
         if self._capacity is None:
@@ -383,26 +434,6 @@ class Controller:
     def stats(self) -> DispatchStats:
         return self.runner.stats if self.runner is not None else DispatchStats()
 
-    def _station_evses(self, site: Site, station_id: str) -> list[int]:
-        spec = site.station(station_id)
-        if spec is not None:
-            return [e.evse_id for e in spec.evses]
-        live = self.state.stations.get(station_id)
-        ids = {e for e in (live.statuses if live is not None else {}) if e > 0}
-        ids |= {s.evse_id for s in self.state.sessions.values() if s.station_id == station_id}
-        return sorted(ids or {1})
-
-    def _sync_transactions(self, station_id: str) -> None:
-        """Tell the beliefs which transaction runs on each EVSE of ``station_id`` (its TxProfile applies to it)."""
-        running: dict[int, tuple[str, datetime]] = {}
-        for s in sorted(self.state.sessions.values(), key=lambda x: x.started_at):
-            if s.station_id == station_id and s.transaction_id is not None:
-                running[s.evse_id] = (s.transaction_id, s.started_at)
-        for (sid, evse_id), belief in self.dispatcher.beliefs.items():
-            if sid == station_id:
-                tx = running.get(evse_id)
-                belief.transaction(*(tx if tx is not None else (None, None)))
-
     def _prepare(self, site: Site) -> tuple[list[str], dict[EvseKey, EvsePlace]]:
         """The site's online stations (each EVSE with a belief, its transaction synced), and where EVSEs sit."""
         candidates = {s.id for s in site.stations} | set(self.state.stations)
@@ -415,12 +446,12 @@ class Controller:
         for station_id in online:
             if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
                 continue  # it refuses them: planned around (until it boots again and is asked afresh)
-            for evse_id in self._station_evses(site, station_id):
+            for evse_id in station_evses(site, self.state, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
         for station_id in {k[0] for k in self.dispatcher.beliefs}:
             if self.state.site_of(station_id).id == site.id:
-                self._sync_transactions(station_id)
+                sync_transactions(self.state, self.dispatcher.beliefs, station_id)
         places = {
             key: evse_place(self.state, *key)
             for key in self.dispatcher.beliefs
@@ -437,7 +468,7 @@ class Controller:
         for station_id in online:
             if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
                 continue  # it refuses them: planned around (until it boots again and is asked afresh)
-            for evse_id in self._station_evses(site, station_id):
+            for evse_id in station_evses(site, self.state, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
                 caps = self.capabilities.get(station_id, Capabilities())

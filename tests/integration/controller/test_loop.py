@@ -113,8 +113,10 @@ async def test_sessions_get_profiles_within_the_tree(storage: Storage) -> None:
     controller, _, _ = make(storage, control)
     for n, station in enumerate(("CP1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
+    assert await controller.replan("depot") is None, "first the fail-safe defaults: nothing accepted yet"
+    assert len(control.profiles("TxDefaultProfile")) == 2 and not control.profiles()
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_sent == 4 and record.profiles_rejected == 0, "2 defaults, 2 tx"
+    assert record is not None and record.profiles_sent == 2 and record.profiles_rejected == 0, "2 tx"
     profiles = control.profiles()
     assert set(profiles) == {"CP1", "CP2"}
     assert profiles["CP1"].transaction_id == "100" and profiles["CP2"].transaction_id == "101"
@@ -129,6 +131,7 @@ async def test_a_capacity_drop_lowers_the_limits(storage: Storage) -> None:
     controller, _, clock = make(storage, control, capacity)
     for n, station in enumerate(("CP1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
+    await controller.replan("depot")  # the defaults
     await controller.replan("depot")
     before = first_slot_w(control)
     capacity.capacity_w = 5_000
@@ -141,16 +144,18 @@ async def test_a_capacity_drop_lowers_the_limits(storage: Storage) -> None:
 
 async def test_refused_profiles_are_counted_and_retried(storage: Storage) -> None:
     await seed(storage)
-    control = RecordingControl(CommandStatus.REJECTED)
+    control = RecordingControl()
     controller, _, clock = make(storage, control)
     await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults, accepted
+    control.answer = CommandStatus.REJECTED
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_rejected == 3 and record.profiles_sent == 0, "2 defaults, 1 tx"
+    assert record is not None and record.profiles_rejected == 1 and record.profiles_sent == 0, "the TxProfile"
     control.answer = CommandStatus.ACCEPTED
     control.sent.clear()
     clock.advance(1)
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_sent == 3, "nothing was in force, so all is sent again"
+    assert record is not None and record.profiles_sent == 1, "nothing was in force, so it is sent again"
 
 
 async def test_running_loop_reacts_to_events_and_installs_failsafe(storage: Storage) -> None:
@@ -194,6 +199,7 @@ async def test_a_stale_session_is_left_out_and_the_rest_planned(storage: Storage
     controller, _, _ = make(storage, control)
     for sid, station in (("stale", "CP1"), ("s0", "CP1"), ("s1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=sid, station_id=station, evse_id=1))
+    await controller.replan("depot")  # the defaults
     record = await controller.replan("depot")
     assert record is not None and set(record.schedule.session_ids) == {"s0", "s1"}
     view = controller.plan("depot")
@@ -211,6 +217,7 @@ async def test_a_failed_attempt_is_what_the_plan_status_shows(storage: Storage) 
     control = RecordingControl()
     controller, _, clock = make(storage, control)
     await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults
     assert await controller.replan("depot") is not None
     clock.advance(60)
 
