@@ -43,6 +43,7 @@ from ems.controller.planning import (
 from ems.controller.sending import DispatchStats, RoundRunner
 from ems.controller.state import LiveState
 from ems.controller.stations import station_evses, sync_transactions
+from ems.controller.views import PlanAttempt, PlanRecord
 from ems.domain.capacity import CapacityInterval, SiteLoadReading
 from ems.domain.commands import CommandResult
 from ems.domain.composite import Hardware
@@ -86,27 +87,6 @@ class ControllerSettings:
     """Fold a burst of events (a fleet reconnecting) into one re-plan."""
     wave_wait_s: float = 5.0
     """How long raises wait for answers to the cuts before going ahead (unanswered cuts count at old limits)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRecord:
-    site_id: str
-    planned_at: datetime
-    schedule: Schedule
-    profiles_sent: int
-    profiles_rejected: int
-
-
-@dataclass(frozen=True, slots=True)
-class PlanAttempt:
-    """The last re-plan attempt of a site, whether or not it produced a plan."""
-
-    site_id: str
-    at: datetime
-    status: str
-    """The schedule's status (OPTIMAL, FEASIBLE, FALLBACK, ERROR), or ERROR when no plan came out."""
-    error: str | None = None
-    left_out: tuple[str, ...] = ()
 
 
 class Controller:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from ems.controller.belief import EvseBelief
 from ems.controller.budget import EvsePlace
@@ -12,9 +12,28 @@ from ems.controller.planning import PlanningSettings
 from ems.controller.state import LiveSession
 from ems.domain import composite
 from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
+from ems.optimizer.schedule import Schedule
 
-if TYPE_CHECKING:
-    from ems.controller.loop import PlanAttempt, PlanRecord
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    site_id: str
+    planned_at: datetime
+    schedule: Schedule
+    profiles_sent: int
+    profiles_rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAttempt:
+    """The last re-plan attempt of a site, whether or not it produced a plan."""
+
+    site_id: str
+    at: datetime
+    status: str
+    """The schedule's status (OPTIMAL, FEASIBLE, FALLBACK, ERROR), or ERROR when no plan came out."""
+    error: str | None = None
+    left_out: tuple[str, ...] = ()
 
 
 def live_sessions(active: Iterable[LiveSession], record: PlanRecord | None) -> list[LiveSessionView]:
