@@ -6,8 +6,10 @@ load drifts). Events arriving together are folded into one re-plan (``debounce_s
 The optimizer runs in a worker thread with a time limit and always returns a schedule
 (LP, or a tree-respecting fallback), so the event loop never blocks on it.
 
-Dispatch goes through ``ChargerControl`` only; a profile counts as in force when the
-station answered ACCEPTED. On connect, each EVSE gets its fail-safe ``TxDefaultProfile``.
+Dispatch goes through ``ChargerControl`` only, ordered so that the site never goes over its
+limits (``dispatch.py``: cuts first, raises once they fit; ``sending.py`` carries it out).
+Every EVSE of a connected station gets its fail-safe ``TxDefaultProfile`` and every session
+its ``TxProfile``; all are sent again after every connect and boot.
 """
 
 from __future__ import annotations
@@ -22,30 +24,47 @@ from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
+from ems.controller import capabilities, fixed_loads, views
+from ems.controller.budget import EvsePlace
+from ems.controller.capabilities import Capabilities
+from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
+from ems.controller.fast_cut import proportional_cuts
+from ems.controller.hygiene import usable_snapshot
 from ems.controller.planning import (
+    TX_PROFILE_ID_BASE,
     PlanningSettings,
-    SentProfile,
     build_snapshot,
+    evse_place,
     failsafe_profile,
-    should_send,
+    limits_of,
+    reserve,
     tx_profile,
 )
+from ems.controller.sending import DispatchStats, RoundRunner
 from ems.controller.state import LiveState
+from ems.controller.stations import station_evses, sync_transactions
+from ems.controller.views import PlanAttempt, PlanRecord
 from ems.domain.capacity import CapacityInterval, SiteLoadReading
-from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit
+from ems.domain.commands import CommandResult
+from ems.domain.composite import Hardware
 from ems.domain.events import (
     CapacityChanged,
     DomainEvent,
+    SessionEnded,
     SessionStarted,
     SessionUpdated,
     StationBooted,
+    StationConnected,
+    StationDisconnected,
 )
-from ems.domain.live import LiveSessionView, SitePlanView
+from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.domain.site import Site
+from ems.domain.station import OcppVersion
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
+from ems.optimizer.snapshot import Snapshot
 from ems.ports.control import ChargerControl
 from ems.ports.stores import SessionStore
 
@@ -66,15 +85,8 @@ class ControllerSettings:
     replan_interval_s: float = 60.0
     debounce_s: float = 0.25
     """Fold a burst of events (a fleet reconnecting) into one re-plan."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRecord:
-    site_id: str
-    planned_at: datetime
-    schedule: Schedule
-    profiles_sent: int
-    profiles_rejected: int
+    wave_wait_s: float = 5.0
+    """How long raises wait for answers to the cuts before going ahead (unanswered cuts count at old limits)."""
 
 
 class Controller:
@@ -103,8 +115,32 @@ class Controller:
         self._control = charger_control
         self._capacity = capacity
         self._dirty = asyncio.Event()
-        self._sent: dict[tuple[str, int], SentProfile] = {}
+        planning = self.settings.planning
+        self.dispatcher = Dispatcher(
+            DispatchSettings(
+                deadband_a=planning.deadband_a,
+                min_interval_s=planning.min_interval_s,
+                refresh_before_end_s=max(0.0, planning.profile_horizon_s - planning.refresh_s),
+            )
+        )
+        self.runner: RoundRunner | None = None
+        if charger_control is not None:
+            self.runner = RoundRunner(
+                dispatcher=self.dispatcher,
+                control=charger_control,
+                clock=clock,
+                still_running=lambda session_id: session_id in self.state.sessions,
+                wave_wait_s=self.settings.wave_wait_s,
+                on_answer=self._answered,
+            )
+        self._dispatch_lock = asyncio.Lock()
+        self._retry_soon = False
+        self._urgent = False
+        self._capacity_changed = False
+        self.capabilities: dict[str, Capabilities] = {}
+        self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
+        self.attempts: dict[str, PlanAttempt] = {}
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
         self.replanned = asyncio.Event()
@@ -121,51 +157,20 @@ class Controller:
         return self.plans.get(site_id)
 
     def live_sessions(self, site_id: str) -> list[LiveSessionView]:
-        record = self.plans.get(site_id)
-        out: list[LiveSessionView] = []
-        for s in sorted(self.state.active(site_id), key=lambda x: x.started_at):
-            planned: float | None = None
-            limited: tuple[str, ...] = ()
-            if record is not None and s.session_id in record.schedule.session_ids:
-                i = record.schedule.session_ids.index(s.session_id)
-                planned = float(record.schedule.power_w[i][0])
-                limited = record.schedule.limited_by[i]
-            out.append(
-                LiveSessionView(
-                    session_id=s.session_id,
-                    station_id=s.station_id,
-                    evse_id=s.evse_id,
-                    started_at=s.started_at,
-                    power_w=s.power_w,
-                    delivered_wh=s.delivered_wh,
-                    departure_at=s.departure_at,
-                    energy_requested_wh=s.energy_requested_wh,
-                    planned_power_w=planned,
-                    limited_by=limited,
-                )
-            )
-        return out
+        return views.live_sessions(self.state.active(site_id), self.plans.get(site_id))
 
     def plan(self, site_id: str) -> SitePlanView | None:
-        record = self.plans.get(site_id)
-        if record is None:
-            return None
-        sch = record.schedule
-        return SitePlanView(
-            site_id=site_id,
-            planned_at=record.planned_at,
-            status=sch.status.value,
-            algorithm=sch.algorithm.value,
-            solve_s=sch.solve_s,
-            start=sch.start,
-            slot_s=sch.slot_s,
-            site_power_w=tuple(float(v) for v in sch.site_power_w),
-            sessions=len(sch.session_ids),
-            fully_served=sch.fully_served(),
-            unmet_wh=float(sch.unmet_wh.sum()),
-            profiles_sent=record.profiles_sent,
-            profiles_rejected=record.profiles_rejected,
-            violations=tuple(v.message for v in sch.violations),
+        """The plan in force, with the status, error and time of the LAST ATTEMPT (which may have failed)."""
+        return views.plan_view(site_id, self.plans.get(site_id), self.attempts.get(site_id), self.settings.planning)
+
+    def evse_limits(self, site_id: str) -> list[EvseLimitView]:
+        """Per EVSE: what the station has accepted and applies now, and what is still unanswered."""
+        keys = [k for k in self.dispatcher.beliefs if self.state.site_of(k[0]).id == site_id]
+        return views.evse_limits(
+            {k: self.dispatcher.beliefs[k] for k in sorted(keys)},
+            {k: evse_place(self.state, *k) for k in keys},
+            self._clock.now(),
+            lambda station_id: self._control is not None and self._control.is_online(station_id),
         )
 
     # ------------------------------------------------------------ running
@@ -203,16 +208,54 @@ class Controller:
         if isinstance(event, SessionStarted | SessionUpdated):
             await self._load_session(event.session_id)
             relevant = True
+        elif isinstance(event, StationConnected | StationDisconnected):
+            self.dispatcher.connected(event.station_id)  # everything is installed again at the next round
+            if isinstance(event, StationConnected):
+                self._versions[event.station_id] = event.ocpp_version
         elif isinstance(event, StationBooted):
-            # Not awaited here: a slow station must not hold up every other event.
-            if self._group is not None:
-                self._group.create_task(self._send_failsafe(event.station_id), name=f"failsafe-{event.station_id}")
-            else:
-                await self._send_failsafe(event.station_id)
+            self.dispatcher.rebooted(event.station_id)
+            # A boot may mean new firmware: capabilities are learned again, refusals forgotten.
+            self.capabilities[event.station_id] = Capabilities()
+            if self._group is not None:  # not awaited here: a slow station must not hold up other events
+                self._group.create_task(self._learn(event.station_id), name=f"capabilities-{event.station_id}")
+            relevant = True
+        elif isinstance(event, SessionEnded):
+            sync_transactions(self.state, self.dispatcher.beliefs, event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
+            self._urgent = True  # a lower limit must reach the stations now: no debounce
+            self._capacity_changed = True
         if relevant:
             self._dirty.set()
+
+    async def _learn(self, station_id: str) -> None:
+        """Ask a station what it can do with profiles (answers fold into ``capabilities``)."""
+        version = self._versions.get(station_id)
+        if self._control is None or version is None:
+            return
+        try:
+            result = await self._control.execute(station_id, capabilities.query(version))
+        except Exception:
+            # An adapter's bug must not end the controller; the station keeps the default capabilities.
+            log.exception("controller: asking %s for its capabilities failed", station_id)
+            return
+        caps = capabilities.learn(self.capabilities.get(station_id, Capabilities()), version, result)
+        self.capabilities[station_id] = caps
+        log.info("controller: %s capabilities %s", station_id, caps)
+        self._dirty.set()
+
+    def _answered(self, send: Send, result: CommandResult) -> None:
+        before = self.capabilities.get(send.station_id, Capabilities())
+        after = capabilities.answered(before, send.command, result.status)
+        self.capabilities[send.station_id] = after
+        if before.takes_profiles() and not after.takes_profiles():
+            log.warning(
+                "controller: %s will not take profiles (%s): planned as a fixed load at what it may apply",
+                send.station_id,
+                result.detail or result.status.value,
+            )
+        if after.refusals > before.refusals or before.takes_profiles() != after.takes_profiles():
+            self._dirty.set()  # try again soon, or plan around it
 
     async def _load_session(self, session_id: str) -> None:
         try:
@@ -226,10 +269,17 @@ class Controller:
     async def _plan_loop(self) -> None:
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the event.
+            wait_s = self.settings.replan_interval_s
+            if self._retry_soon:
+                # Raises were held back (waiting for cuts, or their minimum interval): dispatch again soon.
+                wait_s = min(wait_s, max(self.settings.planning.min_interval_s, self.settings.wave_wait_s))
+                self._retry_soon = False
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.replan_interval_s):
+                async with asyncio.timeout(wait_s):
                     await self._dirty.wait()
-            await asyncio.sleep(self.settings.debounce_s)
+            if not self._urgent:
+                await asyncio.sleep(self.settings.debounce_s)
+            self._urgent = False
             self._dirty.clear()
             for site in self.sites:
                 try:
@@ -241,20 +291,64 @@ class Controller:
     # ------------------------------------------------------------ planning
 
     async def replan(self, site_id: str) -> PlanRecord | None:
-        site = next(s for s in self.sites if s.id == site_id)
-        if not self.state.active(site_id):
-            self.plans.pop(site_id, None)
-            return None
+        """Plan ``site_id`` now and dispatch; the attempt (its status, error, sessions left out) is kept."""
         now = self._clock.now()
+        try:
+            return await self._replan(site_id, now)
+        except Exception as exc:
+            self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", f"{type(exc).__name__}: {exc}")
+            self.replanned.set()
+            raise
+
+    async def _replan(self, site_id: str, now: datetime) -> PlanRecord | None:
+        site = next(s for s in self.sites if s.id == site_id)
         planning = self.settings.planning
-        snapshot = build_snapshot(site, self.state, now, planning, self._timelines(site, planning))
+        online, places = self._prepare(site)
+        timelines = self._timelines(site, planning)
+        full = build_snapshot(site, self.state, now, planning, timelines)
+        if self._capacity_changed:
+            self._capacity_changed = False
+            await self._fast_cut(site, full, online, places, now)
+        fixed, exclude = fixed_loads.around_plan(
+            site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
+        )
+        usable = usable_snapshot(lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex), exclude)
+        left_out = tuple(f"{sid}: {why}" for sid, why in sorted(usable.left_out.items()))
+        for line in left_out:
+            log.warning("controller: site %s: session %s; left out of the plan, the rest is planned", site_id, line)
+        if usable.left_out:
+            fixed += fixed_loads.left_out(self.state, self.dispatcher.beliefs, usable.left_out, places, now)
+        if usable.problems:
+            error = "invalid optimizer snapshot: " + "; ".join(usable.problems)
+            self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", error, left_out)
+            log.error("controller: site %s not planned: %s", site_id, error)
+            await self._dispatch(site, None, full, online, places)  # defaults and re-installs still go out
+            self.replanned.set()
+            return None
+        if not usable.snapshot.sessions:
+            self.plans.pop(site_id, None)
+            self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
+            waiting = self._uncontrolled(exclude)
+            sent, _ = await self._dispatch(site, None, full, online, places)
+            if sent and waiting:
+                self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
+            self.replanned.set()
+            return None
+        snapshot = reserve(usable.snapshot, fixed)
         planner = self._planners.get(site_id)
         if planner is None:
             planner = self._planners[site_id] = RollingPlanner(Options(time_limit_s=planning.solve_time_limit_s))
         # Each site's planner warm-starts from its previous plan; one re-plan per site at a time (the loop).
         schedule = await asyncio.to_thread(planner.plan, snapshot)
         self.replans += 1
-        sent, rejected = await self._dispatch(site, schedule)
+        solver_error = schedule.stats.get("error")
+        self.attempts[site_id] = PlanAttempt(
+            site_id, now, schedule.status.value, None if solver_error is None else str(solver_error), left_out
+        )
+        waiting = self._uncontrolled(exclude)
+        sent, rejected = await self._dispatch(site, schedule, full, online, places)
+        if sent and waiting:
+            self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
         self.replanned.set()
@@ -269,6 +363,43 @@ class Controller:
         )
         return record
 
+    def _uncontrolled(self, exclude: frozenset[str]) -> bool:
+        sessions = (self.state.sessions.get(sid) for sid in exclude)
+        return any(
+            s is not None and not fixed_loads.controlled(self.dispatcher.beliefs.get((s.station_id, s.evse_id)))
+            for s in sessions
+        )
+
+    async def _fast_cut(
+        self, site: Site, full: Snapshot, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
+    ) -> None:
+        """A capacity drop: cut every EVSE under a node that is now over, in proportion, before solving."""
+        if self.runner is None:
+            return
+        limits = limits_of(full)
+        spec = self.state.evse_spec
+        sessions = [
+            ((s.station_id, s.evse_id), s.session_id, s.transaction_id, spec(s.station_id, s.evse_id).min_current_a)
+            for s in self.state.active(site.id)
+            if s.station_id in online and s.transaction_id is not None
+        ]
+        async with self._dispatch_lock:
+            budget = self.dispatcher.budget(limits, places, now)
+            desired = proportional_cuts(
+                budget,
+                self.dispatcher.beliefs,
+                places,
+                sessions,
+                now,
+                self.settings.planning.profile_horizon_s,
+                TX_PROFILE_ID_BASE,
+            )
+            if desired:
+                log.info(
+                    "controller: site %s over its new capacity: %d proportional cut(s) first", site.id, len(desired)
+                )
+                await self.runner.run(desired, limits, places)
+
     def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
         if self._capacity is None:
             return {}
@@ -278,65 +409,75 @@ class Controller:
             out[c.id] = self._capacity.timeline(site.id, c.id, horizon_s=horizon_s)
         return out
 
-    async def _dispatch(self, site: Site, schedule: Schedule) -> tuple[int, int]:
-        if self._control is None:
-            return 0, 0
+    # ------------------------------------------------------------ dispatch
+
+    def stats(self) -> DispatchStats:
+        return self.runner.stats if self.runner is not None else DispatchStats()
+
+    def _prepare(self, site: Site) -> tuple[list[str], dict[EvseKey, EvsePlace]]:
+        """The site's online stations (each EVSE with a belief, its transaction synced), and where EVSEs sit."""
+        candidates = {s.id for s in site.stations} | set(self.state.stations)
+        candidates |= {s.station_id for s in self.state.sessions.values()}
+        online = sorted(
+            sid
+            for sid in candidates
+            if self.state.site_of(sid).id == site.id and self._control is not None and self._control.is_online(sid)
+        )
+        for station_id in online:
+            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
+                continue  # it refuses them: planned around (until it boots again and is asked afresh)
+            for evse_id in station_evses(site, self.state, station_id):
+                spec = self.state.evse_spec(station_id, evse_id)
+                self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
+        for station_id in {k[0] for k in self.dispatcher.beliefs}:
+            if self.state.site_of(station_id).id == site.id:
+                sync_transactions(self.state, self.dispatcher.beliefs, station_id)
+        places = {
+            key: evse_place(self.state, *key)
+            for key in self.dispatcher.beliefs
+            if self.state.site_of(key[0]).id == site.id
+        }
+        return online, places
+
+    def _desired(self, site: Site, schedule: Schedule | None, online: list[str]) -> list[Desired]:
+        """Every profile the plan wants installed: fail-safe defaults, then TxProfiles."""
         planning = self.settings.planning
-        now_s = self._clock.monotonic()
-        pending: list[tuple[str, int, SetChargingLimit]] = []
-        for session in self.state.active(site.id):
-            if not self._control.is_online(session.station_id):
-                continue
-            spec = self.state.evse_spec(session.station_id, session.evse_id)
-            command = tx_profile(schedule, session, spec, planning)
-            if command is None or not command.periods:
-                continue
-            if should_send(command, self._sent.get((session.station_id, session.evse_id)), now_s, planning):
-                pending.append((session.station_id, session.evse_id, command))
-        results = await asyncio.gather(*(self._execute(sid, cmd) for sid, _, cmd in pending))
-        sent = rejected = 0
-        for (station_id, evse_id, command), result in zip(pending, results, strict=True):
-            if result.status is CommandStatus.ACCEPTED:
-                sent += 1
-                self._sent[(station_id, evse_id)] = SentProfile(command.periods[0].limit, now_s)
-            else:
-                rejected += 1
-                log.warning(
-                    "controller: %s evse %d refused its profile: %s %s",
-                    station_id,
-                    evse_id,
-                    result.status.value,
-                    result.detail or "",
-                )
-        return sent, rejected
-
-    async def _execute(self, station_id: str, command: SetChargingLimit) -> CommandResult:
-        """``ChargerControl.execute``, with an adapter's own bug reported as a refusal instead of
-        taking the control loop (and with it every other station's limits) down."""
-        assert self._control is not None
-        try:
-            return await self._control.execute(station_id, command)
-        except Exception as exc:
-            log.exception("controller: sending %s to %s failed inside the adapter", command.purpose, station_id)
-            return CommandResult(CommandStatus.REJECTED, f"adapter error: {type(exc).__name__}")
-
-    async def _send_failsafe(self, station_id: str) -> None:
-        if self._control is None:
-            return
-        site = self.state.site_of(station_id)
-        spec = site.station(station_id)
-        if spec is None:
-            return
         evse_count = sum(len(s.evses) for s in site.stations)
-        for evse in spec.evses:
-            command = failsafe_profile(site, evse, evse_count)
-            if command is None:
-                continue
-            result = await self._execute(station_id, command)
-            if result.status is not CommandStatus.ACCEPTED:
-                log.warning(
-                    "controller: %s evse %d refused its fail-safe profile: %s",
-                    station_id,
-                    evse.evse_id,
-                    result.status.value,
-                )
+        desired: list[Desired] = []
+        busy = {(s.station_id, s.evse_id) for s in self.state.sessions.values()}
+        for station_id in online:
+            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
+                continue  # it refuses them: planned around (until it boots again and is asked afresh)
+            for evse_id in station_evses(site, self.state, station_id):
+                spec = self.state.evse_spec(station_id, evse_id)
+                command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
+                caps = self.capabilities.get(station_id, Capabilities())
+                desired.append(Desired(station_id, capabilities.shape(command, caps, spec.voltage_v, spec.phases)))
+        if schedule is not None:
+            for session in self.state.active(site.id):
+                if session.station_id not in online:
+                    continue
+                spec = self.state.evse_spec(session.station_id, session.evse_id)
+                tx = tx_profile(schedule, session, spec, planning)
+                if tx is not None and tx.periods:
+                    caps = self.capabilities.get(session.station_id, Capabilities())
+                    tx = capabilities.shape(tx, caps, spec.voltage_v, spec.phases)
+                    desired.append(Desired(session.station_id, tx, session.session_id))
+        return desired
+
+    async def _dispatch(
+        self,
+        site: Site,
+        schedule: Schedule | None,
+        snapshot: Snapshot,
+        online: list[str],
+        places: dict[EvseKey, EvsePlace],
+    ) -> tuple[int, int]:
+        if self._control is None or self.runner is None:
+            return 0, 0
+        async with self._dispatch_lock:
+            desired = self._desired(site, schedule, online)
+            outcome = await self.runner.run(desired, limits_of(snapshot), places)
+        if outcome.held or outcome.throttled:
+            self._retry_soon = True
+        return outcome.sent, outcome.refused

@@ -10,19 +10,18 @@ as the car takes): the optimizer then shares fairly rather than guessing.
 Profiles (the fail-safe design): each charging session gets a ``TxProfile`` covering only
 the next ``profile_horizon_s``; a station whose link drops follows it to its end and then
 falls back to the ``TxDefaultProfile`` fail-safe limit the controller installs at connect.
-Profiles are refreshed every ``refresh_s``. A limit going *down* by more than ``deadband_a``
-is sent at once (the site may be over its capacity until it lands); one going *up* waits
-for ``min_interval_s`` since the EVSE's last profile, so charger flash and EV contactors
-are not worn by noise.
+When and in what order they are sent is ``dispatch.py``'s business (cuts first, raises once
+they fit, refreshed ``refresh_s`` after they were sent).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from ems.controller.budget import SITE, EvsePlace, Limits, NodeLimits
 from ems.controller.state import LiveSession, LiveState
 from ems.domain.capacity import CapacityInterval
 from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
@@ -88,8 +87,11 @@ def build_snapshot(
     now: datetime,
     settings: PlanningSettings,
     capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> Snapshot:
-    """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline."""
+    """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline.
+
+    Sessions in ``exclude`` are left out (the controller plans around them as fixed loads)."""
     capacity = capacity or {}
     start, slots, slot_s = now, settings.horizon_slots, settings.slot_s
     site_iv = capacity.get(None, ())
@@ -109,7 +111,7 @@ def build_snapshot(
         )
         for c in site.circuits
     )
-    sessions = state.active(site.id)
+    sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
     evses: dict[str, EvseLimits] = {}
     demands: list[SessionDemand] = []
     for s in sorted(sessions, key=lambda x: x.session_id):
@@ -159,13 +161,6 @@ def _demand(s: LiveSession, evse: str, now: datetime, settings: PlanningSettings
 # ------------------------------------------------------------------ profiles
 
 
-@dataclass(frozen=True, slots=True)
-class SentProfile:
-    first_limit_a: float
-    sent_at_s: float
-    """Monotonic seconds."""
-
-
 def tx_profile(
     schedule: Schedule, session: LiveSession, spec: EvseSpec, settings: PlanningSettings
 ) -> SetChargingLimit | None:
@@ -197,27 +192,17 @@ def tx_profile(
     )
 
 
-def should_send(command: SetChargingLimit, last: SentProfile | None, now_s: float, settings: PlanningSettings) -> bool:
-    """Send a lower limit at once (safety: the site may be over its capacity until it lands); a higher
-    one only past the deadband and the minimum interval; otherwise refresh before the profile runs out."""
-    if last is None:
-        return True
-    change_a = command.periods[0].limit - last.first_limit_a
-    if change_a < -settings.deadband_a or (command.periods[0].limit == 0 and last.first_limit_a > 0):
-        return True
-    elapsed = now_s - last.sent_at_s
-    if elapsed < settings.min_interval_s:
-        return False
-    return change_a > settings.deadband_a or elapsed >= settings.refresh_s
-
-
-def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetChargingLimit | None:
-    """TxDefaultProfile holding the EVSE to its share of the site's fail-safe capacity when the link drops."""
-    if site.failsafe_capacity_w is None:
-        return None
-    share_w = site.failsafe_capacity_w / max(1, evse_count)
-    amps = min(spec.max_current_a, current_a_from_power_w(share_w, spec.voltage_v, spec.phases))
-    amps = math.floor(amps * 10 + 1e-9) / 10 if amps >= spec.min_current_a else 0.0
+def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int, *, busy: bool = False) -> SetChargingLimit:
+    """TxDefaultProfile: what the EVSE applies without a TxProfile (a car that just plugged in, a link lost
+    past its TxProfile's end). An idle EVSE gets its share of the site's fail-safe capacity (0 A when that
+    is below its minimum current, or when no fail-safe capacity is set); an EVSE with a session gets 0 A, so
+    that its default never adds to what its TxProfile allows (the car pauses if the link stays down past
+    the TxProfile's end; a next car waits for its plan)."""
+    amps = 0.0
+    if site.failsafe_capacity_w is not None and not busy:
+        share_w = site.failsafe_capacity_w / max(1, evse_count)
+        amps = min(spec.max_current_a, current_a_from_power_w(share_w, spec.voltage_v, spec.phases))
+        amps = math.floor(amps * 10 + 1e-9) / 10 if amps >= spec.min_current_a else 0.0
     return SetChargingLimit(
         evse_id=spec.evse_id,
         profile_id=FAILSAFE_PROFILE_ID_BASE + spec.evse_id,
@@ -226,3 +211,67 @@ def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetCharging
         rate_unit=RateUnit.A,
         periods=(ChargingSchedulePeriod(start_offset_s=0, limit=amps, number_phases=spec.phases),),
     )
+
+
+def limits_of(snapshot: Snapshot) -> Limits:
+    """The limits in force per node of the circuit tree, as the optimizer saw them (for the dispatch budget)."""
+    site = snapshot.site
+    capacity = site.capacity_w
+    if capacity is not None and (site.base_load_w is not None or site.pv_w is not None):
+        base = site.base_load_w or (0.0,) * len(capacity)
+        pv = site.pv_w or (0.0,) * len(capacity)
+        capacity = tuple(c - b + p for c, b, p in zip(capacity, base, pv, strict=True))
+    nodes = [NodeLimits(SITE, None, capacity, dict(site.phase_limits_a))]
+    nodes.extend(
+        NodeLimits(c.id, c.parent if c.parent is not None else SITE, c.capacity_w, dict(c.phase_limits_a))
+        for c in snapshot.circuits
+    )
+    return Limits(snapshot.start, snapshot.slot_s, tuple(nodes))
+
+
+def evse_place(state: LiveState, station_id: str, evse_id: int) -> EvsePlace:
+    spec = state.evse_spec(station_id, evse_id)
+    return EvsePlace(state.circuit_of(station_id), spec.phase_map[: spec.phases], spec.voltage_v)
+
+
+def reserve(snapshot: Snapshot, fixed: Sequence[tuple[EvsePlace, float, float]]) -> Snapshot:
+    """``snapshot`` with room kept for loads the plan does not control: ``(place, current_a, power_w)`` each.
+
+    Idle EVSEs (a car may plug in and draw its TxDefaultProfile), sessions left out of the plan
+    and stations that refuse profiles draw up to their bound; the optimizer plans the rest
+    within what is left, per node (W) and per phase (A)."""
+    if not fixed:
+        return snapshot
+    nodes = limits_of(snapshot)
+    budget_nodes = {n.id: n for n in nodes.nodes}
+    watts: dict[str, float] = {}
+    amps: dict[str, dict[Phase, float]] = {}
+    for place, current_a, power_w in fixed:
+        node: str | None = place.circuit if place.circuit in budget_nodes else SITE
+        seen: set[str] = set()
+        while node is not None and node in budget_nodes and node not in seen:
+            seen.add(node)
+            watts[node] = watts.get(node, 0.0) + power_w
+            per_phase = amps.setdefault(node, {})
+            for p in place.phase_map:
+                per_phase[p] = per_phase.get(p, 0.0) + current_a
+            node = budget_nodes[node].parent
+
+    def cut_w(values: tuple[float, ...] | None, node: str) -> tuple[float, ...] | None:
+        if values is None:
+            return None
+        return tuple(max(0.0, v - watts.get(node, 0.0)) for v in values)
+
+    def cut_a(limits: Mapping[Phase, float], node: str) -> dict[Phase, float]:
+        return {p: max(0.0, a - amps.get(node, {}).get(p, 0.0)) for p, a in limits.items()}
+
+    site = replace(
+        snapshot.site,
+        capacity_w=cut_w(snapshot.site.capacity_w, SITE),
+        phase_limits_a=cut_a(snapshot.site.phase_limits_a, SITE),
+    )
+    circuits = tuple(
+        replace(c, capacity_w=cut_w(c.capacity_w, c.id), phase_limits_a=cut_a(c.phase_limits_a, c.id))
+        for c in snapshot.circuits
+    )
+    return replace(snapshot, site=site, circuits=circuits)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ems.domain.live import LiveSessionView, SitePlanView
+from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.ports.grid import SiteLoad
 
 
@@ -14,3 +14,5 @@ class SiteMonitor(SiteLoad, Protocol):
     def live_sessions(self, site_id: str) -> list[LiveSessionView]: ...
 
     def plan(self, site_id: str) -> SitePlanView | None: ...
+
+    def evse_limits(self, site_id: str) -> list[EvseLimitView]: ...

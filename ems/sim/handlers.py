@@ -38,6 +38,7 @@ class CommandTarget(Protocol):
     evses: dict[int, SimEvse]
     config: dict[str, str]
     clock: Clock
+    refuse_profiles: set[str]
 
     def request(
         self, kind: IntentKind, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
@@ -89,6 +90,8 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
     @on("SetChargingProfile")
     def on_set_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any], **_: Any) -> Any:
         profile = profile_from_v16(connector_id, cs_charging_profiles)
+        if profile.purpose in self.sim.refuse_profiles:
+            return r16.SetChargingProfile(status="Rejected")
         evse = self.sim.evses.get(connector_id)
         if profile.purpose == "TxProfile" and (evse is None or evse.tx is None):
             return r16.SetChargingProfile(status="Rejected")  # 1.6: a TxProfile needs a transaction
@@ -194,7 +197,10 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
 
     @on("SetChargingProfile")
     def on_set_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
-        self.sim.install_profile(profile_from_v201(evse_id, charging_profile))
+        profile = profile_from_v201(evse_id, charging_profile)
+        if profile.purpose in self.sim.refuse_profiles:
+            return r201.SetChargingProfile(status="Rejected")
+        self.sim.install_profile(profile)
         return r201.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")

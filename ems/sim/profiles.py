@@ -1,88 +1,46 @@
 """Charging profiles as a simulated station holds them, and the limit they impose (pure).
 
-Stacking (OCPP 1.6 §3.13 / 2.0.1 K01): per purpose, the valid profile with the highest
-stack level wins; the EVSE limit is min(station max profile, TxProfile if one is installed
-for the running transaction, else TxDefaultProfile). Limits in A convert to W at 230 V
-per phase on ``number_phases`` (default 3).
+The composite rules are those of ``ems.domain.composite`` (OCPP 1.6 §3.13 / 2.0.1 K01: all
+periods, validity, stack levels per purpose, TxProfile over TxDefaultProfile, the station
+maximum on top), the same module the controller reasons with: the simulator follows what
+it accepted exactly, so that it is a fair check of the controller. This module only reads
+the library's handler arguments into ``InstalledProfile`` and answers in W.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ems.domain.units import NOMINAL_VOLTAGE_V, power_w_from_current_a
+from ems.domain.composite import Hardware, InstalledProfile, Period, evse_limit, profile, station_cap_a
+from ems.domain.units import NOMINAL_VOLTAGE_V
 from ems.sim.wire import parse_time
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-MAX_PURPOSES = frozenset({"ChargePointMaxProfile", "ChargingStationMaxProfile"})
+Profile = InstalledProfile
+"""The simulator's name for an installed profile."""
 
+__all__ = ["Period", "Profile", "effective_limit_w", "profile_from_v16", "profile_from_v201", "station_cap_w"]
 
-@dataclass(frozen=True, slots=True)
-class Period:
-    start_offset_s: int
-    limit: float
-    number_phases: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    id: int
-    evse_id: int
-    purpose: str
-    stack_level: int
-    rate_unit: str
-    periods: tuple[Period, ...]
-    start_at: datetime | None = None
-    duration_s: int | None = None
-    transaction_id: str | None = None
-
-    def limit_w_at(self, now: datetime, relative_start: datetime, default_phases: int = 3) -> float | None:
-        """The limit in W at ``now``; ``None`` when not in effect. A relative schedule starts at ``relative_start``."""
-        start = self.start_at or relative_start
-        elapsed = (now - start).total_seconds()
-        if elapsed < 0 or (self.duration_s is not None and elapsed >= self.duration_s):
-            return None
-        current: Period | None = None
-        for p in sorted(self.periods, key=lambda p: p.start_offset_s):
-            if p.start_offset_s <= elapsed:
-                current = p
-        if current is None:
-            return None
-        if self.rate_unit == "A":
-            phases = current.number_phases or default_phases
-            return power_w_from_current_a(current.limit, NOMINAL_VOLTAGE_V, phases)
-        return current.limit
-
-
-def _winner(profiles: Iterable[Profile], now: datetime, since: datetime) -> float | None:
-    best: tuple[int, float] | None = None
-    for p in profiles:
-        limit = p.limit_w_at(now, since)
-        if limit is not None and (best is None or p.stack_level > best[0]):
-            best = (p.stack_level, limit)
-    return None if best is None else best[1]
+_UNBOUNDED = Hardware(max_current_a=float("inf"), phases=3, voltage_v=NOMINAL_VOLTAGE_V)
 
 
 def effective_limit_w(
-    profiles: Iterable[Profile], *, evse_id: int, now: datetime, tx_id: str | None, tx_started_at: datetime | None
+    profiles: Sequence[Profile], *, evse_id: int, now: datetime, tx_id: str | None, tx_started_at: datetime | None
 ) -> float | None:
-    """The EVSE's limit in W at ``now``; ``None``: no profile limits it."""
-    mine = [p for p in profiles if p.evse_id in (0, evse_id)]
-    since = tx_started_at or now
-    station_max = _winner((p for p in mine if p.purpose in MAX_PURPOSES), now, since)
-    tx = _winner(
-        (p for p in mine if p.purpose == "TxProfile" and tx_id is not None and p.transaction_id in (None, tx_id)),
-        now,
-        since,
-    )
-    if tx is None:
-        tx = _winner((p for p in mine if p.purpose == "TxDefaultProfile"), now, since)
-    limits = [x for x in (station_max, tx) if x is not None]
-    return min(limits) if limits else None
+    """The EVSE's limit in W at ``now`` (3 phases unless a period says fewer); ``None``: no profile limits it."""
+    limit = evse_limit(profiles, evse_id=evse_id, t=now, hw=_UNBOUNDED, tx_id=tx_id, tx_started_at=tx_started_at)
+    if limit.current_a == float("inf"):
+        return None
+    return limit.power_w(NOMINAL_VOLTAGE_V)
+
+
+def station_cap_w(profiles: Sequence[Profile], now: datetime) -> float | None:
+    """The station-wide maximum (EVSE 0 station max profile) in W at ``now``; ``None``: none."""
+    cap_a = station_cap_a(profiles, t=now, hw=_UNBOUNDED)
+    return None if cap_a is None or cap_a == float("inf") else cap_a * NOMINAL_VOLTAGE_V * 3
 
 
 def profile_from_v16(connector_id: int, p: dict[str, Any]) -> Profile:
@@ -95,17 +53,20 @@ def profile_from_v201(evse_id: int, p: dict[str, Any]) -> Profile:
     return _profile(int(p["id"]), evse_id, p, p["charging_schedule"][0])
 
 
+def _time(value: Any) -> datetime | None:
+    return parse_time(value, EPOCH) if isinstance(value, str) else None
+
+
 def _profile(profile_id: int, evse_id: int, p: dict[str, Any], schedule: dict[str, Any]) -> Profile:
-    start = schedule.get("start_schedule")
     duration = schedule.get("duration")
     tx = p.get("transaction_id")
-    return Profile(
+    return profile(
         id=profile_id,
         evse_id=evse_id,
         purpose=str(p["charging_profile_purpose"]),
         stack_level=int(p["stack_level"]),
         rate_unit=str(schedule["charging_rate_unit"]),
-        periods=tuple(
+        periods=(
             Period(
                 start_offset_s=int(x["start_period"]),
                 limit=float(x["limit"]),
@@ -113,7 +74,9 @@ def _profile(profile_id: int, evse_id: int, p: dict[str, Any], schedule: dict[st
             )
             for x in schedule["charging_schedule_period"]
         ),
-        start_at=parse_time(start, EPOCH) if isinstance(start, str) else None,
+        start_at=_time(schedule.get("start_schedule")),
         duration_s=None if duration is None else int(duration),
         transaction_id=None if tx is None else str(tx),
+        valid_from=_time(p.get("valid_from")),
+        valid_to=_time(p.get("valid_to")),
     )

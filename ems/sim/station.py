@@ -30,6 +30,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.v201.enums import TransactionEventEnumType
 
 from ems.clock import Clock, SystemClock
+from ems.domain import composite
 from ems.domain.card import AuthorizationStatus
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, OcppVersion
@@ -38,10 +39,28 @@ from ems.sim import messages201 as m201
 from ems.sim.ev import Ev
 from ems.sim.handlers import Cp16Handlers, Cp201Handlers
 from ems.sim.link import SimLink
-from ems.sim.profiles import Profile, effective_limit_w
+from ems.sim.profiles import Profile, effective_limit_w, station_cap_w
 from ems.sim.state import Factory, Intent, IntentKind, SimEvse, SimStats, TxRef, _Answered
 
 log = logging.getLogger(__name__)
+
+SMART_CHARGING_CONFIG = {
+    OcppVersion.V16: {
+        "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+        "ChargeProfileMaxStackLevel": "8",
+        "ChargingScheduleMaxPeriods": "24",
+        "MaxChargingProfilesInstalled": "16",
+        "ConnectorSwitch3to1PhaseSupported": "false",
+    },
+    OcppVersion.V201: {
+        "RateUnit": "A,W",
+        "ProfileStackLevel": "8",
+        "PeriodsPerSchedule": "24",
+        "Entries": "16",
+        "PhaseSwitchingSupported": "false",
+    },
+}
+"""What the simulated stations report about smart charging (1.6 configuration keys, 2.0.1 SmartChargingCtrlr)."""
 
 
 class SimStation:
@@ -75,7 +94,10 @@ class SimStation:
         self.config: dict[str, str] = {
             "HeartbeatInterval": "300",
             "MeterValueSampleInterval": str(int(meter_interval_s)),
+            **SMART_CHARGING_CONFIG[version],
         }
+        self.refuse_profiles: set[str] = set()
+        """Profile purposes this station refuses (a charger that will not take them)."""
         self.stats = SimStats()
         self.intents: asyncio.Queue[Intent] = asyncio.Queue()
         self.queue: deque[Factory] = deque()
@@ -322,6 +344,7 @@ class SimStation:
         now = self.clock.now()
         evse.tx = None
         evse.power_w = 0.0
+        self.profiles = list(composite.end_transaction(self.profiles, evse_id, tx.id))  # its TxProfiles go with it
         if self.version is OcppVersion.V16:
             meter = int(evse.register_wh)
             end = [self._register_sample(evse, now, ReadingContext.TRANSACTION_END)]
@@ -367,12 +390,20 @@ class SimStation:
         )
 
     def advance(self, duration_s: float) -> None:
-        """Charge every EVSE with a transaction for ``duration_s`` of simulated time (pure bookkeeping)."""
+        """Charge every EVSE with a transaction for ``duration_s`` of simulated time (pure bookkeeping).
+
+        Each EV draws what its composite limit allows; a station maximum caps the station's sum
+        (shared in proportion to what each EV would draw)."""
+        wanted: dict[int, float] = {}
         for evse in self.evses.values():
-            if evse.tx is None or evse.ev is None:
-                evse.power_w = 0.0
+            wanted[evse.id] = 0.0 if evse.tx is None or evse.ev is None else evse.ev.draw_w(self.limit_w(evse.id))
+        cap_w = station_cap_w(self.profiles, self.clock.now())
+        total_w = sum(wanted.values())
+        scale = 1.0 if cap_w is None or total_w <= cap_w else cap_w / total_w
+        for evse in self.evses.values():
+            evse.power_w = wanted[evse.id] * scale
+            if evse.ev is None or evse.tx is None:
                 continue
-            evse.power_w = evse.ev.draw_w(self.limit_w(evse.id))
             evse.ev, energy_wh = evse.ev.charged(evse.power_w, duration_s)
             evse.register_wh += energy_wh
             evse.delivered_wh += energy_wh
@@ -397,32 +428,15 @@ class SimStation:
         return next((e.id for e in self.evses.values() if e.tx is None), None)
 
     def install_profile(self, profile: Profile) -> None:
-        self.profiles = [
-            p
-            for p in self.profiles
-            if not (
-                p.id == profile.id
-                or (
-                    p.evse_id == profile.evse_id
-                    and p.purpose == profile.purpose
-                    and p.stack_level == profile.stack_level
-                )
-            )
-        ]
-        self.profiles.append(profile)
+        self.profiles = list(composite.install(self.profiles, profile))
 
     def clear_profiles(
         self, profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
     ) -> bool:
-        def matches(p: Profile) -> bool:
-            if profile_id is not None:
-                return p.id == profile_id
-            return (
-                (evse_id is None or p.evse_id == evse_id)
-                and (purpose is None or p.purpose == purpose)
-                and (stack_level is None or p.stack_level == stack_level)
-            )
-
         before = len(self.profiles)
-        self.profiles = [p for p in self.profiles if not matches(p)]
+        self.profiles = list(
+            composite.clear(
+                self.profiles, profile_id=profile_id, evse_id=evse_id, purpose=purpose, stack_level=stack_level
+            )
+        )
         return len(self.profiles) < before

@@ -40,6 +40,26 @@ class PlanPublic(BaseModel):
     profiles_sent: int
     profiles_rejected: int
     violations: list[str]
+    attempted_at: datetime | None
+    """The last re-plan attempt; ``status`` and ``error`` are that attempt's (``planned_at``: the plan in force)."""
+    age_s: float | None
+    """Seconds since the last attempt."""
+    error: str | None
+    left_out: list[str]
+    """Sessions the last attempt left out of the plan, each with why."""
+
+
+class EvseLimitPublic(BaseModel):
+    station_id: str
+    evse_id: int
+    online: bool
+    transaction_id: str | None
+    accepted_current_a: float
+    """A per phase the station applies now, by the profiles it accepted."""
+    accepted_power_w: float
+    certain: bool
+    """False while a profile is unanswered or its answer was lost (then the higher limit is shown)."""
+    pending_current_a: list[float]
 
 
 class LivePublic(BaseModel):
@@ -49,7 +69,12 @@ class LivePublic(BaseModel):
     phase_current_a: dict[str, float]
     measured_at: datetime | None
     active_sessions: int
+    planned_power_w: float | None
+    """What the plan in force gives the site's sessions now (its first slot)."""
+    accepted_power_w: float
+    """What the stations may apply now, by the profiles they accepted (EVSEs of connected-since-start stations)."""
     sessions: list[LiveSessionPublic]
+    evses: list[EvseLimitPublic]
     plan: PlanPublic | None
 
 
@@ -62,6 +87,8 @@ async def live(site_id: str, services: Services, _: Analyst) -> LivePublic:
         raise NotAvailable("no controller runs in this process")
     load = monitor.site_load(site_id)
     plan = monitor.plan(site_id)
+    evses = monitor.evse_limits(site_id)
+    now = services.clock.now()
     return LivePublic(
         site_id=site_id,
         measured_power_w=load.power_w,
@@ -69,6 +96,21 @@ async def live(site_id: str, services: Services, _: Analyst) -> LivePublic:
         phase_current_a={str(p): a for p, a in load.phase_current_a.items()},
         measured_at=load.measured_at,
         active_sessions=load.active_sessions,
+        planned_power_w=plan.site_power_w[0] if plan is not None and plan.site_power_w else None,
+        accepted_power_w=sum(e.accepted_power_w for e in evses),
+        evses=[
+            EvseLimitPublic(
+                station_id=e.station_id,
+                evse_id=e.evse_id,
+                online=e.online,
+                transaction_id=e.transaction_id,
+                accepted_current_a=e.accepted_current_a,
+                accepted_power_w=e.accepted_power_w,
+                certain=e.certain,
+                pending_current_a=list(e.pending_current_a),
+            )
+            for e in evses
+        ],
         sessions=[
             LiveSessionPublic(
                 session_id=s.session_id,
@@ -100,5 +142,9 @@ async def live(site_id: str, services: Services, _: Analyst) -> LivePublic:
             profiles_sent=plan.profiles_sent,
             profiles_rejected=plan.profiles_rejected,
             violations=list(plan.violations),
+            attempted_at=plan.attempted_at,
+            age_s=None if plan.attempted_at is None else (now - plan.attempted_at).total_seconds(),
+            error=plan.error,
+            left_out=list(plan.left_out),
         ),
     )

@@ -6,6 +6,8 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ems.bus import EventBus
 from ems.clock import FakeClock
 from ems.controller.loop import Controller, ControllerSettings
@@ -111,8 +113,10 @@ async def test_sessions_get_profiles_within_the_tree(storage: Storage) -> None:
     controller, _, _ = make(storage, control)
     for n, station in enumerate(("CP1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
+    assert await controller.replan("depot") is None, "first the fail-safe defaults: nothing accepted yet"
+    assert len(control.profiles("TxDefaultProfile")) == 2 and not control.profiles()
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_sent == 2 and record.profiles_rejected == 0
+    assert record is not None and record.profiles_sent == 2 and record.profiles_rejected == 0, "2 tx"
     profiles = control.profiles()
     assert set(profiles) == {"CP1", "CP2"}
     assert profiles["CP1"].transaction_id == "100" and profiles["CP2"].transaction_id == "101"
@@ -127,6 +131,7 @@ async def test_a_capacity_drop_lowers_the_limits(storage: Storage) -> None:
     controller, _, clock = make(storage, control, capacity)
     for n, station in enumerate(("CP1", "CP2")):
         await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
+    await controller.replan("depot")  # the defaults
     await controller.replan("depot")
     before = first_slot_w(control)
     capacity.capacity_w = 5_000
@@ -139,11 +144,13 @@ async def test_a_capacity_drop_lowers_the_limits(storage: Storage) -> None:
 
 async def test_refused_profiles_are_counted_and_retried(storage: Storage) -> None:
     await seed(storage)
-    control = RecordingControl(CommandStatus.REJECTED)
+    control = RecordingControl()
     controller, _, clock = make(storage, control)
     await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults, accepted
+    control.answer = CommandStatus.REJECTED
     record = await controller.replan("depot")
-    assert record is not None and record.profiles_rejected == 1 and record.profiles_sent == 0
+    assert record is not None and record.profiles_rejected == 1 and record.profiles_sent == 0, "the TxProfile"
     control.answer = CommandStatus.ACCEPTED
     control.sent.clear()
     clock.advance(1)
@@ -162,12 +169,65 @@ async def test_running_loop_reacts_to_events_and_installs_failsafe(storage: Stor
         await bus.publish(StationBooted(at=T0, station_id="CP1"))
         await bus.publish(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
         async with asyncio.timeout(10):
-            while not (control.profiles() and control.profiles("TxDefaultProfile")):
+            while not (control.profiles() and len(control.profiles("TxDefaultProfile")) == 2):
                 control.arrived.clear()
                 await control.arrived.wait()
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
-    failsafe = control.profiles("TxDefaultProfile")["CP1"]
-    assert failsafe.periods[0].limit == 8.0, "11 040 W shared by the site's two EVSEs, over 3 phases"
+    defaults = control.profiles("TxDefaultProfile")
+    assert defaults["CP2"].periods[0].limit == 24.0, "idle: 11 040 W shared by the site's two EVSEs, on 1 phase"
+    assert defaults["CP1"].periods[0].limit == 0.0, "in a session: its default never adds to its TxProfile"
     assert control.profiles()["CP1"].transaction_id == "100"
+
+
+async def test_a_stale_session_is_left_out_and_the_rest_planned(storage: Storage) -> None:
+    """A station restarted mid-transaction: the old session never ended and overlaps the new one."""
+    await seed(storage)
+    await storage.sessions.add(
+        ChargingSession(
+            id="stale",
+            station_id="CP1",
+            evse_id=1,
+            connector_id=1,
+            transaction_id="99",
+            started_at=T0 - timedelta(hours=2),
+            departure_at=T0 + timedelta(hours=4),
+        )
+    )
+    control = RecordingControl()
+    controller, _, _ = make(storage, control)
+    for sid, station in (("stale", "CP1"), ("s0", "CP1"), ("s1", "CP2")):
+        await controller.handle(SessionStarted(at=T0, session_id=sid, station_id=station, evse_id=1))
+    await controller.replan("depot")  # the defaults
+    record = await controller.replan("depot")
+    assert record is not None and set(record.schedule.session_ids) == {"s0", "s1"}
+    view = controller.plan("depot")
+    assert view is not None and view.status == record.schedule.status.value and view.error is None
+    assert [line.split(":")[0] for line in view.left_out] == ["stale"], view.left_out
+    assert view.attempted_at == T0
+    tx = control.profiles()
+    assert {c.transaction_id for c in tx.values()} == {"100", "101"}, "nothing is sent for the stale transaction"
+    limits = {(e.station_id, e.evse_id): e for e in controller.evse_limits("depot")}
+    assert limits[("CP1", 1)].certain and limits[("CP1", 1)].accepted_current_a == tx["CP1"].periods[0].limit
+
+
+async def test_a_failed_attempt_is_what_the_plan_status_shows(storage: Storage) -> None:
+    await seed(storage)
+    control = RecordingControl()
+    controller, _, clock = make(storage, control)
+    await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults
+    assert await controller.replan("depot") is not None
+    clock.advance(60)
+
+    class Broken:
+        def plan(self, snapshot: object) -> None:
+            raise RuntimeError("solver crashed")
+
+    controller._planners["depot"] = Broken()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError):
+        await controller.replan("depot")
+    view = controller.plan("depot")
+    assert view is not None and view.status == "ERROR" and view.error == "RuntimeError: solver crashed"
+    assert view.attempted_at == T0 + timedelta(seconds=60) and view.planned_at == T0, "the plan in force is older"

@@ -102,6 +102,7 @@ async def test_stations_obey_the_plan_and_a_new_grid_limit(running: Running) -> 
             record is not None
             and len(record.schedule.session_ids) == 4
             and all(s.limit_w(e) is not None for s in running.stations for e in (1, 2))
+            and sum(s.limit_w(e) or 0.0 for s in running.stations for e in (1, 2)) >= 0.9 * 22_000
         )
 
     await until(running.controller, all_limited)

@@ -4,16 +4,13 @@ import pytest
 
 from ems.controller.planning import (
     PlanningSettings,
-    SentProfile,
     build_snapshot,
     failsafe_profile,
-    should_send,
     slot_capacity,
     tx_profile,
 )
 from ems.controller.state import LiveState
 from ems.domain.capacity import CapacityInterval, LimitSource
-from ems.domain.commands import ChargingSchedulePeriod, SetChargingLimit
 from ems.domain.events import SessionStarted
 from ems.domain.session import ChargingSession
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
@@ -101,22 +98,12 @@ def test_schedule_becomes_tx_profiles_within_limits() -> None:
     assert total_first_slot_w <= 15_000 * 1.001, "the feeder limit holds in what is sent"
 
 
-def test_deadband_minimum_interval_and_refresh() -> None:
-    cmd = SetChargingLimit(evse_id=1, profile_id=1001, periods=(ChargingSchedulePeriod(start_offset_s=0, limit=16.0),))
-    assert should_send(cmd, None, 0.0, SETTINGS)
-    assert not should_send(cmd, SentProfile(10.0, 0.0), 5.0, SETTINGS), "a raise waits for min_interval_s"
-    assert should_send(cmd, SentProfile(10.0, 0.0), 11.0, SETTINGS), "moved by more than the deadband"
-    assert should_send(cmd, SentProfile(32.0, 0.0), 1.0, SETTINGS), "a cut goes out at once"
-    pause = SetChargingLimit(evse_id=1, profile_id=1001, periods=(ChargingSchedulePeriod(start_offset_s=0, limit=0.0),))
-    assert should_send(pause, SentProfile(0.5, 0.0), 1.0, SETTINGS), "a pause goes out at once"
-    assert not should_send(cmd, SentProfile(15.5, 0.0), 60.0, SETTINGS), "noise inside the deadband"
-    assert should_send(cmd, SentProfile(15.5, 0.0), 300.0, SETTINGS), "refresh before the profile runs out"
-
-
 def test_failsafe_share_respects_site_failsafe_and_minimum_current() -> None:
     cmd = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=2)
     assert cmd is not None and cmd.purpose == "TxDefaultProfile"
     assert cmd.periods[0].limit == pytest.approx(8.0)  # 5520 W over 3 phases at 230 V
     starved = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=10)
     assert starved is not None and starved.periods[0].limit == 0.0, "below 6 A the EVSE must pause"
-    assert failsafe_profile(Site(id="x"), EvseSpec(1), 1) is None
+    assert failsafe_profile(Site(id="x"), EvseSpec(1), 1).periods[0].limit == 0.0, "no fail-safe set: pause"
+    busy = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=2, busy=True)
+    assert busy.periods[0].limit == 0.0, "an EVSE with a session: its default never adds to its TxProfile"

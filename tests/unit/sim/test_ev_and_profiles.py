@@ -72,10 +72,14 @@ def test_stacking_and_min_of_max_and_tx() -> None:
 
 def test_periods_and_duration() -> None:
     p = Profile(1, 1, "TxDefaultProfile", 0, "W", (Period(0, 3000), Period(600, 6000)), start_at=T0, duration_s=1200)
-    assert p.limit_w_at(T0 + timedelta(seconds=10), T0) == 3000
-    assert p.limit_w_at(T0 + timedelta(seconds=700), T0) == 6000
-    assert p.limit_w_at(T0 + timedelta(seconds=1300), T0) is None
-    assert p.limit_w_at(T0 - timedelta(seconds=1), T0) is None
+
+    def limit(seconds: float) -> float | None:
+        return effective_limit_w([p], evse_id=1, now=T0 + timedelta(seconds=seconds), tx_id=None, tx_started_at=None)
+
+    assert limit(10) == pytest.approx(3000)
+    assert limit(700) == pytest.approx(6000), "a later period is followed, not only the first"
+    assert limit(1300) is None, "past its duration the profile no longer limits"
+    assert limit(-1) is None
 
 
 def test_profiles_from_library_handler_arguments() -> None:
@@ -92,7 +96,7 @@ def test_profiles_from_library_handler_arguments() -> None:
             },
         },
     )
-    assert v16.limit_w_at(T0, T0) == pytest.approx(2300)
+    assert effective_limit_w([v16], evse_id=1, now=T0, tx_id=None, tx_started_at=None) == pytest.approx(2300)
     v201 = profile_from_v201(
         1,
         {
@@ -110,7 +114,8 @@ def test_profiles_from_library_handler_arguments() -> None:
             ],
         },
     )
-    assert v201.start_at == T0 and v201.limit_w_at(T0, T0) == 7000
+    assert v201.start_at == T0 and v201.purpose == "ChargePointMaxProfile"
+    assert effective_limit_w([v201], evse_id=1, now=T0, tx_id=None, tx_started_at=None) == pytest.approx(7000)
 
 
 async def test_scaled_clock_runs_faster() -> None:
