@@ -17,11 +17,12 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ems.api.app import create_app
 from ems.api.auth import hash_api_key, new_api_key
+from ems.api.routes.api_keys import MAX_KEY_DAYS
 from ems.api.server import ApiServer
 from ems.api.services import ApiServices
 from ems.billing.components import Billing, build_billing, policy_from
@@ -443,15 +444,21 @@ async def add_card(settings: Settings, uid: str, *, blocked: bool, expires: date
         return card
 
 
-async def create_api_key(settings: Settings, name: str, role: str) -> tuple[str, ApiKey]:
+async def create_api_key(
+    settings: Settings, name: str, role: str, *, expires_in_days: int | None = None
+) -> tuple[str, ApiKey]:
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:
+        raise InvalidInput(f"--expires-in-days must be 1 to {MAX_KEY_DAYS}")
     async with open_runtime(settings) as runtime:
         key = new_api_key()
+        now = runtime.clock.now()
         record = ApiKey(
             id=secrets.token_hex(8),
             name=name,
             role=Role(role),
             key_hash=hash_api_key(key),
-            created_at=runtime.clock.now(),
+            created_at=now,
+            expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
         )
         await runtime.storage.api_keys.add(record)
         return key, record

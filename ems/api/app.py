@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from ems import __version__
 from ems.api import problems
+from ems.api.limits import BodySizeLimit
 from ems.api.routes import (
     accounts,
     api_keys,
@@ -26,6 +27,7 @@ from ems.api.routes import (
 )
 from ems.api.services import ApiServices
 from ems.config import Settings
+from ems.throttle import AuthThrottle
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -64,7 +66,9 @@ def create_app(settings: Settings, services: ApiServices) -> FastAPI:
     app.state.settings = settings
     admin_key = settings.admin_api_key
     app.state.admin_api_key = admin_key.get_secret_value() if admin_key is not None else None
+    app.state.auth_throttle = AuthThrottle(settings.throttle_settings())
     problems.install(app)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,13 +14,19 @@ from ems.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
 
+MAX_KEY_DAYS = 3_650
+"""Ten years: the longest expiry a key can be given (``expires_in_days``)."""
+
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    user_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=64)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=MAX_KEY_DAYS, description="the key is refused after this many days; absent: never"
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -30,11 +36,18 @@ class ApiKeyPublic(BaseModel):
     user_id: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
     @classmethod
     def of(cls, k: ApiKey) -> ApiKeyPublic:
         return cls(
-            id=k.id, name=k.name, role=k.role, user_id=k.user_id, created_at=k.created_at, revoked_at=k.revoked_at
+            id=k.id,
+            name=k.name,
+            role=k.role,
+            user_id=k.user_id,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+            expires_at=k.expires_at,
         )
 
 
@@ -50,13 +63,15 @@ async def list_keys(services: Services, _: Admin) -> list[ApiKeyPublic]:
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key")
 async def create_key(body: ApiKeyCreate, services: Services, _: Admin) -> ApiKeyCreated:
     key = new_api_key()
+    now = services.clock.now()
     record = ApiKey(
         id=secrets.token_hex(8),
         name=body.name,
         role=body.role,
         key_hash=hash_api_key(key),
-        created_at=services.clock.now(),
+        created_at=now,
         user_id=body.user_id,
+        expires_at=None if body.expires_in_days is None else now + timedelta(days=body.expires_in_days),
     )
     await services.storage.api_keys.add(record)
     return ApiKeyCreated(key=key, **ApiKeyPublic.of(record).model_dump())

@@ -23,6 +23,8 @@ from ems.ports import CapacitySignals
 
 router = APIRouter(prefix="/api/v1/sites", tags=["capacity"])
 
+MIN_HORIZON_S = 60.0
+"""A timeline shorter than a minute says nothing (signals come in blocks of minutes)."""
 MAX_HORIZON_S = 7 * 86_400.0
 
 
@@ -162,7 +164,15 @@ async def get_capacity(
     services: Services,
     _: Analyst,
     circuit_id: Annotated[str | None, Query(description="a circuit of the site; absent: the site connection")] = None,
-    horizon_s: Annotated[float, Query(gt=0, le=MAX_HORIZON_S, description="timeline length from now")] = 86_400.0,
+    horizon_s: Annotated[
+        float,
+        Query(
+            ge=MIN_HORIZON_S,
+            le=MAX_HORIZON_S,
+            allow_inf_nan=False,
+            description="timeline length from now, in seconds: 60 to 604800 (a week)",
+        ),
+    ] = 86_400.0,
 ) -> CapacityPublic:
     capacity = _capacity(services)
     site = services.site(site_id)

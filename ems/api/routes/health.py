@@ -17,7 +17,8 @@ async def health(services: Services) -> JSONResponse:
     try:
         await services.storage.health()
     except StorageError as exc:
-        body = {"status": "degraded", "version": __version__, "database": {"ok": False, "error": str(exc)}}
+        # Never the error's text: it may name the database's address (the log has the detail).
+        body = {"status": "degraded", "version": __version__, "database": {"ok": False, "error": type(exc).__name__}}
         return JSONResponse(body, status_code=503)
     body = {"status": "ok", "version": __version__, "database": {"ok": True, "backend": services.storage.backend}}
     return JSONResponse(body)
