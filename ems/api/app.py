@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from ems import __version__
-from ems.api import problems
+from ems.api import openapi, problems
 from ems.api.limits import BodySizeLimit
 from ems.api.routes import (
     accounts,
@@ -71,4 +71,5 @@ def create_app(settings: Settings, services: ApiServices) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
     return app

@@ -31,6 +31,7 @@ _STATUS_FOR: tuple[tuple[type[errors.EmsError], int], ...] = (
 
 
 TITLES = {
+    400: "Bad request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",

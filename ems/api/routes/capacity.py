@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ems.api.auth import Analyst, Operator, Services
+from ems.api.openapi import problem as documented_problem
 from ems.api.problems import problem
 from ems.domain.capacity import CapacitySignal, LimitSource, SignalKind, SignalSource
 from ems.errors import NotAvailable, NotFound
@@ -127,7 +128,10 @@ def _capacity(services: Services) -> CapacitySignals:
     "/{site_id}/capacity",
     response_model=CapacityAck,
     summary="Send a capacity forecast or immediate limit (the MQTT body, OSCP UpdateGroupCapacityForecast shape)",
-    responses={422: {"description": "rejected: every problem listed; nothing applied"}},
+    responses={
+        422: documented_problem("rejected: every problem listed; nothing applied"),
+        501: documented_problem("grid capacity signals are not enabled in this process"),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -158,7 +162,11 @@ async def post_capacity(
     )
 
 
-@router.get("/{site_id}/capacity", summary="The capacity in force and its timeline, with the source of every bound")
+@router.get(
+    "/{site_id}/capacity",
+    summary="The capacity in force and its timeline, with the source of every bound",
+    responses={501: documented_problem("grid capacity signals are not enabled in this process")},
+)
 async def get_capacity(
     site_id: str,
     services: Services,

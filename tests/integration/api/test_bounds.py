@@ -109,3 +109,22 @@ async def test_tariff_prices_are_bounded(api: httpx.AsyncClient, admin: dict[str
         "/api/v1/tariffs", json={"name": "ok", "currency": "EUR", "energy_per_kwh": "0.35"}, headers=admin
     )
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [("0001-01-01", "0001-01-01"), ("9999-12-31", "9999-12-31"), ("1999-12-31", "2000-01-02")]
+)
+async def test_report_dates_outside_their_bounds_are_422(
+    api: httpx.AsyncClient, admin: dict[str, str], first: str, last: str
+) -> None:
+    r = await api.get("/api/v1/reports/station-daily", params={"from": first, "to": last}, headers=admin)
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
+
+
+async def test_openapi_documents_problem_answers(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    top_up = spec["paths"]["/api/v1/accounts/{account_id}/top-ups"]["post"]["responses"]
+    assert {"201", "400", "401", "403", "404", "409", "413", "422", "429", "503"} <= set(top_up)
+    assert list(top_up["422"]["content"]) == [PROBLEM]
+    assert "Problem" in spec["components"]["schemas"]
+    assert "HTTPValidationError" not in str(spec)
