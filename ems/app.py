@@ -2,8 +2,10 @@
 
 ``ems serve`` and ``ems demo`` come here. One ``asyncio.TaskGroup`` owns every long-running
 component (API server, OCPP server, MQTT listener, controller, simulators); each
-component's ``run(stop)`` returns when ``stop`` is set. A crash in one is seen: the
-TaskGroup cancels the rest and the error reaches the command line as one clear line.
+component's ``run(stop)`` returns when ``stop`` is set. Each runs under ``ems.supervisor``:
+a failure is logged with its traceback, shown in ``/health`` and restarted where safe; one
+failing component never takes the process down (a ``ConfigError`` at start does, as one
+clear line on the command line).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceS
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
+from ems.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class System:
     services: ApiServices
     billing: Billing
     billing_listener: BillingListener
+    supervisor: Supervisor
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -126,6 +130,8 @@ def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
 async def build_system(runtime: Runtime) -> System:
     """Wire every adapter for ``runtime``'s settings; the controller subscribes before anything runs."""
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
+    # Back-off runs on real time even in the sped-up demo: a restart loop must not spin 60x faster.
+    supervisor = Supervisor(SystemClock())
     secret = settings.payment_webhook_secret
     billing = build_billing(
         storage,
@@ -140,6 +146,7 @@ async def build_system(runtime: Runtime) -> System:
         clock,
         journal_path=journal_path(settings),
         authorizer=billing.service,  # card status, expiry and prepaid balance
+        supervisor=supervisor,  # the journal applier runs under it
     )
     billing.service.control = ocpp.control  # remote stop at the hold; pay-before-start's RemoteStart
     billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
@@ -182,7 +189,7 @@ async def build_system(runtime: Runtime) -> System:
         billing=billing,
     )
     api = build_api(runtime, services)
-    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
+    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
 
 
 def build_grid_operator_sim(runtime: Runtime, capacity: CapacityService, speed: float = 1.0) -> Component:
@@ -232,22 +239,13 @@ async def report_capacity_changes(runtime: Runtime, stop: asyncio.Event) -> None
         changes.close()
 
 
-async def run_components(components: list[Component], stop: asyncio.Event) -> None:
-    """Run every component until ``stop`` is set or one of them fails."""
-    async with asyncio.TaskGroup() as group:
-        for component in components:
-            group.create_task(_supervised(component, stop), name=component.name)
-
-
-async def _supervised(component: Component, stop: asyncio.Event) -> None:
-    try:
-        await component.run(stop)
-    except BaseException:
-        stop.set()
-        raise
-    if not stop.is_set():
-        log.warning("component %s stopped on its own; shutting down", component.name)
-        stop.set()
+async def run_components(
+    components: list[Component], stop: asyncio.Event, supervisor: Supervisor | None = None
+) -> None:
+    """Run every component under supervision until ``stop`` is set (see ``ems.supervisor``):
+    a failing one is logged, shown in /health and restarted where safe; only a ``ConfigError``
+    stops the process."""
+    await (supervisor or Supervisor(SystemClock())).run_all(components, stop)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
@@ -274,7 +272,7 @@ async def serve(settings: Settings) -> None:
             system = await build_system(runtime)
             async with asyncio.TaskGroup() as group:
                 group.create_task(_announce(system, runtime, stop), name="announce")
-                group.create_task(run_components(system.components(), stop), name="components")
+                group.create_task(run_components(system.components(), stop, system.supervisor), name="components")
     finally:
         remove()
 
@@ -391,7 +389,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
                 group.create_task(report_capacity_changes(runtime, stop), name="demo-capacity-report")
-                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
+                group.create_task(
+                    run_components([*system.components(), *simulators], stop, system.supervisor), name="components"
+                )
             return await summarize(runtime, system.api, time.monotonic() - started)
     finally:
         remove()

@@ -77,6 +77,9 @@ class PlanRecord:
 
 class Controller:
     name = "controller"
+    restartable = True
+    """Safe: live state and sent profiles live in this object; the subscription is kept across a
+    restart (closed only at stop), so no event is missed, and the next re-plan re-sends limits."""
 
     def __init__(
         self,
@@ -184,8 +187,9 @@ class Controller:
                 planner.cancel()
         finally:
             self._group = None
-            sub.close()
-            self._subscription = None
+            if stop.is_set():  # a failure keeps the subscription for the restart: no event is lost
+                sub.close()
+                self._subscription = None
 
     async def _consume(self, sub: Subscription[DomainEvent]) -> None:
         while True:

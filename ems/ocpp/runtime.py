@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ems.clock import Clock
+from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.controller.bus import EventBus
 from ems.ocpp.applier import Applier
@@ -26,6 +26,7 @@ from ems.ocpp.journal import Journal
 from ems.ocpp.server import OcppServer, OcppServerConfig
 from ems.ocpp.service import CardAuthorizer, OcppService
 from ems.ports import Authorizer, Storage
+from ems.supervisor import Supervisor
 from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,38 @@ class OcppRuntime:
             server=OcppServer(config, service, registry, clock, journal),
         )
 
-    async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal."""
-        applier = asyncio.create_task(self.applier.run(), name="ocpp-applier")
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
+        supervisor: Supervisor | None = None,
+    ) -> None:
+        """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal.
+
+        The applier runs under ``supervisor`` (``ocpp-applier``, restartable: a restart first
+        re-applies the batch a failure interrupted, nothing is acked before it is stored). A
+        journal whose writer died ends this run with the writer's error (the component fails).
+        """
+        supervisor = supervisor or Supervisor(SystemClock())
+
+        async def apply_until_cancelled(_: asyncio.Event) -> None:
+            await self.applier.run()
+
+        applier_stop = asyncio.Event()  # never set: the applier is cancelled after the drain
+        applier = asyncio.create_task(
+            supervisor.run("ocpp-applier", apply_until_cancelled, applier_stop, restartable=True),
+            name="ocpp-applier",
+        )
+        serving = asyncio.create_task(self.server.run(stop), name="ocpp-server")
         try:
-            await self.server.run(stop)
+            await asyncio.wait({serving, self.journal.writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not serving.done():
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
+                self.journal.writer.result()  # raises the writer's error
+                raise RuntimeError("the OCPP journal writer stopped")
+            await serving
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(drain_timeout_s):
                     await self.drained()
@@ -109,6 +137,9 @@ class OcppComponent:
     """The OCPP side as a composition-root component: ``control`` exists before ``run`` starts."""
 
     name = "ocpp"
+    restartable = True
+    """Safe: every answered message is in the durable journal, which a restart reopens and
+    replays; stations reconnect to the new server (sessions belong to station ids)."""
 
     def __init__(
         self,
@@ -119,8 +150,10 @@ class OcppComponent:
         *,
         journal_path: Path | None,
         authorizer: Authorizer | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.config = config
+        self.supervisor = supervisor
         self._storage = storage
         self._bus = bus
         self._clock = clock
@@ -155,5 +188,5 @@ class OcppComponent:
             self.started.set()
 
         async with asyncio.TaskGroup() as group:
-            group.create_task(runtime.run(stop), name="ocpp-runtime")
+            group.create_task(runtime.run(stop, supervisor=self.supervisor), name="ocpp-runtime")
             group.create_task(announce(), name="ocpp-started")
