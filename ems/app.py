@@ -43,6 +43,8 @@ from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.service import CapacityService
+from ems.health import SystemHealth
+from ems.metrics import SystemCollector
 from ems.ocpp.runtime import OcppComponent, journal_path, ocpp_config
 from ems.ports import Storage
 from ems.security import hash_password, password_problem
@@ -187,6 +189,10 @@ async def build_system(runtime: Runtime) -> System:
         capacity=capacity,
         monitor=controller,
         billing=billing,
+        health=SystemHealth(clock, supervisor=supervisor, ocpp=ocpp, controller=controller, mqtt=mqtt),
+        metrics=SystemCollector(
+            clock, supervisor=supervisor, ocpp=ocpp, controller=controller, capacity=capacity, mqtt=mqtt, bus=bus
+        ),
     )
     api = build_api(runtime, services)
     return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)

@@ -14,6 +14,7 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ems.api.observe import HttpStats
 from ems.api.problems import PROBLEM_JSON
 
 
@@ -36,10 +37,10 @@ def _problem(limit: int) -> bytes:
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, stats: HttpStats | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.refused = 0
+        self.stats = stats or HttpStats()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +82,7 @@ class BodySizeLimit:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        self.refused += 1
+        self.stats.refused += 1
         body = _problem(self.max_body_bytes)
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})

@@ -91,6 +91,8 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with the problem answers added to every operation (in place; returned)."""
     schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     for path, operations in schema.get("paths", {}).items():
+        if path.startswith("/health") or path == "/metrics":
+            continue  # not problem+json: their own bodies, documented on their routes
         for operation in operations.values():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             for status in _statuses(path, operation):

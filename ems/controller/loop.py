@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,6 +106,13 @@ class Controller:
         self.plans: dict[str, PlanRecord] = {}
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
+        self.replan_failures = 0
+        self.replan_seconds_total = 0.0
+        """Wall time of re-plans (snapshot, solve in the worker thread, dispatch), for /metrics."""
+        self.profiles_sent = 0
+        self.profiles_accepted = 0
+        self.profiles_refused = 0
+        """Every profile sent through ChargerControl (plans and fail-safes), and how stations answered."""
         self.replanned = asyncio.Event()
         """Set after every re-plan (tests and monitors clear it and wait)."""
         self._subscription: Subscription[DomainEvent] | None = None
@@ -231,11 +239,15 @@ class Controller:
             await asyncio.sleep(self.settings.debounce_s)
             self._dirty.clear()
             for site in self.sites:
+                started = time.perf_counter()
                 try:
                     await self.replan(site.id)
                 except Exception:
                     # One site's failure must not stop the others or the loop; it is logged with its cause.
+                    self.replan_failures += 1
                     log.exception("controller: re-plan of site %s failed", site.id)
+                finally:
+                    self.replan_seconds_total += time.perf_counter() - started
 
     # ------------------------------------------------------------ planning
 
@@ -313,11 +325,17 @@ class Controller:
         """``ChargerControl.execute``, with an adapter's own bug reported as a refusal instead of
         taking the control loop (and with it every other station's limits) down."""
         assert self._control is not None
+        self.profiles_sent += 1
         try:
-            return await self._control.execute(station_id, command)
+            result = await self._control.execute(station_id, command)
         except Exception as exc:
             log.exception("controller: sending %s to %s failed inside the adapter", command.purpose, station_id)
-            return CommandResult(CommandStatus.REJECTED, f"adapter error: {type(exc).__name__}")
+            result = CommandResult(CommandStatus.REJECTED, f"adapter error: {type(exc).__name__}")
+        if result.status is CommandStatus.ACCEPTED:
+            self.profiles_accepted += 1
+        else:
+            self.profiles_refused += 1
+        return result
 
     async def _send_failsafe(self, station_id: str) -> None:
         if self._control is None:

@@ -131,6 +131,10 @@ class Applier:
             self.last_batch_s = time.perf_counter() - started
             self.batch_seconds_total += self.last_batch_s
 
+    def in_flight(self) -> int:
+        """Records taken from the journal and not yet stored (the batch being applied)."""
+        return len(self._inflight)
+
     async def apply(self, records: list[Record]) -> None:
         batch = _Batch()
         for i, record in enumerate(records):
