@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import secrets
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from ems import __version__
 from ems.config import Settings
 from ems.errors import ConfigError, EmsError, InvalidInput, SiteFileError
+from ems.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_DIR = Path("ems-data") / "demo"
@@ -113,9 +113,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The ocpp library logs every frame at INFO (simulated stations use it): far too loud for a service log.
-    logging.getLogger("ocpp").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
