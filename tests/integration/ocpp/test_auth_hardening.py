@@ -19,6 +19,7 @@ from ems.domain.station import Station
 from ems.ocpp.runtime import ocpp_config
 from ems.security import hash_password
 from ems.storage.factory import SqlStorage
+from ems.throttle import AuthThrottle, ThrottleSettings
 from tests.integration.ocpp.conftest import OcppEnv, start_env, stop_env
 
 PASSWORD = "station-secret-1"
@@ -87,6 +88,8 @@ async def test_wrong_passwords_are_throttled_per_source_and_per_station(
     required: OcppEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="ems.security")
+    # A first lockout of a minute, not 1 s: the 200 attempts must fit in it on a loaded CI machine.
+    required.runtime.server.throttle = AuthThrottle(ThrottleSettings(base_lockout_s=60.0))
     statuses = [await _status(required.url, "CP-PW", _basic("CP-PW", f"wrong-{i:04d}")) for i in range(200)]
     assert statuses[:6] == [401] * 6
     assert set(statuses[6:]) == {429}, "refused before the password is checked"
