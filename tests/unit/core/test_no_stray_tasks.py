@@ -18,7 +18,10 @@ ACCOUNTED: dict[str, tuple[int, str]] = {
     "controller/loop.py": (3, "tasks of the controller's TaskGroup"),
     "grid/mqtt.py": (4, "tasks of the adapter's TaskGroups"),
     "grid/service.py": (1, "the audit writer, in the service's TaskGroup"),
-    "ocpp/journal.py": (1, "the journal writer: watched by OcppRuntime.run, its failure logged and fails the component"),
+    "ocpp/journal.py": (
+        1,
+        "the journal writer: watched by OcppRuntime.run, its failure logged and fails the component",
+    ),
     "ocpp/runtime.py": (5, "the supervised applier, the watched server, and TaskGroup tasks"),
     "ocpp/service.py": (1, "a shielded storage call: awaited, or kept with a done-callback that logs its failure"),
     "supervisor.py": (1, "the supervisor's own TaskGroup"),
