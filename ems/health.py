@@ -22,7 +22,7 @@ module imports no adapter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -66,10 +66,19 @@ class ApplierView(Protocol):
 
 
 class OcppView(Protocol):
-    """``ems.ocpp.runtime.OcppComponent``: ``runtime`` is ``None`` until it runs."""
+    """``ems.ocpp.runtime.OcppRuntime``: its parts exist once ``prepared``."""
 
     @property
-    def runtime(self) -> object | None: ...
+    def prepared(self) -> bool: ...
+
+    @property
+    def journal(self) -> JournalView: ...
+
+    @property
+    def applier(self) -> ApplierView: ...
+
+    @property
+    def registry(self) -> Sized: ...
 
 
 class PlanView(Protocol):
@@ -146,21 +155,19 @@ class SystemHealth:
         return any(c.name == "ocpp-applier" and c.up for c in self._supervisor.health())
 
     def _ocpp_check(self) -> Check:
-        assert self._ocpp is not None
-        runtime = self._ocpp.runtime
-        if runtime is None:
+        ocpp = self._ocpp
+        assert ocpp is not None
+        if not ocpp.prepared:
             return Check("ocpp", False, {"state": "not started"})
-        journal: JournalView = getattr(runtime, "journal")  # noqa: B009 (typed through the protocol)
-        applier: ApplierView = getattr(runtime, "applier")  # noqa: B009
-        lag = journal.backlog() + applier.in_flight()
+        applier = ocpp.applier
+        lag = ocpp.journal.backlog() + applier.in_flight()
         retrying = bool(getattr(applier.retrying, "is_set", lambda: False)())
         alive = self._applier_alive()
-        registry = getattr(runtime, "registry", None)
         detail: dict[str, object] = {
             "journal_lag": lag,
             "applier_alive": alive,
             "storage_retrying": retrying,
-            "stations_connected": len(registry) if registry is not None else 0,
+            "stations_connected": len(ocpp.registry),
         }
         quarantined = getattr(applier, "quarantined", None)  # the edge-validation engineer's counter, when present
         if isinstance(quarantined, int):

@@ -133,8 +133,8 @@ class SystemCollector:
         yield from (up, failures, restarts)
 
     def _ocpp_metrics(self) -> Iterator[Metric]:
-        runtime = getattr(self._ocpp, "runtime", None)
-        if runtime is None:
+        runtime = self._ocpp
+        if runtime is None or not getattr(runtime, "prepared", False):
             return
         service, server = getattr(runtime, "service", None), getattr(runtime, "server", None)
         traffic = getattr(service, "traffic", None)

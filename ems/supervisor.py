@@ -19,20 +19,23 @@ A component that returns before ``stop`` is set counts as a failure ("stopped on
 Time comes from the injected ``Clock`` (tests use ``FakeClock``).
 
 Which components are restartable, and why it is safe, is said next to each
-``restartable`` attribute; docs/reliability.md has the table.
+``restartable`` attribute; docs/reliability.md has the table. Also here: the signal handlers
+and ``first`` (wait for one event or ``stop``) that ``serve`` and ``demo`` use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from ems.clock import Clock, sleep_until_set
+from ems.clock import Clock, SystemClock, sleep_until_set
 from ems.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,10 @@ class ComponentHealth:
         return self.state is ComponentState.RUNNING
 
 
-class Supervised(Protocol):
+class Component(Protocol):
+    """Anything with a ``name`` and ``run(stop)`` that returns when ``stop`` is set; it may say
+    ``restartable = True`` (with why that is safe, next to the attribute)."""
+
     name: str
 
     async def run(self, stop: asyncio.Event) -> None: ...
@@ -94,7 +100,7 @@ class Supervisor:
     def health(self) -> list[ComponentHealth]:
         return list(self.components.values())
 
-    async def run_all(self, components: Sequence[Supervised], stop: asyncio.Event) -> None:
+    async def run_all(self, components: Sequence[Component], stop: asyncio.Event) -> None:
         """Run every component until ``stop``; each under ``run`` (restartable per its ``restartable`` attribute)."""
         for component in components:  # all shown from the start, before any task runs
             self.register(component.name, bool(getattr(component, "restartable", False)))
@@ -170,3 +176,36 @@ class Supervisor:
         health.failures += 1
         health.last_error = what
         health.last_failure_at = self._clock.now()
+
+
+async def run_components(
+    components: Sequence[Component], stop: asyncio.Event, supervisor: Supervisor | None = None
+) -> None:
+    """Run every component under ``supervisor`` (a new one on the system clock if ``None``) until ``stop``."""
+    await (supervisor or Supervisor(SystemClock())).run_all(components, stop)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set ``stop``; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
+    waiting = asyncio.create_task(ready.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    stopping.cancel()
+    return ready.is_set()

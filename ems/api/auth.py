@@ -14,9 +14,7 @@ nothing).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,17 +23,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ems.api.services import ApiServices
 from ems.domain.access import ROLE_RANK, Role
+from ems.security import hash_api_key
 from ems.throttle import AuthThrottle, retry_after_header, security_event
-
-KEY_PREFIX = "ems_"
-
-
-def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ class BodySizeLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = limit + 1  # a malformed length is not trusted
+                    continue  # a malformed length is ignored: the body is counted as it arrives anyway
                 if declared > limit:
                     await self._refuse(send)
                     return

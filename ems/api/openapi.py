@@ -7,7 +7,8 @@ answers that follow from how it is built, in the problem shape:
 - with ``Authorization`` (everything under ``/api/v1`` but the payment webhook): 401 (no,
   unknown, revoked or expired key), 403 (role too low), 429 (too many failed
   authentications from this address; ``Retry-After``);
-- with a request body: 400 (not JSON / not UTF-8), 413 (body over ``EMS_API_MAX_BODY_BYTES``);
+- every operation: 413 (a body over ``EMS_API_MAX_BODY_BYTES``, whatever the method);
+- with a request body: 400 (not JSON / not UTF-8);
 - with parameters or a body: 422 (every bad field listed);
 - with a path parameter: 404;
 - reaching the database: 503 (it does not answer).
@@ -76,8 +77,9 @@ def _statuses(path: str, operation: dict[str, Any]) -> list[str]:
     has_body = "requestBody" in operation
     if operation.get("security"):
         out += ["401", "403", "429"]
+    out.append("413")  # any request may come with a body (a GET too): the limit applies to all
     if has_body:
-        out += ["400", "413"]
+        out.append("400")
     if has_body or parameters:
         out.append("422")
     if any(p.get("in") == "path" for p in parameters):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ems.billing.components import Billing
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.site import Site
 from ems.health import HealthChecks
 from ems.metrics import Collector
-from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
+from ems.ports.control import ChargerControl
+from ems.ports.grid import CapacitySignals
+from ems.ports.monitor import SiteMonitor
+from ems.ports.stores import Storage
+from ems.services.billing_setup import Billing
 
 
 @dataclass(slots=True)
@@ -18,15 +21,15 @@ class ApiServices:
     storage: Storage
     clock: Clock
     sites: tuple[Site, ...]
+    billing: Billing
+    """Built once by the composition root (``ems.app``), shared with the OCPP event path."""
     bus: EventBus = field(default_factory=EventBus)
     charger_control: ChargerControl | None = None
     """``None`` when the OCPP server is not running in this process: commands answer 503."""
-    billing: Billing | None = None
-    """Built by the composition root (shared with the OCPP event path); ``None``: the API builds its own."""
     monitor: SiteMonitor | None = None
     """The controller's live view; ``None`` when no controller runs in this process."""
     capacity: CapacitySignals | None = None
-    """Grid-capacity signals (``ems.grid.service``); ``None``: the capacity endpoints answer 501."""
+    """Grid-capacity signals (``ems.services.capacity``); ``None``: the capacity endpoints answer 501."""
     health: HealthChecks | None = None
     """Readiness of the process's components (``ems.health.SystemHealth``); ``None``: database only."""
     metrics: Collector | None = None

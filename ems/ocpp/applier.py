@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.events import (
     DomainEvent,
     MeterSampled,
@@ -48,7 +48,7 @@ from ems.errors import Conflict, InvalidInput, NotFound, StorageError
 from ems.ocpp.journal import Journal, Record
 from ems.ocpp.translate import ChargingNeeds, RegisterState, TxKind, TxUpdate, apply_register, power_w, track_register
 from ems.ocpp.translate.inbound import Booted, Ignored, interpret
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +244,6 @@ class Applier:
         while True:
             try:
                 return await query()
-            except (NotFound, Conflict):
-                raise
             except StorageError as error:
                 self.retries += 1
                 self.retrying.set()

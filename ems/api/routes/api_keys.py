@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ems.api.auth import Admin, Services, hash_api_key, new_api_key
+from ems.api.auth import Admin, Services
 from ems.domain.access import ApiKey, Role
 from ems.errors import NotFound
+from ems.services.admin import MAX_KEY_DAYS, create_api_key
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
-
-MAX_KEY_DAYS = 3_650
-"""Ten years: the longest expiry a key can be given (``expires_in_days``)."""
 
 
 class ApiKeyCreate(BaseModel):
@@ -62,18 +59,14 @@ async def list_keys(services: Services, _: Admin) -> list[ApiKeyPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key")
 async def create_key(body: ApiKeyCreate, services: Services, _: Admin) -> ApiKeyCreated:
-    key = new_api_key()
-    now = services.clock.now()
-    record = ApiKey(
-        id=secrets.token_hex(8),
-        name=body.name,
-        role=body.role,
-        key_hash=hash_api_key(key),
-        created_at=now,
+    key, record = await create_api_key(
+        services.storage.api_keys,
+        services.clock,
+        body.name,
+        body.role,
         user_id=body.user_id,
-        expires_at=None if body.expires_in_days is None else now + timedelta(days=body.expires_in_days),
+        expires_in_days=body.expires_in_days,
     )
-    await services.storage.api_keys.add(record)
     return ApiKeyCreated(key=key, **ApiKeyPublic.of(record).model_dump())
 
 

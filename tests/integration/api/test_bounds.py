@@ -9,11 +9,11 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
+from ems.bus import EventBus
 from ems.clock import FakeClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from tests.integration.api.conftest import ADMIN_KEY
 
 PROBLEM = "application/problem+json"

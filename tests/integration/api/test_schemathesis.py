@@ -24,18 +24,20 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, st
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
+from ems.app import policy_from
+from ems.bus import EventBus
 from ems.clock import SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
+from ems.services.billing_setup import build_billing
+from ems.services.capacity import CapacityService
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_storage
 from ems.throttle import AuthThrottle, ThrottleSettings
 from tests.integration.api.conftest import EXAMPLE_SITE
 
 KEY = "schemathesis-admin-key-0123456789"
-EXAMPLES = 25
+EXAMPLES = 20
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
 
 
@@ -49,7 +51,7 @@ def app(tmp_path: Path) -> Iterator[FastAPI]:
         payment_webhook_secret="whsec-schemathesis-0123456789",
         _env_file=None,
     )
-    services = ApiServices(storage=None, clock=SystemClock(), sites=sites, bus=EventBus())  # type: ignore[arg-type]
+    services = ApiServices(storage=None, clock=SystemClock(), sites=sites, billing=None, bus=EventBus())  # type: ignore[arg-type]
     app = create_app(config, services)
     # Fuzzing sends many wrong keys on purpose; the throttle would turn the rest of the run into 429s.
     app.state.auth_throttle = AuthThrottle(ThrottleSettings(free_failures=10**9))
@@ -59,6 +61,12 @@ def app(tmp_path: Path) -> Iterator[FastAPI]:
         # Schemathesis drives the app on an event loop of its own: the storage is opened there.
         storage = await open_storage(config)
         services.storage = storage
+        services.billing = build_billing(
+            storage,
+            clock=services.clock,
+            policy=policy_from(config, sites),
+            webhook_secret=b"whsec-schemathesis-0123456789",
+        )
         services.capacity = CapacityService(
             CapacityPolicy(sites), bus=services.bus, clock=services.clock, store=storage.signals
         )

@@ -13,8 +13,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from ems.bus import EventBus
 from ems.clock import SystemClock
-from ems.controller.bus import EventBus
 from ems.domain.station import Station
 from ems.ocpp.journal import Record
 from ems.ocpp.runtime import OcppRuntime
@@ -35,10 +35,15 @@ async def test_a_failing_applier_is_restarted_and_loses_nothing(
     storage: SqlStorage, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     await storage.stations.add(Station(id="CP-SUP"))
-    runtime = await OcppRuntime.open(
-        OcppServerConfig(port=0), storage, EventBus(), SystemClock(), journal_path=tmp_path / "journal.db"
-    )
     supervisor = Supervisor(SystemClock(), Backoff(first_s=0.05))
+    runtime = await OcppRuntime.open(
+        OcppServerConfig(port=0),
+        storage,
+        EventBus(),
+        SystemClock(),
+        journal_path=tmp_path / "journal.db",
+        supervisor=supervisor,
+    )
     real_apply = runtime.applier.apply
     failures = 0
 
@@ -51,7 +56,7 @@ async def test_a_failing_applier_is_restarted_and_loses_nothing(
 
     runtime.applier.apply = apply_failing_once  # type: ignore[method-assign]
     stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop, supervisor=supervisor))
+    task = asyncio.create_task(runtime.run(stop))
     try:
         await asyncio.wait_for(runtime.server.started.wait(), WAIT_S)
         async with connect(f"{runtime.server.url}/CP-SUP", subprotocols=[websockets.Subprotocol("ocpp1.6")]) as ws:

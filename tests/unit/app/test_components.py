@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ems.app import run_components
 from ems.clock import FakeClock
 from ems.errors import ConfigError
-from ems.supervisor import Backoff, ComponentState, Supervisor
+from ems.supervisor import Backoff, ComponentState, Supervisor, run_components
 
 
 class Waits:

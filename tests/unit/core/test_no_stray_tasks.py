@@ -12,19 +12,19 @@ SPAWN = re.compile(r"\b(create_task|ensure_future)\(")
 
 ACCOUNTED: dict[str, tuple[int, str]] = {
     "api/server.py": (2, "uvicorn's serve task and a stop waiter: both awaited by ApiServer.run"),
-    "app.py": (9, "supervisor/TaskGroup-owned tasks and awaited waiters (_first, report_capacity_changes)"),
-    "billing/listener.py": (3, "the sweep (watched: its failure fails the listener) and awaited waiters"),
+    "app.py": (5, "tasks of serve's and demo's TaskGroups (the supervised components, announce, demo timer)"),
     "clock.py": (2, "sleep_until_set: waiters awaited and cancelled in place"),
     "controller/loop.py": (3, "tasks of the controller's TaskGroup"),
     "grid/mqtt.py": (4, "tasks of the adapter's TaskGroups"),
-    "grid/service.py": (1, "the audit writer, in the service's TaskGroup"),
     "ocpp/journal.py": (
         1,
         "the journal writer: watched by OcppRuntime.run, its failure logged and fails the component",
     ),
-    "ocpp/runtime.py": (5, "the supervised applier, the watched server, and TaskGroup tasks"),
+    "ocpp/runtime.py": (4, "the supervised applier, the watched server, the announce task; all awaited in run"),
     "ocpp/service.py": (1, "a shielded storage call: awaited, or kept with a done-callback that logs its failure"),
-    "supervisor.py": (1, "the supervisor's own TaskGroup"),
+    "services/billing_listener.py": (3, "the sweep (watched: its failure fails the listener) and awaited waiters"),
+    "services/capacity.py": (1, "the audit writer, in the service's TaskGroup"),
+    "supervisor.py": (3, "the supervisor's own TaskGroup; first()'s awaited waiters"),
 }
 """Service code only: ``ems/sim`` is test tooling (simulated stations), not part of a running ems."""
 

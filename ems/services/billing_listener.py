@@ -17,11 +17,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from ems.billing.charge import PayBeforeStart
-from ems.billing.service import BillingService
-from ems.controller.bus import EventBus, Overflow, Subscription
+from ems.bus import EventBus, Overflow, Subscription
 from ems.domain.events import DomainEvent, MeterSampled, SessionEnded, SessionStarted
 from ems.errors import EmsError
+from ems.services.billing import BillingService
+from ems.services.charge import PayBeforeStart
 
 log = logging.getLogger(__name__)
 
