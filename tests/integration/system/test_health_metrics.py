@@ -72,6 +72,7 @@ async def test_health_and_metrics_show_a_failing_applier(system: System) -> None
         assert (await http.get("/health/live")).status_code == 200
 
         runtime = system.ocpp
+
         async def broken(records: list[Record]) -> None:
             raise OverflowError("date value out of range")
 
