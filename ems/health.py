@@ -169,7 +169,8 @@ class SystemHealth:
             "storage_retrying": retrying,
             "stations_connected": len(ocpp.registry),
         }
-        quarantined = getattr(applier, "quarantined", None)  # the edge-validation engineer's counter, when present
+        counts = getattr(applier, "stats", applier)  # ApplierStats where the applier keeps one
+        quarantined = getattr(counts, "quarantined", None)
         if isinstance(quarantined, int):
             detail["quarantined"] = quarantined
         return Check("ocpp", alive and not retrying and lag < MAX_JOURNAL_LAG, detail)

@@ -162,6 +162,7 @@ class SystemCollector:
             lag = _gauge("ocpp_journal_lag", "answered OCPP messages not yet in storage")
             lag.add_metric([], journal.backlog() + applier.in_flight())
             yield lag
+        counts = getattr(applier, "stats", applier)  # the applier's counters (ApplierStats) or the applier itself
         for attr, name, doc, kind in (
             ("applied", "ocpp_applier_records", "journal records applied to storage", "counter"),
             ("batches", "ocpp_applier_batches", "batches applied", "counter"),
@@ -170,7 +171,7 @@ class SystemCollector:
             ("retries", "ocpp_applier_storage_retries", "batches retried while storage failed", "counter"),
             ("quarantined", "ocpp_quarantined", "messages quarantined (could not be applied)", "counter"),
         ):
-            value = _number(applier, attr)
+            value = _number(applier, attr) if attr == "applied" else _number(counts, attr)
             if value is not None:
                 family: CounterMetricFamily | GaugeMetricFamily = (
                     _counter(name, doc) if kind == "counter" else _gauge(name, doc)
