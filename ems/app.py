@@ -2,9 +2,10 @@
 
 ``ems serve`` and ``ems demo`` come here, and the CLI's one-shot admin commands. This module only
 builds: every object gets what it needs through its constructor, in an order that needs no
-patching afterwards (see ``build_system``). Running is ``ems.supervisor`` (one TaskGroup, a crash
-in one component stops them all); the use cases are ``ems.services``; the demo's scenario is
-``ems.sim.demo``.
+patching afterwards (see ``build_system``). Running is ``ems.supervisor``: a failing component is
+logged with its traceback, shown in ``/health`` and ``/metrics`` and restarted where safe, never
+taking the process down (a ``ConfigError`` at start does); the use cases are ``ems.services``;
+the demo's scenario is ``ems.sim.demo``.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from ems.domain.station import Station
 from ems.errors import Conflict, InvalidInput
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
+from ems.health import SystemHealth
+from ems.metrics import SystemCollector
 from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.runtime import OcppRuntime, journal_path, ocpp_config
 from ems.ports.stores import Storage
+from ems.services.admin import MAX_KEY_DAYS, register_card, register_station
 from ems.services.admin import create_api_key as new_key
-from ems.services.admin import register_card, register_station
 from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
@@ -58,7 +61,7 @@ from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
-from ems.supervisor import Component, first, install_signal_handlers, run_components
+from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,7 @@ class System:
     services: ApiServices
     billing: Billing
     billing_listener: BillingListener
+    supervisor: Supervisor
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -146,6 +150,8 @@ async def build_system(runtime: Runtime) -> System:
     The controller subscribes before anything runs.
     """
     settings, storage, bus, clock = runtime.settings, runtime.storage, runtime.bus, runtime.clock
+    # Back-off runs on real time even in the sped-up demo: a restart loop must not spin 60x faster.
+    supervisor = Supervisor(SystemClock())
     secret = settings.payment_webhook_secret
     config = ocpp_config(settings)
     control = OcppChargerControl(LinkRegistry(), timeout_s=config.command_timeout_s)
@@ -164,6 +170,7 @@ async def build_system(runtime: Runtime) -> System:
         journal_path=journal_path(settings),
         authorizer=billing.service,  # card status, expiry and prepaid balance
         control=control,
+        supervisor=supervisor,  # the journal applier runs under it
     )
     billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
     live = LiveState(runtime.sites)
@@ -208,9 +215,13 @@ async def build_system(runtime: Runtime) -> System:
         charger_control=control,
         capacity=capacity,
         monitor=controller,
+        health=SystemHealth(clock, supervisor=supervisor, ocpp=ocpp, controller=controller, mqtt=mqtt),
+        metrics=SystemCollector(
+            clock, supervisor=supervisor, ocpp=ocpp, controller=controller, capacity=capacity, mqtt=mqtt, bus=bus
+        ),
     )
     api = build_api(runtime, services)
-    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener)
+    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
 
 
 async def serve(settings: Settings) -> None:
@@ -221,7 +232,7 @@ async def serve(settings: Settings) -> None:
             system = await build_system(runtime)
             async with asyncio.TaskGroup() as group:
                 group.create_task(_announce(system, runtime, stop), name="announce")
-                group.create_task(run_components(system.components(), stop), name="components")
+                group.create_task(run_components(system.components(), stop, system.supervisor), name="components")
     finally:
         remove()
 
@@ -296,7 +307,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             async with asyncio.TaskGroup() as group:
                 group.create_task(_timer(), name="demo-timer")
                 group.create_task(report_capacity_changes(runtime.bus, stop), name="demo-capacity-report")
-                group.create_task(run_components([*system.components(), *simulators], stop), name="components")
+                group.create_task(
+                    run_components([*system.components(), *simulators], stop, system.supervisor), name="components"
+                )
             return await summarize(runtime.storage, system.api.url, time.monotonic() - started)
     finally:
         remove()
@@ -333,6 +346,10 @@ async def add_card(settings: Settings, uid: str, *, blocked: bool, expires: date
         return await register_card(runtime.storage.cards, card)
 
 
-async def create_api_key(settings: Settings, name: str, role: str) -> tuple[str, ApiKey]:
+async def create_api_key(
+    settings: Settings, name: str, role: str, *, expires_in_days: int | None = None
+) -> tuple[str, ApiKey]:
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:  # before opening the database
+        raise InvalidInput(f"--expires-in-days must be 1 to {MAX_KEY_DAYS}")
     async with open_runtime(settings) as runtime:
-        return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role))
+        return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role), expires_in_days=expires_in_days)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import secrets
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from ems import __version__
 from ems.config import Settings
 from ems.errors import ConfigError, EmsError, InvalidInput, SiteFileError
+from ems.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_DIR = Path("ems-data") / "demo"
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = key_sub.add_parser("create", help="create an API key and print it once")
     p.add_argument("--name", required=True)
     p.add_argument("--role", choices=["admin", "operator", "analyst", "driver"], default="operator")
+    p.add_argument("--expires-in-days", type=int, help="refuse the key after this many days (default: never)")
 
     sub.add_parser("version", help="print the version")
     return parser
@@ -112,9 +113,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The ocpp library logs every frame at INFO (simulated stations use it): far too loud for a service log.
-    logging.getLogger("ocpp").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -140,6 +139,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "database_url": f"sqlite:///{demo_dir / 'demo.db'}",
         "data_dir": demo_dir,
         "ocpp_auto_register": True,
+        # The simulated stations register themselves on first connect, without passwords.
+        "ocpp_require_password": False,
     }
     base = _settings(args)
     if base.admin_api_key is None:
@@ -197,8 +198,11 @@ def _cmd_card(args: argparse.Namespace) -> int:
 def _cmd_apikey(args: argparse.Namespace) -> int:
     from ems.app import create_api_key
 
-    key, record = asyncio.run(create_api_key(_settings(args), args.name, args.role))
-    print(f"ems apikey create: {record.role.value} key {record.id} ({record.name}); shown once:")
+    key, record = asyncio.run(
+        create_api_key(_settings(args), args.name, args.role, expires_in_days=args.expires_in_days)
+    )
+    expiry = f", expires {record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else ""
+    print(f"ems apikey create: {record.role.value} key {record.id} ({record.name}{expiry}); shown once:")
     print(key)
     return EXIT_OK
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ems.throttle import ThrottleSettings
+
 WEAK_SECRETS = frozenset({"changeme", "change-me", "admin", "secret", "password", "ems", "test", "12345678"})
 MIN_SECRET_LENGTH = 16
 """An API key shorter than 16 characters can be brute-forced offline from a leaked hash."""
@@ -35,6 +37,19 @@ class Settings(BaseSettings):
     ocpp_tls_cert: Path | None = None
     ocpp_tls_key: Path | None = None
     ocpp_audit_frames: bool = False
+    ocpp_require_password: bool = Field(
+        default=True,
+        description="refuse stations without HTTP Basic credentials (a station registered without a password too)",
+    )
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1_024, le=64 * 1_048_576, description="largest HTTP request body accepted (413 above)"
+    )
+    auth_free_failures: int = Field(
+        default=5, ge=1, le=1_000, description="failed authentications per source / identity before lockouts start"
+    )
+    auth_max_lockout_s: float = Field(
+        default=300.0, ge=1.0, le=86_400.0, description="longest lockout after repeated failed authentications"
+    )
     mqtt_url: str | None = None
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
@@ -45,6 +60,7 @@ class Settings(BaseSettings):
     mqtt_status_interval_s: float = Field(default=30.0, gt=0, description="seconds between site status messages")
     admin_api_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per log line")
     site_file: Path | None = None
     billing_currency: str = Field(default="EUR", description="Currency of new accounts and of the free default tariff")
     billing_min_hold: Decimal = Field(default=Decimal("5.00"), ge=0, description="Least balance a prepaid start needs")
@@ -57,6 +73,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -88,6 +109,9 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("mqtt", "mqtts"):
             raise ValueError("EMS_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
         return value
+
+    def throttle_settings(self) -> ThrottleSettings:
+        return ThrottleSettings(free_failures=self.auth_free_failures, max_lockout_s=self.auth_max_lockout_s)
 
     @property
     def is_postgres(self) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from ems import __version__
-from ems.api import problems
+from ems.api import openapi, problems
+from ems.api.limits import BodySizeLimit
+from ems.api.observe import HttpMetrics, HttpStats
 from ems.api.routes import (
     accounts,
     api_keys,
@@ -16,6 +18,7 @@ from ems.api.routes import (
     dashboard,
     health,
     live,
+    metrics,
     payments,
     reports,
     sessions,
@@ -26,9 +29,12 @@ from ems.api.routes import (
 )
 from ems.api.services import ApiServices
 from ems.config import Settings
+from ems.metrics import ApiCollector, registry_of
+from ems.throttle import AuthThrottle
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     stations.router,
     commands.router,
     sites.router,
@@ -64,7 +70,13 @@ def create_app(settings: Settings, services: ApiServices) -> FastAPI:
     app.state.settings = settings
     admin_key = settings.admin_api_key
     app.state.admin_api_key = admin_key.get_secret_value() if admin_key is not None else None
+    app.state.auth_throttle = AuthThrottle(settings.throttle_settings())
     problems.install(app)
+    http_stats = HttpStats()
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes, stats=http_stats)
+    app.add_middleware(HttpMetrics, stats=http_stats)  # outermost: counts the 413s too
+    app.state.metrics = registry_of(ApiCollector(http_stats, app.state.auth_throttle), services.metrics)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
     return app

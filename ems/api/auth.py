@@ -4,6 +4,12 @@ The bootstrap admin key comes from ``EMS_ADMIN_API_KEY``; further keys are creat
 through the API (``/api/v1/api-keys``) or ``ems apikey create`` and stored as SHA-256
 hashes. A key is 32 random bytes (urlsafe base64), so a fast hash is enough: there is
 nothing to brute-force. Comparison of the bootstrap key is constant-time.
+
+A key may expire (``expires_at``); an expired or revoked key is refused like an unknown one.
+Wrong keys are throttled per source address and per key (``ems.throttle``): after a few
+failures the source gets ``429`` with ``Retry-After`` (before any key is looked up) and every
+failure is logged as a security event. A request without any key is not counted (it guessed
+nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ems.api.services import ApiServices
 from ems.domain.access import ROLE_RANK, Role
 from ems.security import hash_api_key
+from ems.throttle import AuthThrottle, retry_after_header, security_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,21 @@ def get_services(request: Request) -> ApiServices:
 Services = Annotated[ApiServices, Depends(get_services)]
 
 
+class Throttled(HTTPException):
+    """429 with ``Retry-After``: too many failed authentications from this source or for this key."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(
+            429,
+            "too many failed authentications; retry later",
+            headers={"Retry-After": retry_after_header(retry_after_s)},
+        )
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
 async def authenticate(
     request: Request,
     services: Services,
@@ -49,12 +71,31 @@ async def authenticate(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(401, "missing API key: send Authorization: Bearer <key>")
     key = credentials.credentials
+    key_hash = hash_api_key(key)
+    source = client_address(request)
+    keys = (f"ip:{source}", f"key:{key_hash[:16]}")
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    now_s = services.clock.monotonic()
+    wait = throttle.retry_after(keys, now_s)
+    if wait is not None:
+        security_event("api_auth_throttled", source=source, retry_after_s=round(wait, 1))
+        raise Throttled(wait)
     admin_key: str | None = request.app.state.admin_api_key
     if admin_key is not None and hmac.compare_digest(key.encode(), admin_key.encode()):
         return Principal(key_id="bootstrap-admin", role=Role.ADMIN)
-    stored = await services.storage.api_keys.by_hash(hash_api_key(key))
-    if stored is None or stored.revoked_at is not None:
-        raise HTTPException(401, "unknown or revoked API key")
+    stored = await services.storage.api_keys.by_hash(key_hash)
+    reason = None
+    if stored is None:
+        reason = "unknown API key"
+    elif stored.revoked_at is not None:
+        reason = "revoked API key"
+    elif stored.expires_at is not None and stored.expires_at <= services.clock.now():
+        reason = "expired API key"
+    if reason is not None or stored is None:
+        lockout = throttle.failed(keys, now_s)
+        security_event("api_auth_failed", source=source, reason=reason, lockout_s=round(lockout, 1))
+        raise HTTPException(401, "unknown, revoked or expired API key")
+    throttle.succeeded(keys[1])
     return Principal(key_id=stored.id, role=stored.role, user_id=stored.user_id)
 
 

@@ -15,8 +15,14 @@ from ems.domain.money import CurrencyError, Money, check_currency, parse_decimal
 from ems.errors import InvalidInput, NotFound
 from ems.services.billing_setup import Billing
 
-MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
-"""Money travels as a decimal string ("16.00"), never a JSON number (floats are not exact)."""
+MONEY_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,10})?$"
+"""Money travels as a decimal string ("16.00"), never a JSON number (floats are not exact).
+At most 15 digits before the point and 10 after: the string is bounded before it is parsed;
+amounts are then checked against ``MAX_AMOUNT`` / ``MAX_BALANCE`` (422 beyond)."""
+PRICE_PATTERN = r"^-?[0-9]{1,4}(\.[0-9]{1,6})?$"
+"""A tariff price or percentage: below 10,000 per unit (kWh, minute, session), at most 6
+decimals (a negative one is refused by the tariff's own checks, with every other problem).
+Bounded so that no session's cost can leave the ledger's range."""
 
 
 def get_billing(services: Services) -> Billing:

@@ -30,6 +30,17 @@ _STATUS_FOR: tuple[tuple[type[errors.EmsError], int], ...] = (
 )
 
 
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    429: "Too many requests",
+}
+
+
 def problem(
     status: int, title: str, detail: str | None = None, *, errors_list: Sequence[dict[str, Any]] | None = None
 ) -> JSONResponse:
@@ -57,10 +68,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "Error"
-        )
-        return problem(exc.status_code, title, str(exc.detail) if exc.detail else None)
+        title = TITLES.get(exc.status_code, "Error")
+        response = problem(exc.status_code, title, str(exc.detail) if exc.detail else None)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(errors.EmsError)
     async def _ems(_: Request, exc: errors.EmsError) -> JSONResponse:

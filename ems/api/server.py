@@ -26,32 +26,52 @@ class ApiServer:
     """``run(stop)`` serves until ``stop`` is set, then shuts down gracefully."""
 
     name = "api"
+    restartable = True
+    """Safe: stateless; a restart builds a new uvicorn server on the same app and port."""
 
     def __init__(self, app: FastAPI, host: str, port: int, log_level: str = "warning") -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False)
-        self._server = _Server(config)
+        self._app = app
+        self._log_level = log_level
         self.started = asyncio.Event()
         self.port = port
         self.host = host
+        self.runs = 0
+
+    def _new_server(self) -> _Server:
+        # A uvicorn server runs once; a restart needs a new one (on the port bound the first time).
+        config = uvicorn.Config(
+            self._app, host=self.host, port=self.port, log_level=self._log_level, lifespan="off", access_log=False
+        )
+        return _Server(config)
 
     async def run(self, stop: asyncio.Event) -> None:
-        serving = asyncio.create_task(self._server.serve(), name="uvicorn")
+        server = self._new_server()
+        self.runs += 1
+        serving = asyncio.create_task(server.serve(), name="uvicorn")
         try:
-            while not self._server.started:
+            while not server.started:
                 if serving.done():
                     # uvicorn logs a bind error and calls sys.exit(1): turn that into one clear error.
                     with contextlib.suppress(SystemExit):
                         await serving
-                    raise ConfigError(f"cannot serve the API on {self.host}:{self.port} (address in use?)")
+                    message = f"cannot serve the API on {self.host}:{self.port} (address in use?)"
+                    raise ConfigError(message) if self.runs == 1 else RuntimeError(message)
                 await asyncio.sleep(0.01)
-            sockets = [s for srv in self._server.servers for s in srv.sockets]
+            sockets = [s for srv in server.servers for s in srv.sockets]
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
             self.started.set()
-            await stop.wait()
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if serving.done() and not stop.is_set():
+                with contextlib.suppress(SystemExit):
+                    serving.result()  # raises what uvicorn failed with
+                raise RuntimeError("the API server stopped on its own")
         finally:
-            self._server.should_exit = True
-            await serving
+            server.should_exit = True
+            with contextlib.suppress(SystemExit):
+                await serving
 
     @property
     def url(self) -> str:

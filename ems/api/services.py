@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from ems.bus import EventBus
 from ems.clock import Clock
 from ems.domain.site import Site
+from ems.health import HealthChecks
+from ems.metrics import Collector
 from ems.ports.control import ChargerControl
 from ems.ports.grid import CapacitySignals
 from ems.ports.monitor import SiteMonitor
@@ -28,6 +30,10 @@ class ApiServices:
     """The controller's live view; ``None`` when no controller runs in this process."""
     capacity: CapacitySignals | None = None
     """Grid-capacity signals (``ems.services.capacity``); ``None``: the capacity endpoints answer 501."""
+    health: HealthChecks | None = None
+    """Readiness of the process's components (``ems.health.SystemHealth``); ``None``: database only."""
+    metrics: Collector | None = None
+    """What ``/metrics`` shows of the components (``ems.metrics.SystemCollector``); ``None``: API only."""
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)

@@ -37,6 +37,7 @@ from ems.domain.ledger import (
     Movement,
     MovementKind,
 )
+from ems.domain.money import MAX_BALANCE, Money
 from ems.errors import BillingError, InsufficientFunds, InvalidInput
 
 
@@ -45,10 +46,17 @@ class HoldNotOpen(BillingError):
 
 
 def check_balance(balance: Balance) -> None:
-    """The invariant every write re-checks: no book a driver owns goes negative."""
+    """The invariants every write re-checks: no book a driver owns goes negative, and an
+    account holds at most ``MAX_BALANCE`` (available plus held)."""
     if balance.available_minor < 0 or balance.held_minor < 0:
         raise InsufficientFunds(
             f"balance would be {balance.available_minor} available / {balance.held_minor} held minor units"
+        )
+    limit_minor = Money(MAX_BALANCE, balance.currency).to_minor()
+    if balance.available_minor + balance.held_minor > limit_minor:
+        raise InvalidInput(
+            "the balance would exceed the maximum",
+            [f"amount: an account holds at most {MAX_BALANCE} {balance.currency}"],
         )
 
 

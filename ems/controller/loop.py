@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,6 +92,9 @@ class ControllerSettings:
 
 class Controller:
     name = "controller"
+    restartable = True
+    """Safe: live state and sent profiles live in this object; the subscription is kept across a
+    restart (closed only at stop), so no event is missed, and the next re-plan re-sends limits."""
 
     def __init__(
         self,
@@ -143,6 +147,9 @@ class Controller:
         self.attempts: dict[str, PlanAttempt] = {}
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
+        self.replan_failures = 0
+        self.replan_seconds_total = 0.0
+        """Wall time of re-plans (snapshot, solve in the worker thread, dispatch), for /metrics."""
         self.replanned = asyncio.Event()
         """Set after every re-plan (tests and monitors clear it and wait)."""
         self._subscription: Subscription[DomainEvent] | None = None
@@ -194,8 +201,9 @@ class Controller:
                 planner.cancel()
         finally:
             self._group = None
-            sub.close()
-            self._subscription = None
+            if stop.is_set():  # a failure keeps the subscription for the restart: no event is lost
+                sub.close()
+                self._subscription = None
 
     async def _consume(self, sub: Subscription[DomainEvent]) -> None:
         while True:
@@ -282,11 +290,15 @@ class Controller:
             self._urgent = False
             self._dirty.clear()
             for site in self.sites:
+                started = time.perf_counter()
                 try:
                     await self.replan(site.id)
                 except Exception:
                     # One site's failure must not stop the others or the loop; it is logged with its cause.
+                    self.replan_failures += 1
                     log.exception("controller: re-plan of site %s failed", site.id)
+                finally:
+                    self.replan_seconds_total += time.perf_counter() - started
 
     # ------------------------------------------------------------ planning
 
@@ -413,6 +425,21 @@ class Controller:
 
     def stats(self) -> DispatchStats:
         return self.runner.stats if self.runner is not None else DispatchStats()
+
+    # Every profile sent through ChargerControl (plans and fail-safes) and how stations answered, for /metrics.
+    @property
+    def profiles_sent(self) -> int:
+        return self.stats().sent
+
+    @property
+    def profiles_accepted(self) -> int:
+        return self.stats().accepted
+
+    @property
+    def profiles_refused(self) -> int:
+        """Refused, unanswered or not delivered."""
+        stats = self.stats()
+        return stats.refused + stats.timeouts + stats.offline
 
     def _prepare(self, site: Site) -> tuple[list[str], dict[EvseKey, EvsePlace]]:
         """The site's online stations (each EVSE with a belief, its transaction synced), and where EVSEs sit."""

@@ -32,3 +32,5 @@ class ApiKey:
     user_id: str | None = None
     """For driver keys: the user whose account and cards the key may act on."""
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    """After this instant the key is refused like a revoked one; ``None``: never expires."""

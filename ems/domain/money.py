@@ -44,6 +44,15 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
+MAX_AMOUNT = Decimal("1000000")
+"""The largest amount one money movement (top-up, payment, refund) may carry, in the currency's
+major units (1,000,000.00 EUR; 1,000,000 JPY). Far below what the ledger's 64-bit minor-unit
+columns hold (9.2e18), so no sum of bounded amounts can overflow them."""
+MAX_BALANCE = Decimal("10000000")
+"""The most an account may hold (available plus held), in major units: a top-up or refund
+that would pass it is refused (422)."""
+
+
 class CurrencyError(ValueError):
     """An unknown currency code, or two different currencies mixed in one operation."""
 

@@ -140,6 +140,8 @@ class MqttGridAdapter:
     """Runs until stopped; survives broker restarts. ``connected`` is set while a session is up."""
 
     name = "grid-mqtt"
+    restartable = True
+    """Safe: a restart is a reconnect (persistent session, QoS 1: the broker kept what came meanwhile)."""
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -92,6 +93,12 @@ class Applier:
         self._evse: dict[tuple[str, int], tuple[str, str]] = {}
         self.applied = 0
         self.retries = 0
+        self._inflight: list[Record] = []
+        """The batch being applied: kept until it is stored, so a restart after a failure re-applies it."""
+        self.batches = 0
+        self.last_batch_s = 0.0
+        self.batch_seconds_total = 0.0
+        """Batches applied and the time they took (storage writes included), for /metrics."""
         self.idle = asyncio.Event()
         """Set whenever everything journaled so far is in storage (tests and shutdown wait on it)."""
         self.idle.set()
@@ -100,15 +107,33 @@ class Applier:
 
     async def run(self) -> None:
         while True:
-            if self.journal.backlog() == 0:
-                self.idle.set()
-            records = await self.journal.take(BATCH)
-            self.idle.clear()
-            if len(records) < BATCH:
-                # Gather a bigger batch: one storage round trip for many records beats one each.
-                await asyncio.sleep(LINGER_S)
-                records += self.journal.take_ready(BATCH - len(records))
+            if self._inflight:
+                # A failure interrupted this batch (the supervisor restarted us): apply it again.
+                # Nothing of it was acked, so it is applied at least once, never skipped. What this
+                # applier remembered may be ahead of storage: forget it, storage says what is true.
+                records = self._inflight
+                self._open.clear()
+                self._evse.clear()
+            else:
+                if self.journal.backlog() == 0:
+                    self.idle.set()
+                records = await self.journal.take(BATCH)
+                self.idle.clear()
+                if len(records) < BATCH:
+                    # Gather a bigger batch: one storage round trip for many records beats one each.
+                    await asyncio.sleep(LINGER_S)
+                    records += self.journal.take_ready(BATCH - len(records))
+                self._inflight = records
+            started = time.perf_counter()
             await self.apply(records)
+            self._inflight = []
+            self.batches += 1
+            self.last_batch_s = time.perf_counter() - started
+            self.batch_seconds_total += self.last_batch_s
+
+    def in_flight(self) -> int:
+        """Records taken from the journal and not yet stored (the batch being applied)."""
+        return len(self._inflight)
 
     async def apply(self, records: list[Record]) -> None:
         batch = _Batch()

@@ -130,7 +130,24 @@ class Journal:
             log.warning("OCPP journal: %d messages not yet in storage, applying them now", len(backlog))
             journal._ready_event.set()
         journal._writer = asyncio.get_running_loop().create_task(journal._write_loop(), name="ocpp-journal")
+        journal._writer.add_done_callback(journal._writer_done)
         return journal
+
+    @property
+    def writer(self) -> asyncio.Task[None]:
+        """The group-commit task; the OCPP runtime watches it (it ends only at ``close`` unless it fails)."""
+        assert self._writer is not None, "open the journal with Journal.open"
+        return self._writer
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("OCPP journal: the writer failed; no message can be answered until it restarts", exc_info=error)
+        pending, self._pending = self._pending, []
+        for _, done in pending:
+            if not done.done():
+                done.set_exception(RuntimeError("the OCPP journal writer failed"))
 
     async def close(self) -> None:
         """Commit what is pending and close the file."""
@@ -154,6 +171,8 @@ class Journal:
         """Returns once the record is committed to disk; raises ``OSError``/``sqlite3.Error`` if it cannot be."""
         if self._closed:
             raise RuntimeError("journal is closed")
+        if self._writer is not None and self._writer.done():
+            raise RuntimeError("the OCPP journal writer failed")
         record = Record(self._next_seq, station_id, version, action, payload, response, received_at)
         self._next_seq += 1
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

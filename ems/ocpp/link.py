@@ -117,6 +117,7 @@ class StationLink(ChargePoint):  # type: ignore[misc]
 
     async def _send_error(self, unique_id: str, error: OCPPError) -> None:
         self.call_errors_sent += 1
+        self.service.traffic.call_errors_out[(self.version.value, getattr(error, "code", "GenericError"))] += 1
         frame = [4, unique_id, error.code, error.description, error.details or {}]
         await self._send(json.dumps(frame, separators=(",", ":"), default=str))
 
@@ -153,6 +154,8 @@ class StationLink(ChargePoint):  # type: ignore[misc]
                 self._response_queue.put_nowait(CallError(unique_id, msg[2], msg[3], msg[4] if len(msg) > 4 else {}))
 
     async def _handle_call(self, unique_id: str, action: str, payload: Payload) -> None:
+        known = action if action in _KNOWN[self.version] else "other"  # bounded label values
+        self.service.traffic.calls_in[(self.version.value, known)] += 1
         handler = self.handlers.get(action)
         if handler is None:
             await self._send_error(unique_id, self._unhandled(action))
@@ -178,4 +181,10 @@ class StationLink(ChargePoint):  # type: ignore[misc]
 
     async def call_command(self, payload: Any) -> Any:
         """``call(payload, suppress=False)``: the station's answer, or the ``OCPPError`` of its CALLERROR."""
-        return await self.call(payload, suppress=False)
+        traffic = self.service.traffic
+        traffic.calls_out[(self.version.value, type(payload).__name__)] += 1
+        try:
+            return await self.call(payload, suppress=False)
+        except OCPPError as error:
+            traffic.call_errors_in[(self.version.value, getattr(error, "code", "GenericError"))] += 1
+            raise

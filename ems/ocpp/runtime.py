@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from ems.bus import EventBus
-from ems.clock import Clock
+from ems.clock import Clock, SystemClock
 from ems.config import Settings
 from ems.ocpp.applier import Applier
 from ems.ocpp.control import LinkRegistry, OcppChargerControl
@@ -30,6 +30,7 @@ from ems.ocpp.server import OcppServer, OcppServerConfig
 from ems.ocpp.service import CardAuthorizer, OcppService
 from ems.ports.control import Authorizer
 from ems.ports.stores import Storage
+from ems.supervisor import Supervisor
 from ems.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def ocpp_config(settings: Settings, *, auto_register: bool | None = None) -> Ocp
         host=settings.ocpp_host,
         port=settings.ocpp_port,
         auto_register=settings.ocpp_auto_register if auto_register is None else auto_register,
+        require_password=settings.ocpp_require_password,
+        throttle=settings.throttle_settings(),
         tls_cert=settings.ocpp_tls_cert,
         tls_key=settings.ocpp_tls_key,
         audit_frames=settings.ocpp_audit_frames,
@@ -67,6 +70,10 @@ class OcppRuntime:
     """The one OCPP builder and component (``name``, ``run(stop)``, ``started``, ``url``)."""
 
     name = "ocpp"
+    restartable = True
+    """Safe: every answered message is in the durable journal, which a restart reopens and
+    replays (a failed run's parts are dropped and built again); stations reconnect to the new
+    server (sessions belong to station ids)."""
 
     def __init__(
         self,
@@ -78,10 +85,13 @@ class OcppRuntime:
         journal_path: Path | None,
         authorizer: Authorizer | None = None,
         control: OcppChargerControl | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         """``journal_path`` ``None``: an in-memory journal (tests only: not durable). ``authorizer``
-        ``None``: cards only (``CardAuthorizer``). ``control`` ``None``: a new one over a new registry."""
+        ``None``: cards only (``CardAuthorizer``). ``control`` ``None``: a new one over a new registry.
+        ``supervisor``: the journal applier runs under it (``ocpp-applier``); ``None``: one of its own."""
         self.config = config
+        self.supervisor = supervisor or Supervisor(SystemClock())
         self._storage = storage
         self._bus = bus
         self._clock = clock
@@ -106,9 +116,19 @@ class OcppRuntime:
         journal_path: Path | None,
         authorizer: Authorizer | None = None,
         control: OcppChargerControl | None = None,
+        supervisor: Supervisor | None = None,
     ) -> OcppRuntime:
         """Construct and ``prepare``: every part exists when this returns (the server listens once ``run``)."""
-        runtime = cls(config, storage, bus, clock, journal_path=journal_path, authorizer=authorizer, control=control)
+        runtime = cls(
+            config,
+            storage,
+            bus,
+            clock,
+            journal_path=journal_path,
+            authorizer=authorizer,
+            control=control,
+            supervisor=supervisor,
+        )
         await runtime.prepare()
         return runtime
 
@@ -125,6 +145,11 @@ class OcppRuntime:
             applier=Applier(journal, self._storage, self._bus, self._clock),
             server=OcppServer(self.config, service, self.registry, self._clock, journal),
         )
+
+    @property
+    def prepared(self) -> bool:
+        """True once the parts exist (``journal``, ``service``, ``applier``, ``server`` may be read)."""
+        return self._parts is not None
 
     def _opened(self) -> _Parts:
         if self._parts is None:
@@ -154,20 +179,43 @@ class OcppRuntime:
         return self._parts.server.url
 
     async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal."""
+        """Serve until ``stop``; then stop accepting, let the applier catch up, close the journal.
+
+        The applier runs under the supervisor (``ocpp-applier``, restartable: a restart first
+        re-applies the batch a failure interrupted; nothing is acked before it is stored). A
+        journal whose writer died ends this run with the writer's error (the component fails
+        and is restarted with a new journal, server and applier)."""
         await self.prepare()
         parts = self._opened()
-        applier = asyncio.create_task(parts.applier.run(), name="ocpp-applier")
+
+        async def apply_until_cancelled(_: asyncio.Event) -> None:
+            await parts.applier.run()
+
+        applier_stop = asyncio.Event()  # never set: the applier is cancelled after the drain
+        applier = asyncio.create_task(
+            self.supervisor.run("ocpp-applier", apply_until_cancelled, applier_stop, restartable=True),
+            name="ocpp-applier",
+        )
         announce = asyncio.create_task(self._announce(parts.server), name="ocpp-started")
+        serving = asyncio.create_task(parts.server.run(stop), name="ocpp-server")
         try:
-            await parts.server.run(stop)
+            await asyncio.wait({serving, parts.journal.writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not serving.done():
+                await cancel_and_wait(serving)
+                parts.journal.writer.result()  # raises the writer's error
+                raise RuntimeError("the OCPP journal writer stopped")
+            await serving
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(drain_timeout_s):
                     await self.drained()
         finally:
             await cancel_and_wait(announce)
             await cancel_and_wait(applier)
-            await parts.journal.close()
+            try:
+                await parts.journal.close()
+            finally:
+                if not stop.is_set():
+                    self._parts = None  # a failed run: the restart builds the parts again
 
     async def _announce(self, server: OcppServer) -> None:
         await server.started.wait()

@@ -12,8 +12,14 @@ WebSocket exists:
 4. security profile 1: a station with a password must send HTTP Basic with username = its
    id; the password is checked against the stored scrypt hash in constant time
    (``ems.security``), off the event loop. Missing or wrong -> ``401``. A station without
-   a password is let in without one, unless ``require_password`` is set. Profile 2 is
-   the same over TLS (``tls_cert`` + ``tls_key``);
+   a password is let in without one, unless ``require_password`` is set
+   (``EMS_OCPP_REQUIRE_PASSWORD``, on by default for ``ems serve``): then it is refused
+   with ``401`` until an operator gives it a password. Profile 2 is the same over TLS
+   (``tls_cert`` + ``tls_key``);
+   failed attempts (unknown id, missing or wrong credentials) are throttled per source
+   address and per station id (``ems.throttle``): while either is locked out the upgrade is
+   refused with ``429`` and ``Retry-After`` before any password is checked, and every
+   failure and refusal is logged as a security event;
 5. takeover policy, for a second connection claiming a station id that is connected:
    the existing connection is pinged. If it answers within ``takeover_probe_s`` (5 s) it is
    alive and the newcomer is refused with ``409`` (no silent hijack, also not by a
@@ -39,7 +45,7 @@ import re
 import ssl
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -58,6 +64,7 @@ from ems.ocpp.service import OcppService
 from ems.ocpp.v16 import V16Link
 from ems.ocpp.v201 import V201Link
 from ems.security import verify_password
+from ems.throttle import AuthThrottle, ThrottleSettings, retry_after_header, security_event
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ class OcppServerConfig:
     takeover_probe_s: float = 5.0
     command_timeout_s: float = 30.0
     audit_frames: bool = False
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.tls_cert is None or self.tls_key is None:
@@ -92,13 +100,20 @@ class OcppServerConfig:
         return context
 
 
-def _refuse(status: HTTPStatus, text: str, *, basic: bool = False) -> Response:
+def _refuse(status: HTTPStatus, text: str, *, basic: bool = False, retry_after_s: float | None = None) -> Response:
     response = Response(status.value, status.phrase, websockets.Headers(), f"{text}\n".encode())
     response.headers["Content-Type"] = "text/plain; charset=utf-8"
     response.headers["Content-Length"] = str(len(response.body))
     if basic:
         response.headers["WWW-Authenticate"] = 'Basic realm="ems OCPP", charset="UTF-8"'
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = retry_after_header(retry_after_s)
     return response
+
+
+def _source(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else "unknown"
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -133,6 +148,8 @@ class OcppServer:
         )
         self.refused: dict[int, int] = {}
         """Handshakes refused, by HTTP status (for tests and metrics)."""
+        self.throttle = AuthThrottle(config.throttle)
+        """Failed station authentication, per source address and per station id."""
 
     @property
     def url(self) -> str:
@@ -198,6 +215,12 @@ class OcppServer:
         version = self._offered(request)
         if version is None:
             return _refuse(HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp1.6 or ocpp2.0.1")
+        source = _source(connection)
+        keys = (f"ip:{source}", f"station:{station_id}")
+        wait = self.throttle.retry_after(keys, self.clock.monotonic())
+        if wait is not None:
+            security_event("ocpp_auth_throttled", source=source, station_id=station_id, retry_after_s=round(wait, 1))
+            return _refuse(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts; retry later", retry_after_s=wait)
         try:
             station = await self._station(station_id, version)
         except (StorageError, NotFound, TimeoutError) as error:  # NotFound: deleted while being updated
@@ -205,18 +228,31 @@ class OcppServer:
             return _refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
         if station is None:
             log.warning("%s: unknown station refused (auto-register is off)", station_id)
+            self._failed(keys, source, station_id, "unknown station")
             return _refuse(HTTPStatus.NOT_FOUND, "unknown station")
         credentials = _basic_credentials(request)
         if station.password_hash is not None or self.config.require_password:
-            if credentials is None or station.password_hash is None or credentials[0] != station_id:
+            if station.password_hash is None:
+                self._failed(keys, source, station_id, "station has no password and passwords are required")
+                return _refuse(HTTPStatus.UNAUTHORIZED, "this station has no password; ask the operator", basic=True)
+            if credentials is None or credentials[0] != station_id:
+                self._failed(keys, source, station_id, "no or mismatched HTTP Basic credentials")
                 return _refuse(HTTPStatus.UNAUTHORIZED, "HTTP Basic authentication required", basic=True)
             if not await asyncio.to_thread(verify_password, credentials[1], station.password_hash):
                 log.warning("%s: wrong password", station_id)
+                self._failed(keys, source, station_id, "wrong password")
                 return _refuse(HTTPStatus.UNAUTHORIZED, "wrong station id or password", basic=True)
+            self.throttle.succeeded(keys[1])
         if not await self._takeover(station_id):
             return _refuse(HTTPStatus.CONFLICT, "this station id is connected already")
         self._admitted[connection] = (station_id, version)
         return None
+
+    def _failed(self, keys: tuple[str, str], source: str, station_id: str, reason: str) -> None:
+        lockout = self.throttle.failed(keys, self.clock.monotonic())
+        security_event(
+            "ocpp_auth_failed", source=source, station_id=station_id, reason=reason, lockout_s=round(lockout, 1)
+        )
 
     async def _station(self, station_id: str, version: OcppVersion) -> Station | None:
         stations = self.service.storage.stations

@@ -37,6 +37,7 @@ from ems.domain.station import OcppVersion
 from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
+from ems.ocpp.traffic import OcppTraffic
 from ems.ports.control import Authorizer
 from ems.ports.stores import CardStore, OcppStores
 
@@ -90,6 +91,8 @@ class OcppService:
         self._starts: OrderedDict[tuple[str, int, str, str, int], t.Payload] = OrderedDict()
         self._seen: dict[str, float] = {}
         self._stragglers: set[asyncio.Future[Any]] = set()
+        self.traffic = OcppTraffic()
+        """What every link of this service sent and received (``/metrics``)."""
 
     async def bounded(self, call: Awaitable[T]) -> T:
         """``call``, or ``TimeoutError`` after ``storage_timeout_s``.

@@ -6,6 +6,7 @@ Each takes the one store it writes and the clock; the checks and the error wordi
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from ems.clock import Clock
 from ems.domain.access import ApiKey, Role
@@ -52,18 +53,34 @@ async def register_card(cards: CardStore, card: Card) -> Card:
     return card
 
 
+MAX_KEY_DAYS = 3_650
+"""Ten years: the longest expiry a key can be given (``expires_in_days``)."""
+
+
 async def create_api_key(
-    keys: ApiKeyStore, clock: Clock, name: str, role: Role, *, user_id: str | None = None
+    keys: ApiKeyStore,
+    clock: Clock,
+    name: str,
+    role: Role,
+    *,
+    user_id: str | None = None,
+    expires_in_days: int | None = None,
 ) -> tuple[str, ApiKey]:
-    """A new key and its record; the key itself is returned once and stored only as a hash."""
+    """A new key and its record; the key itself is returned once and stored only as a hash.
+
+    ``expires_in_days``: refused after that many days (1 to ``MAX_KEY_DAYS``); ``None``: never."""
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_KEY_DAYS:
+        raise InvalidInput(f"--expires-in-days must be 1 to {MAX_KEY_DAYS}", [f"expires_in_days: {expires_in_days}"])
     key = new_api_key()
+    now = clock.now()
     record = ApiKey(
         id=secrets.token_hex(8),
         name=name,
         role=role,
         key_hash=hash_api_key(key),
-        created_at=clock.now(),
+        created_at=now,
         user_id=user_id,
+        expires_at=None if expires_in_days is None else now + timedelta(days=expires_in_days),
     )
     await keys.add(record)
     return key, record

@@ -32,6 +32,9 @@ QUEUE_SIZE = 10_000
 
 class BillingListener:
     name = "billing"
+    restartable = True
+    """Safe: every money movement is idempotent (holds and captures are keyed by session), the
+    subscription is kept across a restart (closed only at stop) and the sweep settles the rest."""
 
     def __init__(self, service: BillingService, bus: EventBus) -> None:
         self.service = service
@@ -55,18 +58,22 @@ class BillingListener:
                     self.idle.set()
                 getter = asyncio.ensure_future(self._events.get())
                 stopping = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({getter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({getter, stopping, sweeper}, return_when=asyncio.FIRST_COMPLETED)
                 stopping.cancel()
-                if getter not in done:
+                if getter in done:
+                    self.idle.clear()
+                    await self.handle(getter.result())
+                else:
                     getter.cancel()
-                    break
-                self.idle.clear()
-                await self.handle(getter.result())
+                if sweeper in done and not stop.is_set():
+                    sweeper.result()  # the sweep failed: fail with it, so the supervisor sees and restarts
+                    raise RuntimeError("the billing sweep stopped on its own")
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            self._events.close()
+            if stop.is_set():  # a failure keeps the subscription for the restart: no event is lost
+                self._events.close()
 
     async def handle(self, event: DomainEvent) -> None:
         try:
@@ -84,6 +91,11 @@ class BillingListener:
             # Left for the sweep (ended sessions) or harmless (a missed accrued check); never stops the listener.
             self.failed += 1
             log.warning("billing could not handle %s for session %s: %s", type(event).__name__, _session(event), error)
+        except Exception:
+            # A bug on one event (e.g. an overflow in pricing) must not stop billing for every other
+            # session: logged with its traceback, counted, and the session left to the sweep.
+            self.failed += 1
+            log.exception("billing failed on %s for session %s", type(event).__name__, _session(event))
         self.handled += 1
         async with self._progress:
             self._progress.notify_all()

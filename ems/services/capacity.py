@@ -54,6 +54,8 @@ AUDIT_QUEUE = 100_000
 
 class CapacityService:
     name = "grid-capacity"
+    restartable = True
+    """Safe: the policy (signals in force) lives in this object, not in the run; a restart ticks on."""
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ems.billing.ledger import refund, top_up
 from ems.clock import Clock
 from ems.domain.billing import Account, Applied, IdempotencyClaim, User
-from ems.domain.money import CurrencyError, Money, check_currency
+from ems.domain.money import MAX_AMOUNT, CurrencyError, Money, check_currency
 from ems.errors import InvalidInput, NotFound
 from ems.ports.billing import BillingStores
 
@@ -142,7 +142,9 @@ def money_minor(amount: Money, currency: str, field: str) -> int:
         problems.append(f"{field}: currency {amount.currency} does not match the account's {currency}")
     if amount.amount <= 0:
         problems.append(f"{field}: must be positive, got {amount.amount}")
-    if amount.rounded() != amount:
+    if amount.amount > MAX_AMOUNT:
+        problems.append(f"{field}: at most {MAX_AMOUNT} {amount.currency} per movement")
+    elif amount.rounded() != amount:
         problems.append(f"{field}: {amount.amount} has more decimals than {currency} has minor units")
     if problems:
         raise InvalidInput("invalid amount", problems)

@@ -210,11 +210,23 @@ class _Open:
 _OPEN: ContextVar[_Open | None] = ContextVar("ems_open_transaction", default=None)
 
 
+_SECRET_PARAMS = ("password", "passwd", "secret", "sslkey", "token", "key")
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print (even when malformed)."""
-    parts = urlsplit(url)
+    """``url`` with any password replaced by ``***``, safe to print (even when malformed).
+
+    Both places a libpq URL can carry one: ``user:password@host`` and query parameters
+    (``?password=...``, ``sslpassword=...``; any parameter whose name mentions a secret)."""
+    parts = original = urlsplit(url)
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hostport}")
+    if parts.query:
+        pairs = [p.partition("=") for p in parts.query.split("&")]
+        query = "&".join(
+            f"{k}{eq}***" if eq and any(word in k.lower() for word in _SECRET_PARAMS) else f"{k}{eq}{v}"
+            for k, eq, v in pairs
+        )
+        parts = parts._replace(query=query)
+    return url if parts == original else urlunsplit(parts)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ems.api.auth import AnyUser, Operator
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, account_for, balance_fields, money, parse_money
+from ems.api.openapi import problem
 from ems.domain.billing import Applied
 from ems.domain.ledger import Book
 
@@ -128,7 +129,12 @@ async def statement(
     )
 
 
-@router.post("/{account_id}/top-ups", status_code=status.HTTP_201_CREATED, summary="Add money to an account")
+@router.post(
+    "/{account_id}/top-ups",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add money to an account",
+    responses={409: problem("the Idempotency-Key was used for another request")},
+)
 async def top_up(
     account_id: AccountId,
     body: TopUpCreate,

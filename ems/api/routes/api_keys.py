@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ems.api.auth import Admin, Services
 from ems.domain.access import ApiKey, Role
 from ems.errors import NotFound
-from ems.services.admin import create_api_key
+from ems.services.admin import MAX_KEY_DAYS, create_api_key
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
 
@@ -20,7 +20,10 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    user_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=64)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=MAX_KEY_DAYS, description="the key is refused after this many days; absent: never"
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -30,11 +33,18 @@ class ApiKeyPublic(BaseModel):
     user_id: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
     @classmethod
     def of(cls, k: ApiKey) -> ApiKeyPublic:
         return cls(
-            id=k.id, name=k.name, role=k.role, user_id=k.user_id, created_at=k.created_at, revoked_at=k.revoked_at
+            id=k.id,
+            name=k.name,
+            role=k.role,
+            user_id=k.user_id,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+            expires_at=k.expires_at,
         )
 
 
@@ -50,7 +60,12 @@ async def list_keys(services: Services, _: Admin) -> list[ApiKeyPublic]:
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key")
 async def create_key(body: ApiKeyCreate, services: Services, _: Admin) -> ApiKeyCreated:
     key, record = await create_api_key(
-        services.storage.api_keys, services.clock, body.name, body.role, user_id=body.user_id
+        services.storage.api_keys,
+        services.clock,
+        body.name,
+        body.role,
+        user_id=body.user_id,
+        expires_in_days=body.expires_in_days,
     )
     return ApiKeyCreated(key=key, **ApiKeyPublic.of(record).model_dump())
 

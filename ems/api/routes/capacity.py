@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ems.api.auth import Analyst, Operator, Services
+from ems.api.openapi import problem as documented_problem
 from ems.api.problems import problem
 from ems.domain.capacity import CapacitySignal, LimitSource, SignalKind, SignalSource
 from ems.errors import NotAvailable, NotFound
@@ -23,6 +24,8 @@ from ems.ports.grid import CapacitySignals
 
 router = APIRouter(prefix="/api/v1/sites", tags=["capacity"])
 
+MIN_HORIZON_S = 60.0
+"""A timeline shorter than a minute says nothing (signals come in blocks of minutes)."""
 MAX_HORIZON_S = 7 * 86_400.0
 
 
@@ -125,7 +128,10 @@ def _capacity(services: Services) -> CapacitySignals:
     "/{site_id}/capacity",
     response_model=CapacityAck,
     summary="Send a capacity forecast or immediate limit (the MQTT body, OSCP UpdateGroupCapacityForecast shape)",
-    responses={422: {"description": "rejected: every problem listed; nothing applied"}},
+    responses={
+        422: documented_problem("rejected: every problem listed; nothing applied"),
+        501: documented_problem("grid capacity signals are not enabled in this process"),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -156,13 +162,25 @@ async def post_capacity(
     )
 
 
-@router.get("/{site_id}/capacity", summary="The capacity in force and its timeline, with the source of every bound")
+@router.get(
+    "/{site_id}/capacity",
+    summary="The capacity in force and its timeline, with the source of every bound",
+    responses={501: documented_problem("grid capacity signals are not enabled in this process")},
+)
 async def get_capacity(
     site_id: str,
     services: Services,
     _: Analyst,
     circuit_id: Annotated[str | None, Query(description="a circuit of the site; absent: the site connection")] = None,
-    horizon_s: Annotated[float, Query(gt=0, le=MAX_HORIZON_S, description="timeline length from now")] = 86_400.0,
+    horizon_s: Annotated[
+        float,
+        Query(
+            ge=MIN_HORIZON_S,
+            le=MAX_HORIZON_S,
+            allow_inf_nan=False,
+            description="timeline length from now, in seconds: 60 to 604800 (a week)",
+        ),
+    ] = 86_400.0,
 ) -> CapacityPublic:
     capacity = _capacity(services)
     site = services.site(site_id)

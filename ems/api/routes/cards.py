@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ems.api.auth import Analyst, AnyUser, Operator, Services
+from ems.api.openapi import problem
 from ems.domain.access import Role
 from ems.domain.card import Card, CardMode, CardStatus
 from ems.domain.money import Money
@@ -76,7 +77,9 @@ async def list_cards(services: Services, _: Analyst) -> list[CardPublic]:
     return [CardPublic.of(c) for c in await services.storage.cards.all()]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Register a card")
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, summary="Register a card", responses={409: problem("the card exists")}
+)
 async def create_card(body: CardCreate, services: Services, _: Operator) -> CardPublic:
     card = Card(
         uid=body.uid,

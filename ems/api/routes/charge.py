@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ems.api.auth import AnyUser, Principal
 from ems.api.billing_support import BillingDep, account_for, check_owner, money
+from ems.api.openapi import problem
 from ems.api.problems import PROBLEM_JSON
 from ems.domain.commands import CommandStatus
 from ems.errors import InvalidInput, NotFound
@@ -81,7 +82,13 @@ async def _check_payer(billing: BillingDep, principal: Principal, body: ChargeSt
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ChargePublic,
     summary="Hold money, then ask the station to start",
-    responses={402: {"description": "balance too low"}, 409: {}, 503: {}, 504: {}},
+    responses={
+        402: problem("balance too low"),
+        404: problem("no such station"),
+        409: problem("the station is offline or busy, or the Idempotency-Key was used for another request"),
+        503: problem("no OCPP server runs in this process, or the database is not available"),
+        504: problem("the station did not answer in time"),
+    },
 )
 async def start(
     body: ChargeStartRequest,

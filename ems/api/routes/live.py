@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from ems.api.auth import Analyst, Services
+from ems.api.openapi import problem
 from ems.errors import NotAvailable, NotFound
 
 router = APIRouter(prefix="/api/v1/sites", tags=["live"])
@@ -78,7 +79,11 @@ class LivePublic(BaseModel):
     plan: PlanPublic | None
 
 
-@router.get("/{site_id}/live", summary="Measured load, active sessions and the charging plan in force")
+@router.get(
+    "/{site_id}/live",
+    summary="Measured load, active sessions and the charging plan in force",
+    responses={501: problem("no controller runs in this process")},
+)
 async def live(site_id: str, services: Services, _: Analyst) -> LivePublic:
     if services.site(site_id) is None:
         raise NotFound(f"no site {site_id!r}")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ems.api.auth import Services
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, money, parse_money
+from ems.api.openapi import problem
 from ems.billing.webhook import SIGNATURE_HEADER, InvalidSignature, verify
 from ems.domain.ledger import Book
 from ems.errors import InvalidInput, NotAvailable
@@ -32,7 +33,15 @@ class PaymentWebhook(BaseModel):
     currency: str = Field(min_length=1, max_length=8)
 
 
-@router.post("/{provider}/webhook", summary="A payment provider confirms a top-up (HMAC-signed)")
+@router.post(
+    "/{provider}/webhook",
+    summary="A payment provider confirms a top-up (HMAC-signed)",
+    responses={
+        401: problem("missing or wrong signature"),
+        409: problem("this event id was credited with another body"),
+        501: problem("payment webhooks are not configured (EMS_PAYMENT_WEBHOOK_SECRET)"),
+    },
+)
 async def webhook(
     provider: Annotated[str, Path(pattern=r"^[a-z0-9-]{1,40}$")],
     request: Request,

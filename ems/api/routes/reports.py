@@ -16,6 +16,8 @@ from ems.errors import InvalidInput
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
 MAX_DAYS = 366
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2199, 12, 31)
+"""Report dates are bounded: a day either side must still be a date (``date.max`` plus a day overflows)."""
 
 
 class StationDayPublic(BaseModel):
@@ -32,9 +34,9 @@ class StationDayPublic(BaseModel):
 async def station_daily(
     billing: BillingDep,
     _: Analyst,
-    first: Annotated[date, Query(alias="from")],
-    last: Annotated[date, Query(alias="to")],
-    station_id: str | None = None,
+    first: Annotated[date, Query(alias="from", ge=MIN_DATE, le=MAX_DATE, description="2000-01-01 to 2199-12-31")],
+    last: Annotated[date, Query(alias="to", ge=MIN_DATE, le=MAX_DATE, description="2000-01-01 to 2199-12-31")],
+    station_id: Annotated[str | None, Query(max_length=48)] = None,
 ) -> list[StationDayPublic]:
     if last < first or (last - first).days >= MAX_DAYS:
         raise InvalidInput("bad date range", [f"from/to: want from <= to and at most {MAX_DAYS} days"])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ems.api.auth import AnyUser, Operator, Services
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, check_owner, money, parse_money
+from ems.api.openapi import problem
 from ems.billing.codec import cdr_to_json
 from ems.domain.billing import SessionCost
 from ems.domain.ledger import Book
@@ -152,7 +153,12 @@ async def receipt_html(
     return HTMLResponse(render_receipt(await _receipt(billing, services, principal, session_id)))
 
 
-@router.post("/{session_id}/refunds", status_code=status.HTTP_201_CREATED, summary="Refund part of a prepaid session")
+@router.post(
+    "/{session_id}/refunds",
+    status_code=status.HTTP_201_CREATED,
+    summary="Refund part of a prepaid session",
+    responses={409: problem("the Idempotency-Key was used for another request")},
+)
 async def refund(
     session_id: SessionId,
     body: RefundCreate,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ems.api.auth import Analyst, Operator, Services
+from ems.api.openapi import problem
 from ems.domain.station import ConnectorStatus, Station
 from ems.errors import InvalidInput, NotFound
 from ems.security import hash_password, password_problem
@@ -112,7 +113,12 @@ async def list_stations(services: Services, _: Analyst) -> list[StationPublic]:
     return [StationPublic.of(s) for s in await services.storage.stations.all()]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Register a station")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a station",
+    responses={409: problem("a station with this id exists")},
+)
 async def create_station(body: StationCreate, services: Services, _: Operator) -> StationPublic:
     _check_placement(services, body.site_id, body.circuit_id)
     station = await register_station(

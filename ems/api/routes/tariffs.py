@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ems.api.auth import Analyst, Operator, Services
-from ems.api.billing_support import MONEY_PATTERN, BillingDep
+from ems.api.billing_support import PRICE_PATTERN, BillingDep
 from ems.billing.codec import tariff_to_json
 from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.tariff import ALL_DAYS, Tariff, TouBand, tariff_problems
@@ -20,7 +20,7 @@ from ems.errors import InvalidInput, NotFound
 router = APIRouter(tags=["tariffs"])
 
 TariffId = Annotated[str, Path(min_length=1, max_length=64)]
-Price = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["0.30"])]
+Price = Annotated[str, Field(pattern=PRICE_PATTERN, examples=["0.30"])]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["17:00"])]
 
 
@@ -30,7 +30,9 @@ class TouBandIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     start: ClockTime
     end: ClockTime = Field(description="At or before start: the band runs past midnight; 00:00 is midnight")
-    days: list[int] = Field(default_factory=lambda: sorted(ALL_DAYS), description="0 = Monday ... 6 = Sunday")
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=lambda: sorted(ALL_DAYS), max_length=7, description="0 = Monday ... 6 = Sunday"
+    )
     energy_per_kwh: Price | None = None
     time_per_minute: Price | None = None
 
@@ -48,7 +50,7 @@ class TariffIn(BaseModel):
     session_fee: Price | None = None
     idle_per_minute: Price | None = Field(default=None, description="Per minute plugged in after charging ended")
     idle_grace_minutes: int = Field(default=0, ge=0, le=24 * 60)
-    tou: list[TouBandIn] = Field(default_factory=list)
+    tou: list[TouBandIn] = Field(default_factory=list, max_length=48)
     min_price: Price | None = None
     max_price: Price | None = None
     vat_percent: Price | None = None

@@ -1,6 +1,7 @@
 """The ``ems`` command as a user runs it: real processes, real storage, real ports."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+from websockets.asyncio.client import connect
 
 ADMIN_KEY = "cli-test-admin-key-0123456789"
 
@@ -47,6 +50,10 @@ def test_admin_commands_write_to_the_embedded_database(tmp_path: Path) -> None:
     assert r.returncode == 0 and "04AABB" in r.stdout, r.stderr
     r = ems(["apikey", "create", "--name", "ops", "--role", "operator"], env, tmp_path)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("ems_"), r.stderr
+    r = ems(["apikey", "create", "--name", "temp", "--role", "analyst", "--expires-in-days", "30"], env, tmp_path)
+    assert r.returncode == 0 and "expires 20" in r.stdout, r.stderr
+    r = ems(["apikey", "create", "--name", "bad", "--expires-in-days", "0"], env, tmp_path)
+    assert r.returncode == 2 and "--expires-in-days" in r.stderr
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -125,3 +132,40 @@ def test_demo_runs_for_its_duration_and_summarizes(tmp_path: Path) -> None:
     assert (tmp_path / "ems-data" / "demo" / "demo.db").exists()
     assert (tmp_path / "ems-data" / "demo" / "ocpp-journal.db").exists()
     assert not (tmp_path / "ems-data" / "ocpp-journal.db").exists(), "the demo keeps out of serve's data"
+
+
+@pytest.mark.slow
+async def test_serve_requires_station_passwords_and_logs_json(tmp_path: Path) -> None:
+    """`ems serve` defaults: a station registered without a password is refused; EMS_LOG_FORMAT=json."""
+    env = env_for(tmp_path, EMS_LOG_FORMAT="json")
+    assert ems(["station", "add", "CP-NOPW"], env, tmp_path).returncode == 0
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "ems", "serve", "--api-port", "0", "--ocpp-port", "0"],
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        api = ocpp = None
+        while api is None or ocpp is None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "ems serve exited before announcing its servers"
+            api = api or ((m := re.search(r"API on (http://\S+)", line)) and m.group(1))
+            ocpp = ocpp or ((m := re.search(r"OCPP on (ws://\S+)/<station-id>", line)) and m.group(1))
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with connect(f"{ocpp}/CP-NOPW", subprotocols=[websockets.Subprotocol("ocpp1.6")]):
+                pass
+        assert refused.value.response.status_code == 401
+        async with httpx.AsyncClient(base_url=api) as client:
+            assert (await client.get("/metrics")).status_code == 200
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
+    assert proc.stderr is not None
+    lines = [json.loads(line) for line in (await proc.stderr.read()).decode().splitlines() if line.strip()]
+    assert any(line.get("security_event") == "ocpp_auth_failed" for line in lines), lines
+    assert not any("connection open" in line["message"] for line in lines)

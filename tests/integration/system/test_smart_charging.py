@@ -66,7 +66,12 @@ async def until(controller: Controller, condition: Callable[[], bool], within_s:
 async def running(storage: Storage, tmp_path: Path) -> AsyncIterator[Running]:
     clock = FakeClock(T0)
     settings = Settings(  # type: ignore[call-arg]
-        api_port=0, ocpp_port=0, ocpp_auto_register=True, data_dir=tmp_path, _env_file=None
+        api_port=0,
+        ocpp_port=0,
+        ocpp_auto_register=True,
+        ocpp_require_password=False,  # the simulated stations register themselves, without passwords
+        data_dir=tmp_path,
+        _env_file=None,
     )
     runtime = Runtime(settings=settings, sites=(SITE,), clock=clock, bus=EventBus(), storage=storage)
     await storage.cards.add(Card(uid="DRIVER"))

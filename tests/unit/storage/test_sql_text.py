@@ -31,6 +31,12 @@ def test_placeholders_for_psycopg(sql: str, expected: str) -> None:
         ("postgresql://u:p@h:notaport/db?x=1", "postgresql://u:***@h:notaport/db?x=1"),
         ("postgresql://u:p:with:colons@h/db", "postgresql://u:***@h/db"),
         ("sqlite:///data/ems.db", "sqlite:///data/ems.db"),
+        ("postgresql://ems@db/ems?password=hunter2", "postgresql://ems@db/ems?password=***"),
+        (
+            "postgresql://ems@db/ems?sslmode=require&sslpassword=x&options=-c%20a",
+            "postgresql://ems@db/ems?sslmode=require&sslpassword=***&options=-c%20a",
+        ),
+        ("postgresql://u:p@db/ems?PASSWORD=y", "postgresql://u:***@db/ems?PASSWORD=***"),
     ],
 )
 def test_redact_url(url: str, shown: str) -> None:
