@@ -127,7 +127,12 @@ class Loop:
 async def loop(storage: Storage, tmp_path: Path) -> AsyncIterator[Loop]:
     clock = FakeClock(T0)
     settings = Settings(  # type: ignore[call-arg]
-        api_port=0, ocpp_port=0, ocpp_auto_register=True, data_dir=tmp_path, _env_file=None
+        api_port=0,
+        ocpp_port=0,
+        ocpp_auto_register=True,
+        ocpp_require_password=False,  # the simulated stations register themselves, without passwords
+        data_dir=tmp_path,
+        _env_file=None,
     )
     runtime = Runtime(settings=settings, sites=(SITE,), clock=clock, bus=EventBus(), storage=storage)
     await storage.cards.add(Card(uid="DRIVER"))
