@@ -141,7 +141,9 @@ async def build_system(runtime: Runtime) -> System:
         authorizer=billing.service,  # card status, expiry and prepaid balance
     )
     billing.service.control = ocpp.control  # remote stop at the hold; pay-before-start's RemoteStart
-    billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
+    billing_listener = BillingListener(
+        billing.service, bus, quarantine=storage.quarantine
+    )  # subscribes now, before anything publishes
     # With MQTT configured a grid operator is expected, so the staleness watch starts now;
     # without, a site goes stale only after it has heard from one.
     watch_from = clock.now() if settings.mqtt_url else None

@@ -28,6 +28,7 @@ from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, Si
 from ems.domain.card import AuthorizationStatus, Card
 from ems.domain.commands import CommandResult, StationCommand
 from ems.domain.money import Money
+from ems.domain.quarantine import QuarantinedMessage, QuarantineSource
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
 from ems.domain.units import Phase
@@ -218,6 +219,22 @@ class SessionStore(Protocol):
     async def next_transaction_id(self) -> int:
         """A fresh positive integer for OCPP 1.6 StartTransaction, unique across restarts."""
         ...
+
+
+class QuarantineStore(Protocol):
+    """Inbound messages that could not be applied, with their reasons (``ems.domain.quarantine``)."""
+
+    async def add(self, entry: QuarantinedMessage) -> bool:
+        """Store ``entry``; ``False`` if the same message (same id) is there already."""
+        ...
+
+    async def list(
+        self, *, limit: int = 100, offset: int = 0, source: QuarantineSource | None = None
+    ) -> list[QuarantinedMessage]:
+        """Newest first."""
+        ...
+
+    async def count(self, source: QuarantineSource | None = None) -> int: ...
 
 
 class MeterSampleStore(Protocol):
@@ -458,6 +475,9 @@ class Storage(Protocol):
 
     @property
     def billing(self) -> BillingStores: ...
+
+    @property
+    def quarantine(self) -> QuarantineStore: ...
 
     @property
     def backend(self) -> str:

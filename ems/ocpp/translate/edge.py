@@ -13,9 +13,10 @@ Rules (docs/ocpp-input.md has the table):
 - **Time** (``station_time``): unreadable or out of Python's range (``9999-12-31T23:59:59-05:00``,
   ``0001-01-01T00:00:00+01:00``) -> the receive time, flagged ``time_unreadable``. More than
   ``MAX_AHEAD_S`` after the receive time (a station clock running ahead) -> the receive time,
-  flagged ``clock_ahead``. More than ``MAX_BEHIND_S`` before it (a clock reset to 1970, or
-  an offline queue older than any charger keeps) -> the receive time, flagged ``clock_behind``.
-  Late messages within ``MAX_BEHIND_S`` keep their own time: offline queues are normal.
+  flagged ``clock_ahead``. Before ``EARLIEST`` (2010: a clock reset to 1970 or 2000, or year 1)
+  -> the receive time, flagged ``clock_behind``. Anything between keeps its own time: a late
+  message from an offline queue cannot be told from a clock running behind, and both are
+  ordered by the session rules (a stop never before its start).
 - **Numbers** (``scaled_value``): a multiplier outside +-``MAX_MULTIPLIER``, a value not finite
   after unit scaling and multiplier, or outside the physical bounds of its measurand
   (``BOUNDS``) -> value 0 flagged ``out_of_range`` (raw value and unit kept for audit).
@@ -38,9 +39,10 @@ from ems.domain.session import Measurand
 MAX_AHEAD_S = 300.0
 """A station time up to 5 min after our receive time is clock drift we accept as is (NTP-less
 chargers drift by minutes); beyond, the station's clock is wrong and its time is replaced."""
-MAX_BEHIND_S = 31 * 24 * 3600.0
-"""Offline queues deliver late, but no charger keeps a month of transaction messages; an older
-time is a clock reset (1970, 2000), and is replaced by the receive time."""
+EARLIEST = datetime(2010, 1, 1, tzinfo=UTC)
+"""Before any OCPP-J charger (OCPP 1.6 is from 2015): an earlier time is a clock reset (1970,
+2000, year 1), replaced by the receive time. Not a window behind the receive time: offline
+queues deliver late (days, after an outage), and replaying a journal must give the same result."""
 MAX_MULTIPLIER = 30
 """2.0.1 ``unitOfMeasure.multiplier`` is a power of ten; real meters use -3..6. Beyond 1e+-30
 nothing physical is left (and 10.0**400 overflows)."""
@@ -70,7 +72,6 @@ MAX_PLANNING_AHEAD = timedelta(days=7)
 """A departure time further ahead than a week is not a plan the optimizer can use."""
 
 _AHEAD = timedelta(seconds=MAX_AHEAD_S)
-_BEHIND = timedelta(seconds=MAX_BEHIND_S)
 
 
 class Unusable(ValueError):
@@ -97,7 +98,7 @@ def station_time(text: object, received_at: datetime) -> StationTime:
     try:
         if at > received_at + _AHEAD:
             return StationTime(received_at, FLAG_CLOCK_AHEAD)
-        if at < received_at - _BEHIND:
+        if at < EARLIEST:
             return StationTime(received_at, FLAG_CLOCK_BEHIND)
     except OverflowError:  # received_at itself near datetime.min/max: only in tests
         return StationTime(received_at, FLAG_TIME_UNREADABLE)

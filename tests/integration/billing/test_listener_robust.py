@@ -1,0 +1,49 @@
+"""A billing failure that is not an EmsError (a pricing bug, a session pricing refuses) never stops the
+listener: it is logged, counted and quarantined, and the next event is handled (both back ends)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from ems.billing.components import build_billing
+from ems.billing.listener import BillingListener
+from ems.billing.service import BillingPolicy
+from ems.clock import FakeClock
+from ems.controller.bus import EventBus
+from ems.domain.events import SessionEnded, SessionStarted
+from ems.domain.quarantine import QuarantineSource
+from ems.storage.factory import SqlStorage
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+async def test_a_failing_settlement_is_quarantined_and_the_listener_goes_on(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = EventBus()
+    billing = build_billing(storage, clock=FakeClock(T0), policy=BillingPolicy())
+    listener = BillingListener(billing.service, bus, quarantine=storage.quarantine)
+
+    async def refuses(session_id: str) -> object:
+        raise ValueError(f"session stops before it starts ({session_id})")
+
+    monkeypatch.setattr(billing.service, "session_ended", refuses)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    try:
+        await bus.publish(SessionEnded(at=T0, session_id="S-BAD", station_id="CP-1", evse_id=1, energy_wh=1.0))
+        await bus.publish(SessionStarted(at=T0, session_id="S-NEXT", station_id="CP-1", evse_id=1, id_tag=None))
+        await asyncio.wait_for(listener.wait_until(lambda: listener.handled >= 2), 10)
+        assert not task.done()  # still running
+        assert listener.failed == 1 and listener.quarantined == 1 and "S-NEXT" in listener.started
+        [entry] = await storage.quarantine.list(source=QuarantineSource.BILLING)
+        assert entry.action == "SessionEnded" and "before it starts" in entry.reason and "S-BAD" in entry.payload
+        # The same failure again (the sweep, a restart) is stored once: the id is a hash of the event.
+        await listener.handle(SessionEnded(at=T0, session_id="S-BAD", station_id="CP-1", evse_id=1, energy_wh=1.0))
+        assert await storage.quarantine.count() == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
