@@ -17,6 +17,7 @@ from ems.api.routes import (
     health,
     live,
     payments,
+    quarantine,
     reports,
     sessions,
     sites,
@@ -44,6 +45,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     charge.router,
     reports.router,
     payments.router,
+    quarantine.router,
 )
 """Every router; a feature adds its module here."""
 
