@@ -27,11 +27,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ems.billing.ledger import Hold, place_hold, top_up
-from ems.billing.model import Account
-from ems.billing.pricing import EnergyReading, SessionUsage, price_session
-from ems.billing.tariff import Tariff, TouBand
+from ems.billing.ledger import place_hold, top_up
+from ems.billing.pricing import price_session
 from ems.config import Settings
+from ems.domain.billing import Account, EnergyReading, SessionUsage
+from ems.domain.ledger import Hold
+from ems.domain.tariff import Tariff, TouBand
 from ems.storage.factory import SqlStorage, open_storage
 
 T0 = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)

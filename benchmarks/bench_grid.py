@@ -31,16 +31,16 @@ from typing import Any
 
 import aiomqtt
 
+from ems.bus import EventBus
 from ems.clock import SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.domain.capacity import SignalSource
 from ems.domain.events import CapacityChanged, DomainEvent
 from ems.domain.site import Site
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
 from ems.grid.payload import parse_signal
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from ems.storage.factory import open_storage
 
 HOST = "127.0.0.1"

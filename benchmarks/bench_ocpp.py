@@ -64,9 +64,9 @@ STATUS = {"connectorId": 1, "errorCode": "NoError", "status": "Charging"}
 
 
 def _ocpp_server(port_out: Any, data_dir: str) -> None:
+    from ems.bus import EventBus
     from ems.clock import SystemClock
     from ems.config import Settings
-    from ems.controller.bus import EventBus
     from ems.ocpp.runtime import OcppRuntime
     from ems.ocpp.server import OcppServerConfig
     from ems.storage.factory import open_storage

@@ -1,19 +1,23 @@
 """One exception hierarchy for ems. Everything ems raises on purpose is an ``EmsError``::
 
 EmsError
-├── ConfigError              bad settings or environment (exit 2 at start-up)
-│   └── SiteFileError        a site file with problems; ``problems`` lists every one
-├── InvalidInput             a request or file that does not validate; ``problems`` per field
-├── StorageError             the database failed
-│   ├── StorageUnavailable   cannot reach / open the database (retry later)
-│   ├── NotFound             no such record
-│   └── Conflict             the record exists already, or a unique key is taken
-├── StationError             talking to a charging station failed
-│   └── StationOffline       the station is not connected
-├── BillingError             a money operation was refused
-│   ├── InsufficientFunds    the balance does not cover it
-│   └── IdempotencyConflict  an Idempotency-Key reused with a different request
-└── NotAvailable             a feature that is not built (yet) or not configured
+├── ConfigError                bad settings or environment (exit 2 at start-up)
+│   └── SiteFileError          a site file with problems; ``problems`` lists every one
+├── Outcome                    an answer, not a breakdown: retrying the same call gives the same answer
+│   ├── InvalidInput           a request or file that does not validate; ``problems`` per field
+│   ├── NotFound               no such record
+│   ├── Conflict               the record exists already, a unique key is taken, or it is still referred to
+│   ├── BillingError           a money operation was refused
+│   │   ├── InsufficientFunds    the balance does not cover it
+│   │   └── IdempotencyConflict  an Idempotency-Key reused with a different request
+│   └── NotAvailable           a feature that is not built (yet) or not configured
+└── Failure                    infrastructure broke: the same call may succeed later
+    ├── StorageError           the database failed
+    │   └── StorageUnavailable cannot reach / open the database (retry later)
+    └── StationError           talking to a charging station failed
+        └── StationOffline     the station is not connected
+
+A retry loop catches ``Failure`` (or ``StorageError``) only: outcomes pass through it untouched.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ class ConfigError(EmsError):
     pass
 
 
+class Outcome(EmsError):
+    """The operation was refused for a reason in the request or the data; nothing is broken."""
+
+
+class Failure(EmsError):
+    """An infrastructure failure (database, station link); the same call may succeed later."""
+
+
 class _WithProblems(EmsError):
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         self.problems = list(problems)
@@ -40,11 +52,11 @@ class SiteFileError(_WithProblems, ConfigError):
     pass
 
 
-class InvalidInput(_WithProblems):
+class InvalidInput(_WithProblems, Outcome):
     pass
 
 
-class StorageError(EmsError):
+class StorageError(Failure):
     pass
 
 
@@ -52,15 +64,15 @@ class StorageUnavailable(StorageError):
     pass
 
 
-class NotFound(StorageError):
+class NotFound(Outcome):
     pass
 
 
-class Conflict(StorageError):
+class Conflict(Outcome):
     pass
 
 
-class StationError(EmsError):
+class StationError(Failure):
     pass
 
 
@@ -68,7 +80,7 @@ class StationOffline(StationError):
     pass
 
 
-class BillingError(EmsError):
+class BillingError(Outcome):
     pass
 
 
@@ -80,5 +92,5 @@ class IdempotencyConflict(BillingError):
     pass
 
 
-class NotAvailable(EmsError):
+class NotAvailable(Outcome):
     pass

@@ -1,4 +1,4 @@
-"""Password hashing for station credentials (OCPP security profile 1, HTTP Basic).
+"""Secrets: password hashing for station credentials (OCPP security profile 1, HTTP Basic), API keys.
 
 scrypt (RFC 7914) with a random 16-byte salt, N=2**14, r=8, p=1: ~30 ms and 16 MiB per
 check on this hardware, cheap enough for a station's connect, costly for offline guessing.
@@ -47,3 +47,16 @@ def password_problem(password: str) -> str | None:
     if not password.isprintable():
         return "password must be printable characters"
     return None
+
+
+API_KEY_PREFIX = "ems_"
+
+
+def new_api_key() -> str:
+    """A fresh API key (shown once to its owner; only its hash is stored)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex of the key: keys are 32 random bytes, so a fast hash is enough (no guessing)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

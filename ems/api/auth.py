@@ -8,9 +8,7 @@ nothing to brute-force. Comparison of the bootstrap key is constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,16 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ems.api.services import ApiServices
 from ems.domain.access import ROLE_RANK, Role
-
-KEY_PREFIX = "ems_"
-
-
-def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+from ems.security import hash_api_key
 
 
 @dataclass(frozen=True, slots=True)

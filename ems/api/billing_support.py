@@ -1,39 +1,27 @@
-"""What the billing routers share: the ``Billing`` dependency, money parsing, ownership checks."""
+"""What the billing routers share: the ``Billing`` dependency (built by the composition root), money parsing,
+ownership checks."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 
 from ems.api.auth import Principal, Services
-from ems.billing.components import Billing, build_billing, policy_from
-from ems.billing.ledger import Balance
-from ems.billing.model import Account
 from ems.domain.access import Role
+from ems.domain.billing import Account
+from ems.domain.ledger import Balance
 from ems.domain.money import CurrencyError, Money, check_currency, parse_decimal
 from ems.errors import InvalidInput, NotFound
+from ems.services.billing_setup import Billing
 
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 """Money travels as a decimal string ("16.00"), never a JSON number (floats are not exact)."""
 
 
-def get_billing(request: Request, services: Services) -> Billing:
-    if services.billing is not None:
-        return services.billing
-    built: Billing | None = getattr(request.app.state, "billing", None)
-    if built is None:
-        settings = request.app.state.settings
-        secret = settings.payment_webhook_secret
-        built = build_billing(
-            services.storage,
-            clock=services.clock,
-            policy=policy_from(settings, services.sites),
-            control=services.charger_control,
-            webhook_secret=secret.get_secret_value().encode() if secret is not None else None,
-        )
-        request.app.state.billing = built
-    return built
+def get_billing(services: Services) -> Billing:
+    """The billing services the composition root built (shared with the OCPP event path)."""
+    return services.billing
 
 
 BillingDep = Annotated[Billing, Depends(get_billing)]

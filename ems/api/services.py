@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ems.billing.components import Billing
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.site import Site
-from ems.ports import CapacitySignals, ChargerControl, SiteMonitor, Storage
+from ems.ports.control import ChargerControl
+from ems.ports.grid import CapacitySignals
+from ems.ports.monitor import SiteMonitor
+from ems.ports.stores import Storage
+from ems.services.billing_setup import Billing
 
 
 @dataclass(slots=True)
@@ -16,15 +19,15 @@ class ApiServices:
     storage: Storage
     clock: Clock
     sites: tuple[Site, ...]
+    billing: Billing
+    """Built once by the composition root (``ems.app``), shared with the OCPP event path."""
     bus: EventBus = field(default_factory=EventBus)
     charger_control: ChargerControl | None = None
     """``None`` when the OCPP server is not running in this process: commands answer 503."""
-    billing: Billing | None = None
-    """Built by the composition root (shared with the OCPP event path); ``None``: the API builds its own."""
     monitor: SiteMonitor | None = None
     """The controller's live view; ``None`` when no controller runs in this process."""
     capacity: CapacitySignals | None = None
-    """Grid-capacity signals (``ems.grid.service``); ``None``: the capacity endpoints answer 501."""
+    """Grid-capacity signals (``ems.services.capacity``); ``None``: the capacity endpoints answer 501."""
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)

@@ -9,9 +9,9 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from ems.billing.pricing import ChargeDetailRecord, LineItem, LineKind
-from ems.billing.tariff import ALL_DAYS, Tariff, TouBand
+from ems.domain.billing import ChargeDetailRecord, LineItem, LineKind
 from ems.domain.money import Money
+from ems.domain.tariff import ALL_DAYS, Tariff, TouBand
 
 
 def tariff_to_json(tariff: Tariff) -> dict[str, Any]:

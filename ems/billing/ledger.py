@@ -1,5 +1,7 @@
 """Ledger rules: double-entry movements of prepaid money, decided from an account's state. Pure.
 
+The value types (``Movement``, ``Hold``, ``Balance`` ...) are in ``ems.domain.ledger``.
+
 Every money movement is a ``Movement``: two or more ``Entry`` lines in integer *minor units*
 (cents) that sum to zero. A balance is the sum of its entries; nothing is ever edited in place.
 Books, per customer account (sign: positive = money in that book):
@@ -13,138 +15,33 @@ Books, per customer account (sign: positive = money in that book):
   (a session that overran its hold on an empty wallet); negative, the driver's debt, shown
   on the statement and never taken from a later top-up automatically.
 
-The rules here decide; the store (``ems.ports.LedgerStore.apply``) runs a rule under the
+The rules here decide; the store (``ems.ports.billing.LedgerStore.apply``) runs a rule under the
 account's lock and writes the result atomically, so concurrent holds cannot overdraw.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 
+from ems.domain.billing import SessionCost
+from ems.domain.ledger import (
+    AccountState,
+    Balance,
+    Book,
+    Decision,
+    Entry,
+    Hold,
+    HoldStatus,
+    Movement,
+    MovementKind,
+)
 from ems.errors import BillingError, InsufficientFunds, InvalidInput
-
-
-class Book(StrEnum):
-    WALLET = "wallet"
-    HELD = "held"
-    FUNDING = "funding"
-    REVENUE = "revenue"
-    UNCOLLECTED = "uncollected"
-
-
-class MovementKind(StrEnum):
-    TOP_UP = "top_up"
-    HOLD = "hold"
-    CAPTURE = "capture"
-    RELEASE = "release"
-    REFUND = "refund"
-
-
-class HoldStatus(StrEnum):
-    OPEN = "open"
-    CAPTURED = "captured"
-    RELEASED = "released"
 
 
 class HoldNotOpen(BillingError):
     """The hold was captured or released already (a duplicate stop): nothing more to move."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    book: Book
-    amount_minor: int
-
-
-@dataclass(frozen=True, slots=True)
-class Movement:
-    """One money movement on one customer account. Invariant: ``sum(entries) == 0``."""
-
-    id: str
-    account_id: str
-    kind: MovementKind
-    currency: str
-    at: datetime
-    entries: tuple[Entry, ...]
-    hold_id: str | None = None
-    session_id: str | None = None
-    reference: str | None = None
-    """An outside reference: a payment provider's event id, a refund reason."""
-    memo: str = ""
-
-    def __post_init__(self) -> None:
-        if sum(e.amount_minor for e in self.entries) != 0:
-            raise ValueError(f"movement {self.id}: entries sum to {sum(e.amount_minor for e in self.entries)}, not 0")
-        if len(self.entries) < 2 or any(e.amount_minor == 0 for e in self.entries):
-            raise ValueError(f"movement {self.id}: needs two or more non-zero entries")
-
-    def on(self, book: Book) -> int:
-        """Net minor units this movement puts into ``book``."""
-        return sum(e.amount_minor for e in self.entries if e.book is book)
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Money reserved for one charge: placed at start, captured (the cost) and released (the rest) at stop."""
-
-    id: str
-    account_id: str
-    currency: str
-    amount_minor: int
-    created_at: datetime
-    status: HoldStatus = HoldStatus.OPEN
-    id_tag: str | None = None
-    """The token the station will present (card uid, or the app-start token)."""
-    station_id: str | None = None
-    evse_id: int | None = None
-    session_id: str | None = None
-    """Set when the session starts (app starts hold before there is a session)."""
-    captured_minor: int = 0
-    settled_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    """An account's books, each the sum of its entries, in minor units."""
-
-    currency: str
-    available_minor: int = 0
-    held_minor: int = 0
-    uncollected_minor: int = 0
-
-    def after(self, movement: Movement) -> Balance:
-        return replace(
-            self,
-            available_minor=self.available_minor + movement.on(Book.WALLET),
-            held_minor=self.held_minor + movement.on(Book.HELD),
-            uncollected_minor=self.uncollected_minor + movement.on(Book.UNCOLLECTED),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """What a rule decides from: the balance and the open holds, read under the account's lock."""
-
-    account_id: str
-    balance: Balance
-    open_holds: tuple[Hold, ...] = ()
-    session_revenue_minor: int = 0
-    """For a rule about one session (``LedgerStore.apply(..., session_id=)``): its revenue so far,
-    i.e. what it was charged minus what was refunded, read under the same lock."""
-
-    def hold(self, hold_id: str) -> Hold | None:
-        return next((h for h in self.open_holds if h.id == hold_id), None)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A rule's result: the movement to post and the holds it creates or settles."""
-
-    movement: Movement
-    holds: tuple[Hold, ...] = ()
 
 
 def check_balance(balance: Balance) -> None:
@@ -288,3 +185,17 @@ def _positive(amount_minor: int, what: str) -> None:
 
 def _nonzero(*entries: Entry) -> tuple[Entry, ...]:
     return tuple(e for e in entries if e.amount_minor != 0)
+
+
+def settled_cost(cost: SessionCost, movement: Movement | None) -> SessionCost:
+    """``cost`` with what ``movement`` (its capture) actually took; stores call this when writing both."""
+    if movement is None:
+        return cost
+    uncollected = -movement.on(Book.UNCOLLECTED)
+    return replace(
+        cost,
+        account_id=movement.account_id,
+        hold_id=movement.hold_id,
+        captured_minor=movement.on(Book.REVENUE) - uncollected,
+        uncollected_minor=uncollected,
+    )

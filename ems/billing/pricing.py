@@ -27,82 +27,26 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from enum import StrEnum
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ems.billing.tariff import Tariff, TouBand
+from ems.domain.billing import (
+    AssignmentScope,
+    ChargeDetailRecord,
+    EnergyReading,
+    LineItem,
+    LineKind,
+    SessionUsage,
+    TariffAssignment,
+)
 from ems.domain.money import MINOR_UNITS, Money, check_currency
 from ems.domain.session import ChargingSession, Measurand, MeterSample
+from ems.domain.tariff import Tariff, TouBand
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-class LineKind(StrEnum):
-    SESSION_FEE = "session_fee"
-    ENERGY = "energy"
-    CHARGING_TIME = "charging_time"
-    PARKING_TIME = "parking_time"
-    IDLE_TIME = "idle_time"
-    MINIMUM_PRICE = "minimum_price"
-    MAXIMUM_PRICE = "maximum_price"
-    VAT = "vat"
-
-
-@dataclass(frozen=True, slots=True)
-class EnergyReading:
-    """The energy import register (Wh, lifetime or session-relative, but one of them per session) at ``at``."""
-
-    at: datetime
-    register_wh: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class SessionUsage:
-    """What a session used: its start and stop (UTC) and its energy register readings."""
-
-    started_at: datetime
-    stopped_at: datetime
-    readings: tuple[EnergyReading, ...] = ()
-    charging_ended_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LineItem:
-    kind: LineKind
-    description: str
-    quantity: Decimal
-    """In ``unit``, rounded for display (kWh: 3 decimals, min: 2); the amount uses the exact quantity."""
-    unit: str
-    """``"kWh"``, ``"min"``, ``"session"`` or ``""`` (adjustments, VAT)."""
-    unit_price: Decimal | None
-    amount: Money
-    """Rounded to the minor unit (ROUND_HALF_EVEN)."""
-    band: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChargeDetailRecord:
-    """The priced session. Invariant: ``sum(line.amount) == total`` and ``net + vat == total``."""
-
-    tariff_id: str
-    currency: str
-    started_at: datetime
-    stopped_at: datetime
-    charging_ended_at: datetime
-    energy_wh: Decimal
-    """Total energy delivered, to the Wh (display); lines use the exact value."""
-    line_items: tuple[LineItem, ...]
-    net: Money
-    vat: Money
-    total: Money
-
-
-# ---------------------------------------------------------------- inputs
 
 
 def energy_readings(samples: Iterable[MeterSample]) -> list[EnergyReading]:
@@ -406,3 +350,20 @@ class _EnergyCurve:
         final = self.values[-1]
         reached = next(t for t, v in zip(self.times, self.values, strict=True) if v == final)
         return min(max(reached, start), stop)
+
+
+def resolve_tariff_id(
+    assignments: Sequence[TariffAssignment], *, site_id: str | None, station_id: str | None, group: str | None
+) -> str | None:
+    """The tariff in force: the user's group's, else the station's, else the site's default, else none."""
+    for scope, scope_id in (
+        (AssignmentScope.GROUP, group),
+        (AssignmentScope.STATION, station_id),
+        (AssignmentScope.SITE, site_id),
+    ):
+        if scope_id is None:
+            continue
+        for a in assignments:
+            if a.scope is scope and a.scope_id == scope_id:
+                return a.tariff_id
+    return None

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from ems.billing.model import SessionCost
+from ems.domain.billing import SessionCost
 from ems.domain.money import Money
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller.bus import EventBus, Subscription
 from ems.controller.planning import (
     PlanningSettings,
     SentProfile,
@@ -31,7 +31,7 @@ from ems.controller.planning import (
     tx_profile,
 )
 from ems.controller.state import LiveState
-from ems.domain.capacity import CapacityInterval
+from ems.domain.capacity import CapacityInterval, SiteLoadReading
 from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit
 from ems.domain.events import (
     CapacityChanged,
@@ -40,18 +40,20 @@ from ems.domain.events import (
     SessionUpdated,
     StationBooted,
 )
+from ems.domain.live import LiveSessionView, SitePlanView
 from ems.domain.site import Site
 from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
-from ems.ports import ChargerControl, LiveSessionView, SessionStore, SiteLoadReading, SitePlanView
+from ems.ports.control import ChargerControl
+from ems.ports.stores import SessionStore
 
 log = logging.getLogger(__name__)
 
 
 class CapacityTimelines(Protocol):
-    """What the grid-capacity service offers the controller (``ems.grid.service.CapacityService``)."""
+    """What the grid-capacity service offers the controller (``ems.services.capacity.CapacityService``)."""
 
     def timeline(
         self, site_id: str, circuit_id: str | None = None, *, horizon_s: float = 86_400.0
@@ -88,9 +90,12 @@ class Controller:
         charger_control: ChargerControl | None,
         capacity: CapacityTimelines | None = None,
         settings: ControllerSettings | None = None,
+        state: LiveState | None = None,
     ) -> None:
+        """``state``: the live site state, when the composition root shares it (the capacity service
+        reads the measured site load from it); ``None``: a new one for ``sites``."""
         self.sites = tuple(sites)
-        self.state = LiveState(self.sites)
+        self.state = state if state is not None else LiveState(self.sites)
         self.settings = settings or ControllerSettings()
         self._bus = bus
         self._clock = clock

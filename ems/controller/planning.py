@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from ems.controller.state import LiveSession, LiveState
 from ems.domain.capacity import CapacityInterval
-from ems.domain.commands import ChargingSchedulePeriod, SetChargingLimit
+from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
 from ems.domain.site import EvseSpec, Site
 from ems.domain.units import Phase, current_a_from_power_w
 from ems.optimizer.schedule import Schedule
@@ -187,9 +187,9 @@ def tx_profile(
     return SetChargingLimit(
         evse_id=session.evse_id,
         profile_id=TX_PROFILE_ID_BASE + session.evse_id,
-        purpose="TxProfile",
+        purpose=ProfilePurpose.TX_PROFILE,
         stack_level=1,
-        rate_unit="A",
+        rate_unit=RateUnit.A,
         periods=tuple(periods),
         start_at=schedule.start,
         duration_s=slots * schedule.slot_s,
@@ -221,8 +221,8 @@ def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int) -> SetCharging
     return SetChargingLimit(
         evse_id=spec.evse_id,
         profile_id=FAILSAFE_PROFILE_ID_BASE + spec.evse_id,
-        purpose="TxDefaultProfile",
+        purpose=ProfilePurpose.TX_DEFAULT_PROFILE,
         stack_level=0,
-        rate_unit="A",
+        rate_unit=RateUnit.A,
         periods=(ChargingSchedulePeriod(start_offset_s=0, limit=amps, number_phases=spec.phases),),
     )

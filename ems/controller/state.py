@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ems.domain.capacity import SiteLoadReading
 from ems.domain.events import (
     DomainEvent,
     MeterSampled,
@@ -28,7 +29,6 @@ from ems.domain.session import ChargingSession, Measurand, MeterSample
 from ems.domain.site import EvseSpec, Site
 from ems.domain.station import ConnectorStatus
 from ems.domain.units import ALL_PHASES, NOMINAL_VOLTAGE_V, Phase
-from ems.ports import SiteLoadReading
 
 DEFAULT_EVSE = EvseSpec(evse_id=1)
 """What a station not in the site file is assumed to be: one 3-phase 32 A EVSE per evse id."""

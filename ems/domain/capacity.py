@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from ems.domain.units import Phase
 
@@ -109,3 +110,48 @@ class CapacityInterval:
             and dict(self.phase_sources) == dict(other.phase_sources)
             and self.stale == other.stale
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLoadReading:
+    """What a site draws now, from the latest meter samples (the controller's live state)."""
+
+    phase_power_w: Mapping[Phase, float] = field(default_factory=dict)
+    """Active power per grid phase in W; a phase absent: not measured."""
+    phase_current_a: Mapping[Phase, float] = field(default_factory=dict)
+    active_sessions: int = 0
+    measured_at: datetime | None = None
+    """Time of the oldest sample in the sum; ``None``: nothing measured yet."""
+
+    @property
+    def power_w(self) -> float | None:
+        return sum(self.phase_power_w.values()) if self.phase_power_w else None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOutcome:
+    """The answer to one capacity signal, whichever door (MQTT, API, simulator) it came in by."""
+
+    accepted: bool
+    signal: CapacitySignal
+    """The signal as applied; for a rejected one, what could be read of it (no blocks)."""
+    reply: Mapping[str, Any]
+    """The JSON body of the ack (accepted) or error (rejected) message."""
+    problems: tuple[str, ...] = ()
+    duplicate: bool = False
+    in_force: CapacityInterval | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalAudit:
+    """One received capacity signal as the audit log keeps it."""
+
+    signal: CapacitySignal
+    """For a rejected signal, what could be read of it (no blocks)."""
+    accepted: bool
+    error: str | None = None
+    payload: str | None = None
+    """The raw body of a rejected signal, cut to ``MAX_AUDIT_PAYLOAD_CHARS``; ``None`` for an accepted one."""
+
+
+MAX_AUDIT_PAYLOAD_CHARS = 4096

@@ -53,3 +53,13 @@ class Card:
 def authorize_card(card: Card | None, now: datetime) -> AuthorizationStatus:
     """An unknown card is ``INVALID``; otherwise the card's own rule."""
     return AuthorizationStatus.INVALID if card is None else card.authorization_at(now)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationDecision:
+    status: AuthorizationStatus
+    reason: str | None = None
+    """Why not, in words a driver can read (e.g. "balance 0.40 EUR is below the 5.00 EUR minimum")."""
+    expires_at: datetime | None = None
+    """How long a station may cache the answer (OCPP idTagInfo.expiryDate / cacheExpiryDateTime)."""
+    account_id: str | None = None

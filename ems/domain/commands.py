@@ -57,6 +57,22 @@ class RemoteStop(StationCommand):
     transaction_id: str
 
 
+class ProfilePurpose(StrEnum):
+    """A charging profile's purpose, in OCPP 1.6 words (2.0.1 calls the station maximum
+    ``ChargingStationMaxProfile``; ``ems.ocpp.translate`` renames it on the way out)."""
+
+    TX_PROFILE = "TxProfile"
+    TX_DEFAULT_PROFILE = "TxDefaultProfile"
+    CHARGE_POINT_MAX_PROFILE = "ChargePointMaxProfile"
+
+
+class RateUnit(StrEnum):
+    """The unit of a charging schedule's limits: watts or amperes (per phase)."""
+
+    W = "W"
+    A = "A"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargingSchedulePeriod:
     start_offset_s: int
@@ -66,15 +82,14 @@ class ChargingSchedulePeriod:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetChargingLimit(StationCommand):
-    """A charging profile, version-neutral. ``rate_unit`` is ``"W"`` or ``"A"``."""
+    """A charging profile, version-neutral, with limits in ``rate_unit`` (W or A)."""
 
     name = "set-charging-profile"
     evse_id: int
     profile_id: int
-    purpose: str = "TxProfile"
-    """TxProfile, TxDefaultProfile or ChargePointMaxProfile (ChargingStationMaxProfile in 2.0.1)."""
+    purpose: ProfilePurpose = ProfilePurpose.TX_PROFILE
     stack_level: int = 0
-    rate_unit: str = "W"
+    rate_unit: RateUnit = RateUnit.W
     periods: tuple[ChargingSchedulePeriod, ...] = ()
     start_at: datetime | None = None
     duration_s: int | None = None
@@ -88,7 +103,7 @@ class ClearChargingLimit(StationCommand):
     name = "clear-charging-profile"
     profile_id: int | None = None
     evse_id: int | None = None
-    purpose: str | None = None
+    purpose: ProfilePurpose | None = None
     stack_level: int | None = None
 
 
@@ -99,7 +114,7 @@ class GetCompositeSchedule(StationCommand):
     name = "get-composite-schedule"
     evse_id: int
     duration_s: int
-    rate_unit: str | None = None
+    rate_unit: RateUnit | None = None
 
 
 class Availability(StrEnum):

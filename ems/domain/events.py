@@ -1,6 +1,6 @@
 """Domain events: something happened. Immutable, typed, serializable.
 
-Published on the in-process bus (``ems.controller.bus``); storage, billing and the
+Published on the in-process bus (``ems.bus``); storage, billing and the
 controller subscribe. Every event carries ``at``, the UTC time it happened (the
 station's timestamp where the station gave one, else the time it was received).
 """

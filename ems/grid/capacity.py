@@ -1,6 +1,6 @@
 """The capacity policy: what a site and each of its circuits may draw, now and over time.
 
-Pure: no clock, no I/O. Time comes in as an argument; the caller (``ems.grid.service``)
+Pure: no clock, no I/O. Time comes in as an argument; the caller (``ems.services.capacity``)
 asks the clock and calls ``tick(now)`` whenever ``next_change_at`` comes due.
 
 For every target (the site's grid connection, ``circuit_id is None``, or one circuit) the

@@ -38,11 +38,11 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ems.controller.bus import Subscription
+from ems.bus import Subscription
 from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.events import CapacityChanged
 from ems.errors import ConfigError
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
 
 log = logging.getLogger(__name__)
 

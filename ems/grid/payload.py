@@ -38,10 +38,10 @@ from ems.domain.capacity import (
     CapacityUnit,
     SignalKind,
     SignalSource,
+    SiteLoadReading,
 )
 from ems.domain.site import Site
 from ems.domain.units import Phase
-from ems.ports import SiteLoadReading
 
 MAX_PAYLOAD_BYTES = 65_536
 """A day of one-minute blocks is ~200 KiB of JSON; 64 KiB (~500 blocks) is ample for 15-min OSCP blocks."""

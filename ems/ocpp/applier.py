@@ -36,8 +36,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
 from ems.domain.events import DomainEvent, StationBooted, StatusChanged
 from ems.domain.quarantine import QuarantinedMessage, QuarantineSource, quarantined
 from ems.domain.session import ChargingSession, MeterSample
@@ -48,7 +48,7 @@ from ems.ocpp.journal import Journal, Record
 from ems.ocpp.translate import ChargingNeeds, TxUpdate
 from ems.ocpp.translate.edge import station_time
 from ems.ocpp.translate.inbound import Booted, Ignored, Rejected, interpret
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 log = logging.getLogger(__name__)
 

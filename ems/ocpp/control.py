@@ -62,11 +62,16 @@ class LinkRegistry:
 
 
 class OcppChargerControl:
-    """Implements ``ems.ports.ChargerControl``."""
+    """Implements ``ems.ports.control.ChargerControl``."""
 
     def __init__(self, registry: LinkRegistry, *, timeout_s: float = COMMAND_TIMEOUT_S) -> None:
         self._registry = registry
         self._timeout_s = timeout_s
+
+    @property
+    def registry(self) -> LinkRegistry:
+        """The live links this control sends through (the OCPP server registers them)."""
+        return self._registry
 
     def is_online(self, station_id: str) -> bool:
         return self._registry.get(station_id) is not None

@@ -50,7 +50,7 @@ from websockets.http11 import Request, Response
 
 from ems.clock import Clock
 from ems.domain.station import OcppVersion, Station
-from ems.errors import Conflict, StorageError
+from ems.errors import Conflict, NotFound, StorageError
 from ems.ocpp.control import LinkRegistry
 from ems.ocpp.journal import Journal
 from ems.ocpp.link import StationLink
@@ -200,7 +200,7 @@ class OcppServer:
             return _refuse(HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp1.6 or ocpp2.0.1")
         try:
             station = await self._station(station_id, version)
-        except (StorageError, TimeoutError) as error:
+        except (StorageError, NotFound, TimeoutError) as error:  # NotFound: deleted while being updated
             log.warning("%s: cannot look the station up: %s", station_id, error)
             return _refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
         if station is None:

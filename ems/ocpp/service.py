@@ -29,15 +29,16 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from ems.bus import EventBus
 from ems.clock import Clock
-from ems.controller.bus import EventBus
-from ems.domain.card import AuthorizationStatus, authorize_card
+from ems.domain.card import AuthorizationDecision, AuthorizationStatus, authorize_card
 from ems.domain.events import StationConnected, StationDisconnected
 from ems.domain.station import OcppVersion
-from ems.errors import StorageError
+from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
-from ems.ports import AuthorizationDecision, Authorizer, CardStore, Storage
+from ems.ports.control import Authorizer
+from ems.ports.stores import CardStore, Storage
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class OcppService:
     async def _mark_seen(self, station_id: str, at: datetime, *, online: bool) -> None:
         try:
             await self.bounded(self.storage.stations.mark_seen(station_id, at, online=online))
-        except (StorageError, TimeoutError) as error:
+        except (StorageError, NotFound, TimeoutError) as error:  # NotFound: the station was deleted meanwhile
             log.warning("%s: cannot record online=%s: %s", station_id, online, error)
 
     async def seen(self, station_id: str) -> None:

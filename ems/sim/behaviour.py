@@ -1,6 +1,6 @@
 """A simulated station acting on its own: stay connected, charge and meter, obey remote commands.
 
-``run_station`` is ``SimStation.run``: three loops in one TaskGroup. The connection loop
+``run_station(station)`` runs a ``SimStation`` on its own: three loops in one TaskGroup. The connection loop
 reconnects with back-off (real seconds: 0.5 doubling to 10) and flushes the offline
 queue; the charging loop advances the EVs every ``tick_s`` of simulated time, sends meter
 values every ``meter_interval_s`` and stops when an EV is full or its driver leaves; the
@@ -16,6 +16,7 @@ from typing import Any
 import websockets
 from ocpp.exceptions import OCPPError
 
+from ems.sim.state import IntentKind
 from ems.sim.station import SimStation
 from ems.tasks import cancel_and_wait
 
@@ -68,6 +69,7 @@ async def connection_loop(station: SimStation) -> None:
             await station.boot()
             delay = RECONNECT_DELAY_S
             reader = station.reader
+            assert reader is not None  # connect() started it
             while not reader.done():
                 station.queue_changed.clear()
                 await station.flush()
@@ -110,9 +112,9 @@ async def intent_loop(station: SimStation) -> None:
         evse = station.evses.get(intent.evse_id)
         if evse is None:
             continue
-        if intent.kind == "start" and evse.tx is None and intent.id_tag:
+        if intent.kind is IntentKind.START and evse.tx is None and intent.id_tag:
             await _guard(station, station.start(intent.evse_id, intent.id_tag, remote_start_id=intent.remote_start_id))
-        elif intent.kind == "stop" and evse.tx is not None:
+        elif intent.kind is IntentKind.STOP and evse.tx is not None:
             await _guard(station, station.stop(intent.evse_id, intent.id_tag or "Remote", unplug=False))
 
 

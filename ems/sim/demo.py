@@ -1,11 +1,25 @@
-"""What ``ems demo`` simulates: a small car park whose chargers could draw twice what the grid allows."""
+"""What ``ems demo`` simulates: a small car park whose chargers could draw twice what the grid allows.
+
+The scenario lives here (site, fleets, grid-operator script, what is printed, the summary); the
+composition root (``ems.app.demo``) only wires it to the running system.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
+from ems.bus import EventBus
+from ems.clock import Clock
+from ems.domain.events import CapacityChanged
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
 from ems.domain.station import OcppVersion
 from ems.domain.units import Phase
-from ems.sim.fleet import FleetConfig
+from ems.ports.grid import CapacitySignals
+from ems.ports.stores import Storage
+from ems.sim.demo_billing import billing_summary
+from ems.sim.fleet import DEFAULT_CARDS, FleetConfig
+from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink, demo_script
 
 DEMO_PREFIX = "DEMO"
 DEMO_STATIONS_PER_VERSION = 2
@@ -54,4 +68,93 @@ def demo_site() -> Site:
         stale_after_s=1800,
         circuits=(Circuit("feeder-16", capacity_w=25_000), Circuit("feeder-201", capacity_w=25_000)),
         stations=stations,
+    )
+
+
+def report(line: str) -> None:
+    print(f"ems demo: {line}", flush=True)
+
+
+def demo_grid_operator(
+    site: Site,
+    clock: Clock,
+    signals: CapacitySignals,
+    *,
+    speed: float = 1.0,
+    mqtt_url: str | None = None,
+    mqtt_username: str | None = None,
+    mqtt_password: str | None = None,
+) -> GridOperatorSim | MqttGridOperatorSim:
+    """``ems demo``'s grid operator: over the broker when ``mqtt_url`` is given, else in-process.
+
+    ``speed``: clock seconds per real second, so the script lands at the same real moments.
+    """
+    script = demo_script(site, speed)
+    if mqtt_url:
+        return MqttGridOperatorSim(
+            mqtt_url, site, clock, username=mqtt_username, password=mqtt_password, report=report, script=script
+        )
+    return GridOperatorSim(ServiceSink(signals), site, clock, script, report=report)
+
+
+async def report_capacity_changes(bus: EventBus, stop: asyncio.Event) -> None:
+    """Print every change of the site capacity in force (``ems demo``)."""
+    changes = bus.subscribe(CapacityChanged, name="demo-capacity-report", maxsize=100)
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(changes.get())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not getting.done():
+                getting.cancel()
+                break
+            event = getting.result()
+            if event.circuit_id is None:
+                limit = "no limit" if event.capacity_w is None else f"{event.capacity_w / 1000:.1f} kW"
+                source = event.source.value if event.source else "none"
+                report(f"capacity of {event.site_id} now {limit} ({event.reason.value}, from {source})")
+    finally:
+        changes.close()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    duration_s: float
+    stations: int
+    stations_connected: int
+    """Stations that connected during the run (the simulated ones disconnect as the demo ends)."""
+    sessions: int
+    sessions_completed: int
+    energy_wh: float
+    samples: int
+    api_url: str
+    billing: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        return [
+            f"demo ran {self.duration_s:.0f} s; API was at {self.api_url}",
+            f"stations: {self.stations} registered, {self.stations_connected} connected during the run",
+            f"sessions: {self.sessions} ({self.sessions_completed} completed), "
+            f"energy delivered: {self.energy_wh / 1000:.2f} kWh, meter samples stored: {self.samples}",
+            *self.billing,
+        ]
+
+
+async def summarize(storage: Storage, api_url: str, duration_s: float) -> DemoSummary:
+    stations = await storage.stations.all()
+    sessions = await storage.sessions.query(limit=100_000)
+    samples = 0
+    for s in sessions:
+        samples += len(await storage.samples.for_session(s.id))
+    return DemoSummary(
+        duration_s=duration_s,
+        stations=len(stations),
+        stations_connected=sum(1 for s in stations if s.last_seen_at is not None),
+        sessions=len(sessions),
+        sessions_completed=sum(1 for s in sessions if s.stopped_at is not None),
+        energy_wh=sum(s.energy_wh for s in sessions),
+        samples=samples,
+        api_url=api_url,
+        billing=tuple(await billing_summary(storage, DEFAULT_CARDS)),
     )

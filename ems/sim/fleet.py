@@ -1,6 +1,6 @@
 """A fleet of simulated stations with EVs arriving on their own: what ``ems simulate`` and ``ems demo`` run.
 
-Each station runs ``SimStation.run()`` (connection, charging, remote commands) plus a
+Each station runs ``run_station(station)`` (connection, charging, remote commands) plus a
 driver loop: EVs arrive at random intervals, a driver presents one of ``cards``, and the
 EV charges until it is full or its departure time passes. All randomness comes from one
 seeded ``random.Random`` so a run is repeatable.
@@ -22,6 +22,7 @@ from ocpp.exceptions import OCPPError
 
 from ems.clock import Clock
 from ems.domain.station import OcppVersion
+from ems.sim.behaviour import run_station
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 from ems.tasks import cancel_and_wait
@@ -119,7 +120,7 @@ async def run_fleet(config: FleetConfig, clock: Clock, *, duration_s: float | No
     async def everything() -> None:
         async with asyncio.TaskGroup() as tg:
             for station in stations:
-                tg.create_task(station.run())
+                tg.create_task(run_station(station))
                 tg.create_task(drive(station, config, random.Random(rng.random()), clock))
 
     try:

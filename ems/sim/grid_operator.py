@@ -25,7 +25,7 @@ from ems.clock import Clock, sleep_until_set
 from ems.domain.capacity import OPEN_END, CapacityBlock, CapacitySignal, CapacityUnit, SignalKind, SignalSource
 from ems.domain.site import Site
 from ems.grid.payload import signal_to_payload
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ the answer is sent, as a real charger does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint as Cp16
@@ -17,16 +17,43 @@ from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call_result as r201
 from websockets.asyncio.client import ClientConnection
 
+from ems.clock import Clock
 from ems.ocpp import translate as t
-from ems.sim.profiles import profile_from_v16, profile_from_v201
-
-if TYPE_CHECKING:
-    from ems.sim.station import SimStation
+from ems.sim.profiles import Profile, profile_from_v16, profile_from_v201
+from ems.sim.state import IntentKind, SimEvse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CALL_TIMEOUT_S = 30
 """OCPP-J's usual message timeout for a CALL's answer."""
+
+
+class CommandTarget(Protocol):
+    """What the handlers read and change on the station (``ems.sim.station.SimStation`` implements it).
+
+    A Protocol here, not an import of the station: the station builds its handlers, so the
+    handlers must not import the station (that was an import cycle).
+    """
+
+    evses: dict[int, SimEvse]
+    config: dict[str, str]
+    clock: Clock
+
+    def request(
+        self, kind: IntentKind, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
+    ) -> None: ...
+
+    def find_tx(self, transaction_id: str) -> SimEvse | None: ...
+
+    def pick_evse(self, evse_id: int | None) -> int | None: ...
+
+    def install_profile(self, profile: Profile) -> None: ...
+
+    def clear_profiles(
+        self, profile_id: int | None, evse_id: int | None, purpose: str | None, stack_level: int | None
+    ) -> bool: ...
+
+    def limit_w(self, evse_id: int) -> float | None: ...
 
 
 def on(action: str) -> Callable[[F], F]:
@@ -35,7 +62,7 @@ def on(action: str) -> Callable[[F], F]:
 
 
 class Cp16Handlers(Cp16):  # type: ignore[misc]
-    def __init__(self, station_id: str, ws: ClientConnection, sim: SimStation) -> None:
+    def __init__(self, station_id: str, ws: ClientConnection, sim: CommandTarget) -> None:
         super().__init__(station_id, ws, response_timeout=CALL_TIMEOUT_S)
         self.sim = sim
 
@@ -48,7 +75,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
             return r16.RemoteStartTransaction(status="Rejected")
         if charging_profile:
             self.sim.install_profile(profile_from_v16(evse_id, charging_profile))
-        self.sim.request("start", evse_id, id_tag=id_tag, remote_start_id=0)
+        self.sim.request(IntentKind.START, evse_id, id_tag=id_tag, remote_start_id=0)
         return r16.RemoteStartTransaction(status="Accepted")
 
     @on("RemoteStopTransaction")
@@ -56,7 +83,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
         evse = self.sim.find_tx(str(transaction_id))
         if evse is None:
             return r16.RemoteStopTransaction(status="Rejected")
-        self.sim.request("stop", evse.id, id_tag="Remote")
+        self.sim.request(IntentKind.STOP, evse.id, id_tag="Remote")
         return r16.RemoteStopTransaction(status="Accepted")
 
     @on("SetChargingProfile")
@@ -136,7 +163,7 @@ class Cp16Handlers(Cp16):  # type: ignore[misc]
 
 
 class Cp201Handlers(Cp201):  # type: ignore[misc]
-    def __init__(self, station_id: str, ws: ClientConnection, sim: SimStation) -> None:
+    def __init__(self, station_id: str, ws: ClientConnection, sim: CommandTarget) -> None:
         super().__init__(station_id, ws, response_timeout=CALL_TIMEOUT_S)
         self.sim = sim
 
@@ -154,7 +181,7 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
             return r201.RequestStartTransaction(status="Rejected")
         if charging_profile:
             self.sim.install_profile(profile_from_v201(chosen, charging_profile))
-        self.sim.request("start", chosen, id_tag=id_token["id_token"], remote_start_id=remote_start_id)
+        self.sim.request(IntentKind.START, chosen, id_tag=id_token["id_token"], remote_start_id=remote_start_id)
         return r201.RequestStartTransaction(status="Accepted")
 
     @on("RequestStopTransaction")
@@ -162,7 +189,7 @@ class Cp201Handlers(Cp201):  # type: ignore[misc]
         evse = self.sim.find_tx(transaction_id)
         if evse is None:
             return r201.RequestStopTransaction(status="Rejected")
-        self.sim.request("stop", evse.id, id_tag="Remote")
+        self.sim.request(IntentKind.STOP, evse.id, id_tag="Remote")
         return r201.RequestStopTransaction(status="Accepted")
 
     @on("SetChargingProfile")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from ems.domain.station import ConnectorStatus
@@ -38,9 +39,16 @@ class SimEvse:
     delivered_wh: float = 0.0
 
 
+class IntentKind(StrEnum):
+    """What a remote command asks the station to do after it has answered."""
+
+    START = "start"
+    STOP = "stop"
+
+
 @dataclass
 class Intent:
-    kind: str  # "start" | "stop"
+    kind: IntentKind
     evse_id: int
     id_tag: str | None = None
     remote_start_id: int | None = None

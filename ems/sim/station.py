@@ -41,8 +41,9 @@ from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, OcppVersion
 from ems.ocpp import translate as t
 from ems.sim.ev import Ev
+from ems.sim.handlers import Cp16Handlers, Cp201Handlers
 from ems.sim.profiles import Profile, effective_limit_w
-from ems.sim.state import Factory, Intent, SimEvse, SimStats, TxRef, _Answered
+from ems.sim.state import Factory, Intent, IntentKind, SimEvse, SimStats, TxRef, _Answered
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class SimStation:
         self.online_allowed = True
         self._ws: ClientConnection | None = None
         self._cp: Cp16 | Cp201 | None = None
+        self.reader: asyncio.Task[None] | None = None
+        """Runs the library's receive loop while connected; ends when the link closes."""
         self._flush_lock = asyncio.Lock()
         self.queue_changed = asyncio.Event()
 
@@ -114,8 +117,6 @@ class SimStation:
             open_timeout=10,
             compression=None,
         )
-        from ems.sim.handlers import Cp16Handlers, Cp201Handlers
-
         cls = Cp16Handlers if self.version is OcppVersion.V16 else Cp201Handlers
         self._cp = cls(self.id, ws, self)
         self._ws = ws
@@ -153,10 +154,10 @@ class SimStation:
         if self._ws is not None:
             await self._ws.close()
             await self._ws.wait_closed()
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            async with asyncio.timeout(5):  # the reader ends as soon as the close handshake is done
-                await asyncio.shield(reader)
+        if self.reader is not None:
+            # The reader ends as soon as the close handshake is done; wait (5 s at most) without
+            # cancelling it or raising what it raised, so a disconnect never fails.
+            await asyncio.wait({self.reader}, timeout=5)
 
     def go_online(self) -> None:
         self.online_allowed = True
@@ -270,7 +271,7 @@ class SimStation:
             def assigned(response: Any) -> None:
                 tx.id = str(response.transaction_id)
                 if response.id_tag_info["status"] != "Accepted":
-                    self.intents.put_nowait(Intent("stop", evse_id, id_tag="DeAuthorized"))
+                    self.intents.put_nowait(Intent(IntentKind.STOP, evse_id, id_tag="DeAuthorized"))
 
             self._enqueue(lambda: self._build("StartTransaction", payload), assigned)
         else:
@@ -410,18 +411,10 @@ class SimStation:
             evse.register_wh += energy_wh
             evse.delivered_wh += energy_wh
 
-    # ------------------------------------------------------------------ running on its own
-
-    async def run(self) -> None:
-        """Stay connected (reconnecting with back-off), charge, send meter values, obey remote commands."""
-        from ems.sim.behaviour import run_station  # the loops live there; they need this class
-
-        await run_station(self)
-
     # ------------------------------------------------------------------ commands from the CSMS
 
     def request(
-        self, kind: str, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
+        self, kind: IntentKind, evse_id: int, *, id_tag: str | None = None, remote_start_id: int | None = None
     ) -> None:
         """Queue a start or stop for the intent loop (handlers answer first, then the station acts)."""
         self.intents.put_nowait(Intent(kind, evse_id, id_tag=id_tag, remote_start_id=remote_start_id))

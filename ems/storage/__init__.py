@@ -1,1 +1,1 @@
-"""Storage: one interface (ems.ports.Storage), two back ends (SQLite, PostgreSQL)."""
+"""Storage: one interface (ems.ports.stores.Storage), two back ends (SQLite, PostgreSQL)."""

@@ -13,29 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from ems.billing.codec import cdr_from_json, cdr_to_json, tariff_from_json, tariff_to_json
-from ems.billing.ledger import (
-    AccountState,
-    Balance,
-    Book,
-    Decision,
-    Entry,
-    Hold,
-    HoldStatus,
-    Movement,
-    MovementKind,
-    check_balance,
-)
-from ems.billing.model import (
-    Account,
-    Applied,
-    AssignmentScope,
-    IdempotencyClaim,
-    SessionCost,
-    TariffAssignment,
-    User,
-    settled_cost,
-)
-from ems.billing.tariff import Tariff
+from ems.billing.ledger import check_balance, settled_cost
+from ems.domain.billing import Account, Applied, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
+from ems.domain.ledger import AccountState, Balance, Book, Decision, Entry, Hold, HoldStatus, Movement, MovementKind
+from ems.domain.tariff import Tariff
 from ems.errors import Conflict, IdempotencyConflict, NotFound
 from ems.storage.db import Database, Json, Row, Tx
 from ems.storage.rows import build, field_names, insert_sql, select_sql, values
@@ -451,7 +432,7 @@ class SqlCostStore:
 
 
 class SqlBillingStores:
-    """Every billing store over one ``Database`` (implements ``ems.ports.BillingStores``)."""
+    """Every billing store over one ``Database`` (implements ``ems.ports.billing.BillingStores``)."""
 
     def __init__(self, db: Database) -> None:
         self.users = SqlUserStore(db)

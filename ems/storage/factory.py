@@ -21,7 +21,7 @@ from ems.storage.stations import SqlStationStore
 
 
 class SqlStorage:
-    """Every store over one ``Database`` (implements ``ems.ports.Storage``).
+    """Every store over one ``Database`` (implements ``ems.ports.stores.Storage``).
 
     ``db`` is public so that a feature's own repositories (``ems/storage/<feature>.py``)
     can be built over the same database.

@@ -6,9 +6,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ems.domain.capacity import CapacityBlock, CapacitySignal, CapacityUnit, SignalKind, SignalSource
+from ems.domain.capacity import (
+    MAX_AUDIT_PAYLOAD_CHARS,
+    CapacityBlock,
+    CapacitySignal,
+    CapacityUnit,
+    SignalAudit,
+    SignalKind,
+    SignalSource,
+)
 from ems.domain.units import Phase
-from ems.ports import MAX_AUDIT_PAYLOAD_CHARS, SignalAudit
 from ems.storage.db import Database, Json, Row
 
 

@@ -86,7 +86,7 @@ SQLITE = Dialect(
 )
 
 
-def _map_error(error: sqlite3.Error, where: str) -> StorageError:
+def _map_error(error: sqlite3.Error, where: str) -> StorageError | Conflict:
     name = getattr(error, "sqlite_errorname", "")
     if isinstance(error, sqlite3.IntegrityError) and name in (
         "SQLITE_CONSTRAINT_UNIQUE",

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ems.api.auth import AnyUser, Operator
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, account_for, balance_fields, money, parse_money
-from ems.billing.ledger import Book
-from ems.billing.model import Applied
+from ems.domain.billing import Applied
+from ems.domain.ledger import Book
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 

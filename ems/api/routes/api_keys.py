@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ems.api.auth import Admin, Services, hash_api_key, new_api_key
+from ems.api.auth import Admin, Services
 from ems.domain.access import ApiKey, Role
 from ems.errors import NotFound
+from ems.services.admin import create_api_key
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
 
@@ -49,16 +49,9 @@ async def list_keys(services: Services, _: Admin) -> list[ApiKeyPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key")
 async def create_key(body: ApiKeyCreate, services: Services, _: Admin) -> ApiKeyCreated:
-    key = new_api_key()
-    record = ApiKey(
-        id=secrets.token_hex(8),
-        name=body.name,
-        role=body.role,
-        key_hash=hash_api_key(key),
-        created_at=services.clock.now(),
-        user_id=body.user_id,
+    key, record = await create_api_key(
+        services.storage.api_keys, services.clock, body.name, body.role, user_id=body.user_id
     )
-    await services.storage.api_keys.add(record)
     return ApiKeyCreated(key=key, **ApiKeyPublic.of(record).model_dump())
 
 

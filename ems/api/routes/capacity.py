@@ -19,7 +19,7 @@ from ems.api.problems import problem
 from ems.domain.capacity import CapacitySignal, LimitSource, SignalKind, SignalSource
 from ems.errors import NotAvailable, NotFound
 from ems.grid.payload import EXAMPLE_FORECAST, interval_to_json, iso_or_open
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
 
 router = APIRouter(prefix="/api/v1/sites", tags=["capacity"])
 

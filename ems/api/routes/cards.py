@@ -14,7 +14,8 @@ from ems.api.auth import Analyst, AnyUser, Operator, Services
 from ems.domain.access import Role
 from ems.domain.card import Card, CardMode, CardStatus
 from ems.domain.money import Money
-from ems.errors import Conflict, InvalidInput, NotFound
+from ems.errors import InvalidInput, NotFound
+from ems.services.admin import register_card
 
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
@@ -87,11 +88,7 @@ async def create_card(body: CardCreate, services: Services, _: Operator) -> Card
         account_id=body.account_id,
         user_id=body.user_id,
     )
-    card = await _with_account(services, card)
-    try:
-        await services.storage.cards.add(card)
-    except Conflict as exc:
-        raise Conflict(f"card {body.uid!r} already exists") from exc
+    card = await register_card(services.storage.cards, await _with_account(services, card))
     return CardPublic.of(card)
 
 

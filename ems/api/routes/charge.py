@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ems.api.auth import AnyUser, Principal
 from ems.api.billing_support import BillingDep, account_for, check_owner, money
 from ems.api.problems import PROBLEM_JSON
-from ems.billing.charge import ChargeStart, ChargeState
 from ems.domain.commands import CommandStatus
 from ems.errors import InvalidInput, NotFound
+from ems.services.charge import ChargeStart, ChargeState
 
 router = APIRouter(prefix="/api/v1/charge", tags=["charge"])
 

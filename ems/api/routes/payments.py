@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ems.api.auth import Services
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, money, parse_money
-from ems.billing.ledger import Book
-from ems.billing.wallet import PaymentEvent
 from ems.billing.webhook import SIGNATURE_HEADER, InvalidSignature, verify
+from ems.domain.ledger import Book
 from ems.errors import InvalidInput, NotAvailable
+from ems.services.wallet import PaymentEvent
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ems.api.auth import AnyUser, Operator, Services
 from ems.api.billing_support import MONEY_PATTERN, BillingDep, check_owner, money, parse_money
 from ems.billing.codec import cdr_to_json
-from ems.billing.ledger import Book
-from ems.billing.model import SessionCost
+from ems.domain.billing import SessionCost
+from ems.domain.ledger import Book
 from ems.domain.session import ChargingSession
 from ems.errors import NotFound
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ems.api.auth import Analyst, Operator, Services
 from ems.domain.station import ConnectorStatus, Station
-from ems.errors import Conflict, InvalidInput, NotFound
+from ems.errors import InvalidInput, NotFound
 from ems.security import hash_password, password_problem
+from ems.services.admin import register_station
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
 
@@ -114,17 +115,14 @@ async def list_stations(services: Services, _: Analyst) -> list[StationPublic]:
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a station")
 async def create_station(body: StationCreate, services: Services, _: Operator) -> StationPublic:
     _check_placement(services, body.site_id, body.circuit_id)
-    station = Station(
-        id=body.id,
-        password_hash=hash_password(body.password) if body.password else None,
+    station = await register_station(
+        services.storage.stations,
+        services.clock,
+        body.id,
+        password=body.password,
         site_id=body.site_id,
         circuit_id=body.circuit_id,
-        registered_at=services.clock.now(),
     )
-    try:
-        await services.storage.stations.add(station)
-    except Conflict as exc:
-        raise Conflict(f"station {body.id!r} already exists") from exc
     return StationPublic.of(station)
 
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ems.api.auth import Analyst, Operator, Services
 from ems.api.billing_support import MONEY_PATTERN, BillingDep
 from ems.billing.codec import tariff_to_json
-from ems.billing.model import AssignmentScope, TariffAssignment
-from ems.billing.tariff import ALL_DAYS, Tariff, TouBand, tariff_problems
+from ems.domain.billing import AssignmentScope, TariffAssignment
+from ems.domain.tariff import ALL_DAYS, Tariff, TouBand, tariff_problems
 from ems.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["tariffs"])

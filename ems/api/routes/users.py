@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ems.api.auth import AnyUser, Operator
 from ems.api.billing_support import BillingDep, check_owner
 from ems.api.routes.sessions import CostPublic
-from ems.billing.model import User
+from ems.domain.billing import User
 from ems.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])

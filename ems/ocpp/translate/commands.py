@@ -29,7 +29,7 @@ class NotSupportedByVersion(Exception):
     """The command has no equivalent in this OCPP version (e.g. GetConfiguration on 2.0.1)."""
 
 
-_PURPOSE_V201 = {"ChargePointMaxProfile": "ChargingStationMaxProfile"}
+_PURPOSE_V201 = {cmd.ProfilePurpose.CHARGE_POINT_MAX_PROFILE: "ChargingStationMaxProfile"}
 _PURPOSE_V16 = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}
 
 
@@ -61,7 +61,7 @@ def charging_profile_v16(c: cmd.SetChargingLimit) -> Payload:
         "charging_profile_kind": "Absolute" if c.start_at is not None else "Relative",
         "charging_schedule": _schedule(c),
     }
-    if c.transaction_id is not None and profile["charging_profile_purpose"] == "TxProfile":
+    if c.transaction_id is not None and profile["charging_profile_purpose"] == cmd.ProfilePurpose.TX_PROFILE:
         profile["transaction_id"] = int(c.transaction_id)
     return profile
 
@@ -75,7 +75,7 @@ def charging_profile_v201(c: cmd.SetChargingLimit) -> Payload:
         "charging_profile_kind": "Absolute" if c.start_at is not None else "Relative",
         "charging_schedule": [schedule],
     }
-    if c.transaction_id is not None and profile["charging_profile_purpose"] == "TxProfile":
+    if c.transaction_id is not None and profile["charging_profile_purpose"] == cmd.ProfilePurpose.TX_PROFILE:
         profile["transaction_id"] = c.transaction_id
     return profile
 
@@ -84,7 +84,7 @@ def _start_limit_profile(limit_w: float, profile_id: int) -> cmd.SetChargingLimi
     return cmd.SetChargingLimit(
         evse_id=0,
         profile_id=profile_id,
-        purpose="TxProfile",
+        purpose=cmd.ProfilePurpose.TX_PROFILE,
         periods=(cmd.ChargingSchedulePeriod(start_offset_s=0, limit=limit_w),),
     )
 

@@ -11,11 +11,13 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
+from ems.app import policy_from
 from ems.billing.webhook import sign
 from ems.clock import FakeClock
 from ems.config import Settings
 from ems.domain.commands import CommandStatus, RemoteStart
 from ems.domain.station import Station
+from ems.services.billing_setup import build_billing
 from tests.integration.api.conftest import ADMIN_KEY
 from tests.unit.billing.fakes import FakeControl
 
@@ -33,6 +35,13 @@ async def api(api_services: ApiServices, control: FakeControl) -> AsyncIterator[
     api_services.charger_control = control
     settings = Settings(  # type: ignore[call-arg]
         admin_api_key=ADMIN_KEY, payment_webhook_secret=WEBHOOK_SECRET, _env_file=None
+    )
+    api_services.billing = build_billing(
+        api_services.storage,
+        clock=api_services.clock,
+        policy=policy_from(settings, api_services.sites),
+        control=control,
+        webhook_secret=WEBHOOK_SECRET.encode(),
     )
     app = create_app(settings, api_services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ems.test") as c:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from ems.domain.quarantine import QuarantineSource, quarantined
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ems.billing.ledger import Hold, place_hold, top_up
-from ems.billing.model import Account
+from ems.billing.ledger import place_hold, top_up
 from ems.config import Settings
+from ems.domain.billing import Account
+from ems.domain.ledger import Hold
 from ems.errors import InsufficientFunds
 from ems.storage.factory import SqlStorage, open_storage
 

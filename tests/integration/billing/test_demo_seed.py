@@ -1,11 +1,11 @@
 from datetime import UTC, datetime
 
-from ems.billing.components import build_billing
-from ems.billing.demo import DEMO_TARIFF_ID, billing_summary, seed_demo_billing
-from ems.billing.service import BillingPolicy
 from ems.clock import FakeClock
 from ems.domain.card import Card, CardMode
 from ems.domain.site import Site
+from ems.services.billing import BillingPolicy
+from ems.services.billing_setup import build_billing
+from ems.sim.demo_billing import DEMO_TARIFF_ID, billing_summary, seed_demo_billing
 from ems.storage.factory import SqlStorage
 
 

@@ -16,17 +16,19 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
-from ems.billing.components import Billing, build_billing
-from ems.billing.listener import BillingListener
-from ems.billing.service import BillingPolicy
+from ems.bus import EventBus
 from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.domain.events import SessionEnded
 from ems.domain.site import Site
 from ems.domain.station import OcppVersion, Station
+from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.runtime import OcppRuntime
 from ems.ocpp.server import OcppServerConfig
+from ems.services.billing import BillingPolicy
+from ems.services.billing_listener import BillingListener
+from ems.services.billing_setup import Billing, build_billing
+from ems.sim.behaviour import run_station
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
 from ems.storage.factory import SqlStorage
@@ -58,11 +60,12 @@ async def env(storage: SqlStorage, tmp_path: Path) -> AsyncIterator[Env]:
     bus = EventBus()
     clock = SystemClock()
     policy = BillingPolicy(timezones={"depot": "Europe/Amsterdam"})
-    billing = build_billing(storage, clock=clock, policy=policy)
+    config = OcppServerConfig(port=0)
+    control = OcppChargerControl(LinkRegistry(), timeout_s=config.command_timeout_s)
+    billing = build_billing(storage, clock=clock, policy=policy, control=control)
     runtime = await OcppRuntime.open(
-        OcppServerConfig(port=0), storage, bus, clock, journal_path=tmp_path / "journal.db", authorizer=billing.service
+        config, storage, bus, clock, journal_path=tmp_path / "journal.db", authorizer=billing.service, control=control
     )
-    billing.service.control = runtime.control
     listener = BillingListener(billing.service, bus)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(runtime.run(stop)), asyncio.create_task(listener.run(stop))]
@@ -187,7 +190,7 @@ async def test_pay_before_start_through_a_simulated_station(env: Env, version: O
     account_id = await _setup(env, "CP-APP")
     clock = FakeClock(T0)
     sim = SimStation("CP-APP", env.runtime.server.url, version, clock=clock)
-    running = asyncio.create_task(sim.run())
+    running = asyncio.create_task(run_station(sim))
     try:
         await asyncio.wait_for(sim.connected.wait(), WAIT_S)
         body = {"station_id": "CP-APP", "evse_id": 1, "account_id": account_id}

@@ -8,10 +8,20 @@ from decimal import Decimal
 
 import pytest
 
-from ems.billing.ledger import Book, Hold, HoldNotOpen, HoldStatus, capture, place_hold, release, top_up
-from ems.billing.model import Account, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
-from ems.billing.pricing import EnergyReading, SessionUsage, price_session
-from ems.billing.tariff import Tariff, TouBand
+from ems.billing.ledger import HoldNotOpen, capture, place_hold, release, top_up
+from ems.billing.pricing import price_session
+from ems.domain.billing import (
+    Account,
+    AssignmentScope,
+    EnergyReading,
+    IdempotencyClaim,
+    SessionCost,
+    SessionUsage,
+    TariffAssignment,
+    User,
+)
+from ems.domain.ledger import Book, Hold, HoldStatus
+from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict, IdempotencyConflict, InsufficientFunds, NotFound
 from ems.storage.factory import SqlStorage
 

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ems.billing.components import build_billing
-from ems.billing.listener import BillingListener
-from ems.billing.service import BillingPolicy
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.domain.events import SessionEnded, SessionStarted
 from ems.domain.quarantine import QuarantineSource
+from ems.services.billing import BillingPolicy
+from ems.services.billing_listener import BillingListener
+from ems.services.billing_setup import build_billing
 from ems.storage.factory import SqlStorage
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

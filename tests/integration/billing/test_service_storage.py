@@ -9,16 +9,16 @@ from decimal import Decimal
 
 import pytest
 
-from ems.billing.components import build_billing
-from ems.billing.model import AssignmentScope, TariffAssignment
-from ems.billing.service import BillingPolicy
-from ems.billing.tariff import Tariff
 from ems.clock import FakeClock
+from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.card import Card, CardMode
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, Measurand, MeterSample, SessionStatus
 from ems.domain.station import Station
+from ems.domain.tariff import Tariff
 from ems.errors import InvalidInput
+from ems.services.billing import BillingPolicy
+from ems.services.billing_setup import build_billing
 from ems.storage.factory import SqlStorage
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.controller.loop import Controller, ControllerSettings
 from ems.controller.planning import PlanningSettings
 from ems.domain.capacity import CapacityInterval, LimitSource
@@ -17,7 +17,7 @@ from ems.domain.session import ChargingSession
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
 from ems.domain.station import Station
 from ems.domain.units import Phase
-from ems.ports import Storage
+from ems.ports.stores import Storage
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SITE = Site(

@@ -19,13 +19,13 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
-from ems.controller.bus import EventBus
 from ems.domain.events import CapacityChanged
 from ems.domain.site import Circuit, Site
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.mqtt import MqttGridAdapter, MqttOptions
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from tests.unit.grid.fakes import FixedSiteLoad, MemorySignalStore
 
 SHARED_HOST = "127.0.0.1"

@@ -12,12 +12,14 @@ import pytest
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
+from ems.bus import EventBus
 from ems.clock import FakeClock, SystemClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
-from ems.ports import Storage
+from ems.ports.stores import Storage
+from ems.services.billing import BillingPolicy
+from ems.services.billing_setup import build_billing
+from ems.services.capacity import CapacityService
 from tests.integration.grid.conftest import WAIT_S, forecast, listening, make_site, running_grid
 from tests.unit.grid.helpers import T0, site
 
@@ -48,7 +50,8 @@ async def api(storage: Storage) -> AsyncIterator[tuple[httpx.AsyncClient, Storag
     clock = FakeClock(T0)
     the_site = site()
     service = CapacityService(CapacityPolicy([the_site]), bus=EventBus(), clock=clock, store=storage.signals)
-    services = ApiServices(storage=storage, clock=clock, sites=(the_site,), capacity=service)
+    billing = build_billing(storage, clock=clock, policy=BillingPolicy())
+    services = ApiServices(storage=storage, clock=clock, sites=(the_site,), billing=billing, capacity=service)
     async with client_for(services) as client:
         yield client, storage
 
@@ -124,7 +127,10 @@ async def test_mosquitto_pub_forecast_is_visible_in_the_api(sqlite_storage: Stor
     the_site = make_site()
     body = forecast(22, "from-mosquitto-pub")
     async with running_grid(the_site) as grid, listening(the_site.id) as op:
-        services = ApiServices(storage=sqlite_storage, clock=SystemClock(), sites=(the_site,), capacity=grid.service)
+        billing = build_billing(sqlite_storage, clock=SystemClock(), policy=BillingPolicy())
+        services = ApiServices(
+            storage=sqlite_storage, clock=SystemClock(), sites=(the_site,), billing=billing, capacity=grid.service
+        )
         mosquitto_pub = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
         proc = await asyncio.create_subprocess_exec(
             mosquitto_pub,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ems.domain.capacity import OPEN_END, CapacityBlock, SignalKind
-from ems.ports import MAX_AUDIT_PAYLOAD_CHARS, SignalAudit, Storage
+from ems.domain.capacity import MAX_AUDIT_PAYLOAD_CHARS, OPEN_END, CapacityBlock, SignalAudit, SignalKind
+from ems.ports.stores import Storage
 from tests.unit.grid.helpers import at, block, signal
 
 

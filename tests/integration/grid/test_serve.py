@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ems.app import build_system, open_runtime, run_components
+from ems.app import build_system, open_runtime
 from ems.config import Settings
+from ems.supervisor import run_components
 from tests.integration.grid.conftest import WAIT_S, forecast, listening
 
 pytestmark = pytest.mark.mqtt

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ems.bus import EventBus, Overflow, Subscription
 from ems.clock import SystemClock
-from ems.controller.bus import EventBus, Overflow, Subscription
 from ems.domain.card import Card
 from ems.domain.events import DomainEvent
 from ems.domain.station import OcppVersion, Station

@@ -14,6 +14,9 @@ from ems.clock import SystemClock
 from ems.config import Settings
 from ems.domain.events import SessionStarted, StationConnected
 from ems.domain.station import OcppVersion, Station
+from ems.services.billing import BillingPolicy
+from ems.services.billing_setup import build_billing
+from ems.sim.behaviour import run_station
 from ems.tasks import cancel_and_wait
 from tests.integration.ocpp.conftest import WAIT_S, OcppEnv
 
@@ -22,12 +25,14 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 async def client_for(env: OcppEnv, *, with_control: bool = True) -> httpx.AsyncClient:
+    control = env.runtime.control if with_control else None
     services = ApiServices(
         storage=env.storage,
         clock=SystemClock(),
         sites=(),
+        billing=build_billing(env.storage, clock=SystemClock(), policy=BillingPolicy(), control=control),
         bus=env.bus,
-        charger_control=env.runtime.control if with_control else None,
+        charger_control=control,
     )
     app = create_app(Settings(admin_api_key=ADMIN_KEY, _env_file=None), services)  # type: ignore[arg-type,call-arg]
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ems.test")
@@ -36,7 +41,7 @@ async def client_for(env: OcppEnv, *, with_control: bool = True) -> httpx.AsyncC
 @pytest.fixture
 async def api(env: OcppEnv, version: OcppVersion) -> AsyncIterator[httpx.AsyncClient]:
     sim = await env.station("CP-API", version)
-    task = asyncio.create_task(sim.run())
+    task = asyncio.create_task(run_station(sim))
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-API")
     async with await client_for(env) as client:
         yield client

@@ -13,6 +13,7 @@ from ems.domain.commands import CommandStatus
 from ems.domain.events import SessionEnded, SessionStarted, StationConnected
 from ems.domain.station import OcppVersion
 from ems.errors import InvalidInput
+from ems.sim.behaviour import run_station
 from ems.sim.station import SimStation
 from ems.tasks import cancel_and_wait
 from tests.integration.ocpp.conftest import WAIT_S, OcppEnv
@@ -24,7 +25,7 @@ T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 async def running(env: OcppEnv, version: OcppVersion) -> AsyncIterator[SimStation]:
     """A station running on its own (connection loop, intents), connected."""
     sim = await env.station("CP-CMD", version)
-    task = asyncio.create_task(sim.run())
+    task = asyncio.create_task(run_station(sim))
     await asyncio.wait_for(sim.connected.wait(), WAIT_S)
     await env.wait_for(StationConnected, lambda e: e.station_id == "CP-CMD")  # published once the link is registered
     try:

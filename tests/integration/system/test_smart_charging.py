@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from ems.app import Runtime, System, build_system, run_components
+from ems.app import Runtime, System, build_system
+from ems.bus import EventBus
 from ems.clock import FakeClock
 from ems.config import Settings
-from ems.controller.bus import EventBus
 from ems.controller.loop import Controller
 from ems.domain.capacity import SignalKind, SignalSource
 from ems.domain.card import Card
 from ems.domain.site import EvseSpec, Site, StationSpec
 from ems.domain.station import OcppVersion
-from ems.ports import Storage
+from ems.ports.stores import Storage
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
+from ems.supervisor import run_components
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 EVSES = (EvseSpec(1, phases=3, max_current_a=32), EvseSpec(2, phases=3, max_current_a=32))

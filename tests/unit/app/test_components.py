@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from ems.app import run_components
+from ems.supervisor import run_components
 
 
 class Waits:

@@ -10,22 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ems.billing.ledger import AccountState, Balance, Book, Decision, Hold, HoldStatus, Movement, check_balance
-from ems.billing.model import (
-    Account,
-    Applied,
-    AssignmentScope,
-    IdempotencyClaim,
-    SessionCost,
-    TariffAssignment,
-    User,
-    settled_cost,
-)
-from ems.billing.tariff import Tariff
+from ems.billing.ledger import check_balance, settled_cost
+from ems.domain.billing import Account, Applied, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
 from ems.domain.card import Card
 from ems.domain.commands import CommandResult, CommandStatus, StationCommand
+from ems.domain.ledger import AccountState, Balance, Book, Decision, Hold, HoldStatus, Movement
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import Station
+from ems.domain.tariff import Tariff
 from ems.errors import Conflict, IdempotencyConflict, NotFound
 
 

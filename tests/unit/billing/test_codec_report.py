@@ -2,11 +2,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from ems.billing.codec import cdr_from_json, cdr_to_json, tariff_from_json, tariff_to_json
-from ems.billing.model import AssignmentScope, SessionCost, TariffAssignment, resolve_tariff_id
-from ems.billing.pricing import EnergyReading, SessionUsage, price_session
+from ems.billing.pricing import price_session, resolve_tariff_id
 from ems.billing.report import daily_report
-from ems.billing.tariff import Tariff, TouBand
+from ems.domain.billing import AssignmentScope, EnergyReading, SessionCost, SessionUsage, TariffAssignment
 from ems.domain.money import Money
+from ems.domain.tariff import Tariff, TouBand
 
 T0 = datetime(2026, 3, 2, 22, 30, tzinfo=UTC)  # 23:30 in Amsterdam
 TARIFF = Tariff(

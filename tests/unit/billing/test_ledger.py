@@ -4,22 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ems.billing.ledger import (
-    AccountState,
-    Balance,
-    Book,
-    Entry,
-    Hold,
-    HoldNotOpen,
-    HoldStatus,
-    Movement,
-    MovementKind,
-    capture,
-    place_hold,
-    refund,
-    release,
-    top_up,
-)
+from ems.billing.ledger import HoldNotOpen, capture, place_hold, refund, release, top_up
+from ems.domain.ledger import AccountState, Balance, Book, Entry, Hold, HoldStatus, Movement, MovementKind
 from ems.errors import InsufficientFunds, InvalidInput
 
 AT = datetime(2026, 3, 2, 12, tzinfo=UTC)

@@ -3,18 +3,11 @@ from decimal import Decimal
 
 import pytest
 
-from ems.billing.pricing import (
-    EnergyReading,
-    LineKind,
-    SessionUsage,
-    energy_readings,
-    price_session,
-    round_money,
-    usage_from_session,
-)
-from ems.billing.tariff import Tariff, TouBand
+from ems.billing.pricing import energy_readings, price_session, round_money, usage_from_session
+from ems.domain.billing import EnergyReading, LineKind, SessionUsage
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, Measurand, MeterSample, SessionStatus
+from ems.domain.tariff import Tariff, TouBand
 
 T0 = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)  # a Monday; 17:00 in Amsterdam (CET)
 AMS = "Europe/Amsterdam"

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ems.billing.pricing import EnergyReading, LineKind, SessionUsage, price_session
-from ems.billing.tariff import ALL_DAYS, Tariff, TouBand, tou_problems
+from ems.billing.pricing import price_session
+from ems.domain.billing import EnergyReading, LineKind, SessionUsage
 from ems.domain.money import Money
+from ems.domain.tariff import ALL_DAYS, Tariff, TouBand, tou_problems
 
 ZONES = ["UTC", "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 # Around the 2026 DST changes in Europe and the US, so sessions cross them often.

@@ -5,19 +5,19 @@ from itertools import count
 
 import pytest
 
-from ems.billing.charge import PayBeforeStart
-from ems.billing.ledger import Book, HoldStatus
-from ems.billing.model import AssignmentScope, TariffAssignment
-from ems.billing.service import BillingPolicy, BillingService
-from ems.billing.tariff import Tariff
-from ems.billing.wallet import PaymentEvent, Wallet
 from ems.clock import FakeClock
+from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.card import AuthorizationStatus, Card, CardMode, CardStatus
 from ems.domain.commands import CommandStatus, RemoteStart, RemoteStop
+from ems.domain.ledger import Book, HoldStatus
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, Measurand, MeterSample, SessionStatus
 from ems.domain.station import Station
+from ems.domain.tariff import Tariff
 from ems.errors import IdempotencyConflict, InsufficientFunds, InvalidInput
+from ems.services.billing import BillingPolicy, BillingService
+from ems.services.charge import PayBeforeStart
+from ems.services.wallet import PaymentEvent, Wallet
 from tests.unit.billing.fakes import FakeBilling, FakeCards, FakeControl, FakeSamples, FakeSessions, FakeStations
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)

@@ -1,7 +1,7 @@
 from datetime import time
 from decimal import Decimal
 
-from ems.billing.tariff import Tariff, TouBand, tariff_problems
+from ems.domain.tariff import Tariff, TouBand, tariff_problems
 
 
 def _tariff(**kw: object) -> Tariff:

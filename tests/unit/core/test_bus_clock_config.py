@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from ems.bus import EventBus, Overflow
 from ems.clock import FakeClock
 from ems.config import Settings
-from ems.controller.bus import EventBus, Overflow
 from ems.domain.events import SessionEnded, StationBooted, StatusChanged
 from ems.domain.station import ConnectorStatus
 from ems.security import hash_password, password_problem, verify_password

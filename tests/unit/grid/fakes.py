@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ems.domain.capacity import CapacitySignal
+from ems.domain.capacity import CapacitySignal, SignalAudit, SiteLoadReading
 from ems.domain.units import Phase
 from ems.errors import StorageUnavailable
-from ems.ports import SignalAudit, SiteLoadReading
 
 
 class MemorySignalStore:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityChangeReason, LimitSource
 from ems.domain.events import CapacityChanged
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
+from ems.services.capacity import CapacityService
 from ems.sim.grid_operator import GridOperatorSim, ServiceSink
 from tests.unit.grid.helpers import T0, site
 

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
+from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.bus import EventBus
 from ems.domain.capacity import CapacityChangeReason, SignalKind, SignalSource
 from ems.domain.events import CapacityChanged, CapacitySignalReceived, DomainEvent
 from ems.errors import NotFound
 from ems.grid.capacity import CapacityPolicy
-from ems.grid.service import CapacityService
-from ems.ports import CapacitySignals
+from ems.ports.grid import CapacitySignals
+from ems.services.capacity import CapacityService
 from tests.unit.grid.fakes import FixedSiteLoad, MemorySignalStore
 from tests.unit.grid.helpers import T0, site
 
@@ -110,11 +110,12 @@ async def test_status_has_load_limit_headroom_and_sessions() -> None:
     assert status["stale"] is False
 
 
-async def test_site_load_bound_late_shows_in_status() -> None:
+async def test_site_load_shows_in_status_and_none_without_one() -> None:
     clock = FakeClock(T0)
-    service = CapacityService(CapacityPolicy([site()]), bus=EventBus(), clock=clock)
-    assert service.status("depot")["measured"]["power_w"] is None
-    service.attach_site_load(FixedSiteLoad(per_phase_w=1_000, sessions=1))
+    without = CapacityService(CapacityPolicy([site()]), bus=EventBus(), clock=clock)
+    assert without.status("depot")["measured"]["power_w"] is None
+    load = FixedSiteLoad(per_phase_w=1_000, sessions=1)
+    service = CapacityService(CapacityPolicy([site()]), bus=EventBus(), clock=clock, site_load=load)
     status = service.status("depot")
     assert (status["measured"]["power_w"], status["headroom_w"], status["active_sessions"]) == (3_000, 97_000, 1)
 

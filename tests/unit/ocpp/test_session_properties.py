@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from ems.billing.pricing import price_session, usage_from_session
-from ems.billing.tariff import Tariff, TouBand
 from ems.domain.session import ChargingSession, MeterSample, SessionStatus
 from ems.domain.session_rules import SessionBook
 from ems.domain.station import OcppVersion
+from ems.domain.tariff import Tariff, TouBand
 from ems.ocpp.translate import ChargingNeeds, TxUpdate
 from ems.ocpp.translate.inbound import Rejected, interpret
 

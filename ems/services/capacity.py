@@ -23,21 +23,24 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from ems.bus import EventBus
 from ems.clock import Clock, sleep_until_set
-from ems.controller.bus import EventBus
-from ems.domain.capacity import CapacityInterval, CapacitySignal, SignalKind, SignalSource
+from ems.domain.capacity import (
+    MAX_AUDIT_PAYLOAD_CHARS,
+    CapacityInterval,
+    CapacitySignal,
+    SignalAudit,
+    SignalKind,
+    SignalOutcome,
+    SignalSource,
+    SiteLoadReading,
+)
 from ems.domain.events import CapacityChanged, CapacitySignalReceived
 from ems.errors import NotFound, StorageError
 from ems.grid.capacity import CapacityPolicy
 from ems.grid.payload import Rejection, ack_payload, error_payload, parse_signal, status_payload
-from ems.ports import (
-    MAX_AUDIT_PAYLOAD_CHARS,
-    CapacitySignalStore,
-    SignalAudit,
-    SignalOutcome,
-    SiteLoad,
-    SiteLoadReading,
-)
+from ems.ports.grid import SiteLoad
+from ems.ports.stores import CapacitySignalStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class CapacityService:
         self._clock = clock
         self._store = store
         self.site_load = site_load
-        """Usually bound late (``attach_site_load``): the controller that measures the load needs this service."""
+        """The measured load (the controller's live state, ``ems.controller.state.LiveState``); ``None``: unknown."""
         self._wake = asyncio.Event()
         self._audit: asyncio.Queue[SignalAudit] = asyncio.Queue(maxsize=AUDIT_QUEUE)
         self._audit_ready = asyncio.Event()
@@ -79,10 +82,6 @@ class CapacityService:
 
     def site_ids(self) -> list[str]:
         return self.policy.site_ids()
-
-    def attach_site_load(self, site_load: SiteLoad) -> None:
-        """Late binding: the controller that measures the load is built after this service."""
-        self.site_load = site_load
 
     async def submit(
         self,

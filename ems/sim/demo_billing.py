@@ -8,14 +8,14 @@ from dataclasses import replace
 from datetime import time
 from decimal import Decimal
 
-from ems.billing.components import Billing
-from ems.billing.model import AssignmentScope, TariffAssignment
-from ems.billing.tariff import Tariff, TouBand
+from ems.domain.billing import AssignmentScope, TariffAssignment
 from ems.domain.card import Card, CardMode
 from ems.domain.money import Money
 from ems.domain.site import Site
+from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict
-from ems.ports import Storage
+from ems.ports.stores import Storage
+from ems.services.billing_setup import Billing
 
 DEMO_TARIFF_ID = "demo"
 DEMO_TOP_UP = "200.00"

@@ -7,11 +7,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from ems.billing.ledger import refund, top_up
-from ems.billing.model import Account, Applied, IdempotencyClaim, User
 from ems.clock import Clock
+from ems.domain.billing import Account, Applied, IdempotencyClaim, User
 from ems.domain.money import CurrencyError, Money, check_currency
 from ems.errors import InvalidInput, NotFound
-from ems.ports import BillingStores
+from ems.ports.billing import BillingStores
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,26 +23,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from ems.billing.ledger import AccountState, Decision, HoldNotOpen, capture, charge, place_hold, release
-from ems.billing.ledger import Hold as LedgerHold
-from ems.billing.model import Account, Applied, IdempotencyClaim, SessionCost, resolve_tariff_id
-from ems.billing.pricing import price_session, usage_from_session
-from ems.billing.tariff import Tariff
+from ems.billing.ledger import HoldNotOpen, capture, charge, place_hold, release
+from ems.billing.pricing import price_session, resolve_tariff_id, usage_from_session
 from ems.clock import Clock
-from ems.domain.card import AuthorizationStatus, Card, CardMode, authorize_card
+from ems.domain.billing import Account, Applied, IdempotencyClaim, SessionCost
+from ems.domain.card import AuthorizationDecision, AuthorizationStatus, Card, CardMode, authorize_card
 from ems.domain.commands import RemoteStop
+from ems.domain.ledger import AccountState, Decision
+from ems.domain.ledger import Hold as LedgerHold
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession
+from ems.domain.tariff import Tariff
 from ems.errors import BillingError, Conflict, InsufficientFunds, NotFound
-from ems.ports import (
-    AuthorizationDecision,
-    BillingStores,
-    CardStore,
-    ChargerControl,
-    MeterSampleStore,
-    SessionStore,
-    StationStore,
-)
+from ems.ports.billing import BillingStores
+from ems.ports.control import ChargerControl
+from ems.ports.stores import CardStore, MeterSampleStore, SessionStore, StationStore
 
 log = logging.getLogger(__name__)
 

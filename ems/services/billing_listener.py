@@ -22,13 +22,13 @@ import json
 import logging
 from collections.abc import Callable
 
-from ems.billing.charge import PayBeforeStart
-from ems.billing.service import BillingService
-from ems.controller.bus import EventBus, Overflow, Subscription
+from ems.bus import EventBus, Overflow, Subscription
 from ems.domain.events import DomainEvent, MeterSampled, SessionEnded, SessionStarted
 from ems.domain.quarantine import QuarantineSource, quarantined
 from ems.errors import EmsError
-from ems.ports import QuarantineStore
+from ems.ports.stores import QuarantineStore
+from ems.services.billing import BillingService
+from ems.services.charge import PayBeforeStart
 
 log = logging.getLogger(__name__)
 

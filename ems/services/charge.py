@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ems.billing.ledger import Hold, HoldStatus
-from ems.billing.model import IdempotencyClaim
-from ems.billing.service import BillingService
+from ems.domain.billing import IdempotencyClaim
 from ems.domain.card import AuthorizationStatus, CardMode, authorize_card
 from ems.domain.commands import CommandResult, CommandStatus, RemoteStart, RemoteStop
+from ems.domain.ledger import Hold, HoldStatus
 from ems.errors import InvalidInput, NotFound
+from ems.services.billing import BillingService
 
 APP_TOKEN_PREFIX = "APP"
 _ID_TAG_MAX = 20

@@ -1,18 +1,16 @@
-"""The billing parts built together over the ports: what the composition root and the API hold."""
+"""The billing services built together over the ports: what the composition root builds once and the API holds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ems.billing.charge import PayBeforeStart
-from ems.billing.service import BillingPolicy, BillingService, new_id
-from ems.billing.wallet import Wallet
 from ems.clock import Clock
-from ems.config import Settings
 from ems.domain.commands import CommandResult, CommandStatus, StationCommand
-from ems.domain.site import Site
-from ems.ports import ChargerControl, Storage
+from ems.ports.control import ChargerControl
+from ems.ports.stores import Storage
+from ems.services.billing import BillingPolicy, BillingService, new_id
+from ems.services.charge import PayBeforeStart
+from ems.services.wallet import Wallet
 
 
 @dataclass(slots=True)
@@ -31,17 +29,6 @@ class OfflineControl:
 
     def is_online(self, station_id: str) -> bool:
         return False
-
-
-def policy_from(settings: Settings, sites: Sequence[Site]) -> BillingPolicy:
-    return BillingPolicy(
-        min_hold=settings.billing_min_hold,
-        max_hold=settings.billing_max_hold,
-        default_currency=settings.billing_currency,
-        timezones={site.id: site.timezone for site in sites},
-        station_sites={spec.id: site.id for site in sites for spec in site.stations},
-        default_site=sites[0].id if len(sites) == 1 else None,
-    )
 
 
 def build_billing(
