@@ -37,6 +37,7 @@ from ems.domain.station import OcppVersion
 from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
+from ems.ocpp.translate.edge import clean_text
 from ems.ports.control import Authorizer
 from ems.ports.stores import CardStore, Storage
 
@@ -157,6 +158,7 @@ class OcppService:
 
     async def authorize(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationDecision:
         """For Authorize: no answer from the authorizer in time -> INVALID."""
+        id_tag = clean_text(id_tag)  # a lone surrogate or NUL cannot be looked up (nor stored)
         try:
             return await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
@@ -165,6 +167,7 @@ class OcppService:
 
     async def authorize_running(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationStatus:
         """For a transaction already under way: no answer in time -> ACCEPTED (record it, bill it later)."""
+        id_tag = clean_text(id_tag)  # else a database that cannot encode it would count as "no answer"
         try:
             decision = await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:

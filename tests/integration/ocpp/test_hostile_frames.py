@@ -241,3 +241,25 @@ async def test_resent_meter_values_are_stored_once_and_poison_is_quarantined(env
     assert entry.station_id == "CP-DUP" and "connectorId" in entry.reason
     assert env.runtime.applier.stats.quarantined == 1
     await storage_still_works(env, "CP-AFTER-DUP")
+
+
+async def test_lone_surrogates_and_nul_in_an_id_token(env: OcppEnv) -> None:
+    """JSON "\\ud800" escapes decode to strings neither UTF-8 nor PostgreSQL can hold."""
+    async with raw(env, "CP-SURR", "ocpp2.0.1") as cp:
+        token = {"idToken": "\ud800CARD\x00", "type": "ISO14443"}
+        started = {
+            "eventType": "Started",
+            "timestamp": _now(),
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "tx-s"},
+            "evse": {"id": 1, "connectorId": 1},
+            "idToken": token,
+        }
+        answer = await cp.result("TransactionEvent", started)
+        assert answer["idTokenInfo"]["status"] == "Invalid"  # no such card, not "no answer -> Accepted"
+        assert (await cp.result("Authorize", {"idToken": token}))["idTokenInfo"]["status"] == "Invalid"
+    await env.drained()
+    [session] = await env.storage.sessions.query(station_id="CP-SURR")
+    assert session.id_tag == "\ufffdCARD\ufffd"
+    await storage_still_works(env, "CP-AFTER-SURR")
