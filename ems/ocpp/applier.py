@@ -134,7 +134,22 @@ class Applier:
                 # Gather a bigger batch: one storage round trip for many records beats one each.
                 await asyncio.sleep(LINGER_S)
                 records += self.journal.take_ready(BATCH - len(records))
-            await self.apply(records)
+            try:
+                await self.apply(records)
+            except Exception as error:
+                # A bug past every per-record guard: the records were taken from the journal's queue,
+                # so dying here would skip them (and a later ack would delete them). Quarantine them.
+                log.exception("OCPP applier: a batch of %d records failed; quarantining it", len(records))
+                await self._quarantine_all(records, error)
+
+    async def _quarantine_all(self, records: list[Record], error: Exception) -> None:
+        for record in records:
+            effect = _Effect(record)
+            self._quarantine(effect, f"the applier failed on its batch: {type(error).__name__}: {error}")
+            await self._store_quarantine(effect)
+            self.stats.quarantined += 1
+        self.stats.records += len(records)
+        self.journal.ack(records[-1].seq)
 
     async def apply(self, records: list[Record]) -> None:
         started = time.perf_counter()

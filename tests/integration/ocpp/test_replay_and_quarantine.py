@@ -4,8 +4,11 @@ while the rest of its batch is stored."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from ems.bus import EventBus
 from ems.clock import FakeClock
@@ -101,3 +104,39 @@ async def test_a_record_storage_refuses_is_quarantined_and_the_rest_stored(stora
     [entry] = await storage.quarantine.list()
     assert entry.station_id == "CP-GONE" and "cannot be stored" in entry.reason
     await journal.close()
+
+
+async def test_a_bug_in_the_applier_quarantines_the_batch_and_the_line_goes_on(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await storage.stations.add(Station(id="CP-BUG"))
+    applier, journal = await _applier(storage)
+    records = _records("CP-BUG")[:3]
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(applier.book, "forget_completed", broken)
+    task = asyncio.create_task(applier.run())
+    try:
+        for r in records:
+            await journal.append(r.station_id, r.version, r.action, r.payload, r.response, r.received_at)
+        await asyncio.wait_for(_drained(applier, journal), 10)
+        assert not task.done() and applier.stats.quarantined >= 1
+        assert await storage.quarantine.count(QuarantineSource.OCPP) == applier.stats.quarantined
+        monkeypatch.undo()
+        more = _records("CP-BUG")[4:5]
+        await journal.append(more[0].station_id, V16, more[0].action, more[0].payload, {}, more[0].received_at)
+        await asyncio.wait_for(_drained(applier, journal), 10)
+        assert applier.stats.records == 4 and len(await storage.stations.status_history("CP-BUG")) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await journal.close()
+
+
+async def _drained(applier: Applier, journal: Journal) -> None:
+    """As ``OcppRuntime.drained``: until everything journaled is applied."""
+    while journal.backlog() or journal.committed > applier.applied:
+        applier.idle.clear()
+        await applier.idle.wait()
