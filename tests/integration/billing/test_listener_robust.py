@@ -47,3 +47,40 @@ async def test_a_failing_settlement_is_quarantined_and_the_listener_goes_on(
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_the_sweep_skips_a_session_it_cannot_settle_and_settles_the_others(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    billing = build_billing(storage, clock=FakeClock(T0), policy=BillingPolicy())
+    service = billing.service
+    bad, good = "S-POISON", "S-FINE"
+
+    class _Hold:
+        def __init__(self, session_id: str) -> None:
+            self.session_id = session_id
+
+    class _Session:
+        def __init__(self, session_id: str) -> None:
+            self.id = session_id
+            self.stopped_at = T0
+
+    async def open_holds() -> list[_Hold]:
+        return [_Hold(bad), _Hold(good)]
+
+    async def get(session_id: str) -> _Session:
+        return _Session(session_id)
+
+    tried: list[str] = []
+
+    async def session_ended(session_id: str) -> None:
+        tried.append(session_id)
+        if session_id == bad:
+            raise ValueError("session stops before it starts")
+
+    monkeypatch.setattr(service.billing.ledger, "open_holds", open_holds)
+    monkeypatch.setattr(service.sessions, "get", get)
+    monkeypatch.setattr(service, "session_ended", session_ended)
+    assert await service.settle_ended() == [good]
+    assert await service.settle_ended() == [good]  # the poison is not tried again
+    assert tried == [bad, good, good]
