@@ -36,6 +36,7 @@ Every session is either open (``ACTIVE``, no stop time) or completed with a stop
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -87,7 +88,8 @@ class Outcome:
 def tracked(session: ChargingSession) -> Tracked:
     """A stored session with its register rebuilt from its start meter and energy."""
     start = session.meter_start_wh
-    last = None if start is None else start + session.energy_wh
+    energy = session.energy_wh if math.isfinite(session.energy_wh) and session.energy_wh >= 0 else 0.0
+    last = None if start is None or not math.isfinite(start) else start + energy
     return Tracked(session, RegisterState(meter_start_wh=start, last_wh=last))
 
 

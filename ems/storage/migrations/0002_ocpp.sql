@@ -21,3 +21,12 @@ CREATE INDEX quarantined_messages_at ON quarantined_messages (quarantined_at, id
 -- a station's resend does not). Writers insert with ON CONFLICT DO NOTHING. Duplicates stored
 -- before this migration are removed first (per dialect, in 0002_ocpp.sqlite.sql /
 -- 0002_ocpp.postgresql.sql, which run after this file: so the index is created there).
+
+-- Values stored before the edge checks existed that no reading can have (issue 10: "1e306" kWh
+-- stored sessions.energy_wh as inf, and billing then failed on every restart): energy out of
+-- the register's bounds (0..1e11 Wh) restarts from the start register; an infinite sample value
+-- becomes 0 flagged out_of_range, as the edge now stores it (raw value kept).
+UPDATE sessions SET energy_wh = 0 WHERE NOT (energy_wh >= 0 AND energy_wh <= 1e11);
+UPDATE sessions SET meter_start_wh = NULL WHERE NOT (meter_start_wh >= 0 AND meter_start_wh <= 1e11);
+UPDATE sessions SET meter_stop_wh = NULL WHERE NOT (meter_stop_wh >= 0 AND meter_stop_wh <= 1e11);
+UPDATE meter_samples SET value = 0, flag = 'out_of_range' WHERE NOT (value >= -1e300 AND value <= 1e300);
