@@ -172,7 +172,8 @@ async def build_system(runtime: Runtime) -> System:
         control=control,
         supervisor=supervisor,  # the journal applier runs under it
     )
-    billing_listener = BillingListener(billing.service, bus)  # subscribes now, before anything publishes
+    # subscribes now, before anything publishes; a failure it cannot settle goes to the quarantine
+    billing_listener = BillingListener(billing.service, bus, quarantine=storage.quarantine)
     live = LiveState(runtime.sites)
     # With MQTT configured a grid operator is expected, so the staleness watch starts now;
     # without, a site goes stale only after it has heard from one.

@@ -20,6 +20,7 @@ from ems.api.routes import (
     live,
     metrics,
     payments,
+    quarantine,
     reports,
     sessions,
     sites,
@@ -50,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     charge.router,
     reports.router,
     payments.router,
+    quarantine.router,
 )
 """Every router; a feature adds its module here."""
 

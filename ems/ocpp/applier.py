@@ -1,29 +1,34 @@
-"""Journal -> storage and domain events: the one writer of OCPP state.
+"""Journal -> storage and domain events: the one writer of OCPP state, thin I/O around the rules.
 
-Takes journaled records in order, in batches (up to ``BATCH``), works out what they mean
-(``translate.inbound.interpret``), keeps each open session's energy register
-(``translate.meter``), then writes the batch: new sessions, changed sessions, status
-history, station info, then all meter samples in one ``add_many`` (COPY on PostgreSQL).
-Only after the batch is stored are its events published and its records acked.
+Takes journaled records in order, in batches (up to ``BATCH``). For each record: what it
+means (``translate.inbound.interpret``: the edge checks, then translation), the sessions it
+needs loaded from storage into the ``SessionBook``, and what the session rules
+(``ems.domain.session_rules``, pure) make of it. Then the whole batch is written in ONE
+storage transaction: new and changed sessions, status history, station info, meter samples
+(stored once per natural key), quarantine entries. Only after the batch is stored are its
+events published and its records acked.
 
-While storage is unavailable the same batch is retried with back-off (0.2 s doubling to
-5 s); the stations keep getting answers because the journal, not storage, stands behind
-them. A write refused for good (``NotFound``/``Conflict``: a station deleted meanwhile)
-is logged and skipped, so one bad record cannot stop the line.
+Failures, and what happens (never a crash, never a retry for ever):
 
-Rules (issue 3, section 6):
-- sessions are looked up by (station id, transaction id): a station can only ever touch
-  its own transactions;
-- a STARTED for a known transaction, or an ENDED for a completed session, is a duplicate
-  and changes nothing;
-- meter values without a transaction id belong to the EVSE's open session;
-- a reading older than the session's last update is stored but does not move the
-  session's live values (late offline messages are ordered by their timestamps).
+- storage unavailable (``StorageUnavailable``): the same batch is retried with back-off (0.2 s
+  doubling to 5 s); the stations keep getting answers because the journal stands behind them;
+- a record ``interpret`` rejects (schema-valid but unusable: an EVSE number of 10^15, a
+  transaction id it cannot read), or whose rules raise: quarantined with the reason;
+- the batch write fails otherwise (a station deleted meanwhile, a value the database refuses):
+  the batch is rolled back and written record by record, each in its own transaction, each
+  tried ``RECORD_ATTEMPTS`` times; a record that still fails is quarantined, the rest are stored.
+
+A quarantined record is acked like any other: a restart does not replay it into the same
+failure (and re-quarantining the same record stores it once: its id is a hash of it).
+
+``stats`` holds plain counters for metrics (``ApplierStats``); the journal's lag is
+``Journal.backlog()`` and ``Journal.oldest_received_at()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -33,21 +38,16 @@ from typing import TypeVar
 
 from ems.bus import EventBus
 from ems.clock import Clock
-from ems.domain.events import (
-    DomainEvent,
-    MeterSampled,
-    SessionEnded,
-    SessionStarted,
-    SessionUpdated,
-    StationBooted,
-    StatusChanged,
-)
-from ems.domain.session import ChargingSession, MeterSample, SessionStatus
+from ems.domain.events import DomainEvent, StationBooted, StatusChanged
+from ems.domain.quarantine import QuarantinedMessage, QuarantineSource, quarantined
+from ems.domain.session import ChargingSession, MeterSample
+from ems.domain.session_rules import Outcome, SessionBook
 from ems.domain.station import ConnectorStatusRecord
-from ems.errors import Conflict, InvalidInput, NotFound, StorageError
+from ems.errors import NotFound, StorageError, StorageUnavailable
 from ems.ocpp.journal import Journal, Record
-from ems.ocpp.translate import ChargingNeeds, RegisterState, TxKind, TxUpdate, apply_register, power_w, track_register
-from ems.ocpp.translate.inbound import Booted, Ignored, interpret
+from ems.ocpp.translate import ChargingNeeds, TxUpdate
+from ems.ocpp.translate.edge import station_time
+from ems.ocpp.translate.inbound import Booted, Ignored, Rejected, interpret
 from ems.ports.stores import OcppStores
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,40 @@ YIELD_EVERY = 25
 batch never holds up the handlers' answers for more than a few milliseconds (p99 target 50 ms)."""
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
+CLOCK_WARNING_EVERY_S = 3600.0
+RECORD_ATTEMPTS = 3
+"""Tries of one record's write (or read) that fails for a reason other than an unavailable
+database (a deadlock, a refused value) before it is quarantined: a transient error passes in 3."""
 
 
 @dataclass(slots=True)
-class _Open:
-    session: ChargingSession
-    register: RegisterState
+class ApplierStats:
+    """Plain counters, for the metrics collector and tests. Monotonic except ``last_batch_s``."""
+
+    records: int = 0
+    batches: int = 0
+    batch_seconds_total: float = 0.0
+    last_batch_s: float = 0.0
+    retries: int = 0
+    """Storage round trips retried because storage was unavailable."""
+    quarantined: int = 0
+    fallbacks: int = 0
+    """Batches whose one-transaction write failed and were written record by record."""
+    time_corrected: int = 0
+    """Messages whose station time was replaced by the receive time (clock ahead, unreadable, before 2010)."""
+    notes: dict[str, int] = field(default_factory=dict)
+    """Session-rule notes by name (``session_rules.Note``): duplicates, superseded sessions, ..."""
 
 
 @dataclass(slots=True)
-class _Batch:
-    new: dict[str, ChargingSession] = field(default_factory=dict)
-    changed: dict[str, ChargingSession] = field(default_factory=dict)
+class _Effect:
+    """What one record changes."""
+
+    record: Record
+    outcome: Outcome = field(default_factory=Outcome)
     statuses: list[ConnectorStatusRecord] = field(default_factory=list)
-    boots: list[tuple[str, Booted]] = field(default_factory=list)
-    samples: list[MeterSample] = field(default_factory=list)
-    events: list[DomainEvent] = field(default_factory=list)
+    boots: list[Booted] = field(default_factory=list)
+    quarantine: QuarantinedMessage | None = None
 
 
 class Applier:
@@ -89,31 +107,31 @@ class Applier:
         self.storage = storage
         self.bus = bus
         self.clock = clock
-        self._open: dict[tuple[str, str], _Open] = {}
-        self._evse: dict[tuple[str, int], tuple[str, str]] = {}
-        self.applied = 0
-        self.retries = 0
+        self.book = SessionBook()
+        self.stats = ApplierStats()
         self._inflight: list[Record] = []
-        """The batch being applied: kept until it is stored, so a restart after a failure re-applies it."""
-        self.batches = 0
-        self.last_batch_s = 0.0
-        self.batch_seconds_total = 0.0
-        """Batches applied and the time they took (storage writes included), for /metrics."""
+        """The batch being applied: kept until it is stored or quarantined, so a restart re-applies it."""
+        self._warned: dict[str, float] = {}
         self.idle = asyncio.Event()
         """Set whenever everything journaled so far is in storage (tests and shutdown wait on it)."""
         self.idle.set()
         self.retrying = asyncio.Event()
         """Set while storage is failing and a batch waits to be retried (a visible state, and for tests)."""
 
+    @property
+    def applied(self) -> int:
+        return self.stats.records
+
+    @property
+    def retries(self) -> int:
+        return self.stats.retries
+
     async def run(self) -> None:
         while True:
             if self._inflight:
-                # A failure interrupted this batch (the supervisor restarted us): apply it again.
-                # Nothing of it was acked, so it is applied at least once, never skipped. What this
-                # applier remembered may be ahead of storage: forget it, storage says what is true.
+                # A failure got past the quarantine below (storage down while quarantining) and the
+                # supervisor restarted us: nothing of this batch was acked, so apply it again.
                 records = self._inflight
-                self._open.clear()
-                self._evse.clear()
             else:
                 if self.journal.backlog() == 0:
                     self.idle.set()
@@ -124,45 +142,59 @@ class Applier:
                     await asyncio.sleep(LINGER_S)
                     records += self.journal.take_ready(BATCH - len(records))
                 self._inflight = records
-            started = time.perf_counter()
-            await self.apply(records)
+            try:
+                await self.apply(records)
+            except Exception as error:
+                # A bug past every per-record guard: the records were taken from the journal's queue,
+                # so dying here would skip them (and a later ack would delete them). Quarantine them.
+                log.exception("OCPP applier: a batch of %d records failed; quarantining it", len(records))
+                await self._quarantine_all(records, error)
             self._inflight = []
-            self.batches += 1
-            self.last_batch_s = time.perf_counter() - started
-            self.batch_seconds_total += self.last_batch_s
 
     def in_flight(self) -> int:
         """Records taken from the journal and not yet stored (the batch being applied)."""
         return len(self._inflight)
 
+    async def _quarantine_all(self, records: list[Record], error: Exception) -> None:
+        for record in records:
+            effect = _Effect(record)
+            self._quarantine(effect, f"the applier failed on its batch: {type(error).__name__}: {error}")
+            await self._store_quarantine(effect)
+            self.stats.quarantined += 1
+        self.stats.records += len(records)
+        self.journal.ack(records[-1].seq)
+
     async def apply(self, records: list[Record]) -> None:
-        batch = _Batch()
+        started = time.perf_counter()
+        effects: list[_Effect] = []
         for i, record in enumerate(records):
             if i and i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the handlers answer stations between slices of a big batch
-            await self._interpret(record, batch)
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                await self._write(batch)
-                self.retrying.clear()
-                break
-            except StorageError as error:
-                self.retries += 1
-                self.retrying.set()
-                log.warning(
-                    "OCPP applier: storage unavailable (%s); retrying %d records in %.1f s", error, len(records), delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-        for event in batch.events:
-            await self.bus.publish(event)
-        self.applied += len(records)
+            effects.append(await self._effect(record))
+        try:
+            await self._write_all(effects)
+        except Exception:
+            log.exception("OCPP applier: a batch of %d records failed to store; storing them one by one", len(records))
+            self.stats.fallbacks += 1
+            for effect in effects:
+                await self._write_one(effect)
+        for effect in effects:
+            if effect.quarantine is not None:
+                self.stats.quarantined += 1
+                continue
+            for event in _events(effect):
+                await self.bus.publish(event)
+        self.book.forget_completed()
+        self.stats.records += len(records)
+        self.stats.batches += 1
+        self.stats.last_batch_s = time.perf_counter() - started
+        self.stats.batch_seconds_total += self.stats.last_batch_s
         self.journal.ack(records[-1].seq)
 
     # ------------------------------------------------------------------ meaning
 
-    async def _interpret(self, record: Record, batch: _Batch) -> None:
+    async def _effect(self, record: Record) -> _Effect:
+        effect = _Effect(record)
         meaning = interpret(
             record.version,
             record.action,
@@ -171,258 +203,228 @@ class Applier:
             station_id=record.station_id,
             received_at=record.received_at,
         )
-        sid = record.station_id
-        match meaning:
-            case TxUpdate():
-                await self._transaction(meaning, batch)
-            case ConnectorStatusRecord():
-                batch.statuses.append(meaning)
-                batch.events.append(
-                    StatusChanged(
-                        at=meaning.at,
-                        station_id=sid,
-                        evse_id=meaning.evse_id,
-                        connector_id=meaning.connector_id,
-                        status=meaning.status,
-                    )
-                )
-            case Booted():
-                batch.boots.append((sid, meaning))
-                batch.events.append(
-                    StationBooted(
-                        at=record.received_at,
-                        station_id=sid,
-                        vendor=meaning.info.vendor,
-                        model=meaning.info.model,
-                        firmware_version=meaning.info.firmware_version,
-                    )
-                )
-            case ChargingNeeds():
-                key = self._evse.get((sid, meaning.evse_id))
-                found = self._open.get(key) if key else await self._load_active(sid, meaning.evse_id)
-                if found is None:
-                    return
-                found.session = replace(
-                    found.session,
-                    departure_at=meaning.departure_at or found.session.departure_at,
-                    energy_requested_wh=meaning.energy_requested_wh or found.session.energy_requested_wh,
-                    ev_max_power_w=meaning.ev_max_power_w or found.session.ev_max_power_w,
-                )
-                self._touch(found.session, batch)
-                batch.events.append(
-                    SessionUpdated(
-                        at=record.received_at, session_id=found.session.id, station_id=sid, evse_id=meaning.evse_id
-                    )
-                )
-            case Ignored():
-                log.debug("%s: %s", sid, meaning.reason)
+        flag = station_time(record.payload.get("timestamp"), record.received_at).flag
+        if flag is not None:
+            self.stats.time_corrected += 1
+            self._clock_warning(record, flag)
+        try:
+            match meaning:
+                case TxUpdate():
+                    await self._load(meaning)
+                    effect.outcome = self.book.apply(meaning, new_session_id=uuid.uuid4().hex)
+                case ChargingNeeds():
+                    await self._load_evse(record.station_id, meaning.evse_id)
+                    effect.outcome = self.book.charging_needs(record.station_id, meaning, at=record.received_at)
+                case ConnectorStatusRecord():
+                    effect.statuses.append(meaning)
+                case Booted():
+                    effect.boots.append(meaning)
+                case Rejected():
+                    self._quarantine(effect, meaning.reason)
+                case Ignored():
+                    log.debug("%s: %s", record.station_id, meaning.reason)
+        except StorageUnavailable:
+            raise
+        except Exception as error:  # a bug or a value storage refuses to look up: quarantined, never fatal
+            log.exception("%s: %s cannot be applied", record.station_id, record.action)
+            effect.outcome = Outcome()
+            self._quarantine(effect, f"cannot be applied: {type(error).__name__}: {error}")
+        for note in effect.outcome.notes:
+            self.stats.notes[note.value] = self.stats.notes.get(note.value, 0) + 1
+        return effect
 
-    def _touch(self, session: ChargingSession, batch: _Batch) -> None:
-        if session.id in batch.new:
-            batch.new[session.id] = session
-        else:
-            batch.changed[session.id] = session
+    def _clock_warning(self, record: Record, flag: str) -> None:
+        """At most one warning per station every ``CLOCK_WARNING_EVERY_S``: a wrong clock is wrong on every message."""
+        now = self.clock.monotonic()
+        if now - self._warned.get(record.station_id, -CLOCK_WARNING_EVERY_S) >= CLOCK_WARNING_EVERY_S:
+            self._warned[record.station_id] = now
+            log.warning(
+                "%s: station time %r replaced by the receive time (%s); its clock needs setting",
+                record.station_id,
+                str(record.payload.get("timestamp"))[:40],
+                flag,
+            )
 
-    async def _find(self, station_id: str, tx_id: str) -> _Open | None:
-        """The session of this station's transaction ``tx_id`` (never another station's)."""
-        found = self._open.get((station_id, tx_id))
-        if found is not None:
-            return found
-        session = await self._read(lambda: self.storage.sessions.find_by_transaction(station_id, tx_id))
-        return None if session is None else self._remember(session)
+    def _quarantine(self, effect: _Effect, reason: str) -> None:
+        r = effect.record
+        log.warning("%s: %s quarantined: %s", r.station_id, r.action, reason)
+        effect.quarantine = quarantined(
+            QuarantineSource.OCPP,
+            station_id=r.station_id,
+            action=f"{r.version.value} {r.action}",
+            payload=json.dumps(r.payload, separators=(",", ":"), default=str),
+            reason=reason,
+            received_at=r.received_at,
+            quarantined_at=self.clock.now(),
+        )
 
-    async def _load_active(self, station_id: str, evse_id: int) -> _Open | None:
-        key = self._evse.get((station_id, evse_id))
-        if key is not None and key in self._open:
-            return self._open[key]
-        session = await self._read(lambda: self.storage.sessions.active_for_evse(station_id, evse_id))
-        return None if session is None else self._remember(session)
+    async def _load(self, u: TxUpdate) -> None:
+        """Read into the book what the rules need for ``u``: its session, and its EVSE's open one."""
+        sid = u.station_id
+        tx = u.transaction_id
+        if tx is not None and not self.book.knows(sid, tx):
+            session = await self._read(lambda: self.storage.sessions.find_by_transaction(sid, tx))
+            if session is not None:
+                self.book.remember(session)
+        if u.evse_id is not None and (tx is None or not self.book.knows(sid, tx)):
+            await self._load_evse(sid, u.evse_id)
+
+    async def _load_evse(self, station_id: str, evse_id: int) -> None:
+        if not self.book.knows_evse(station_id, evse_id):
+            session = await self._read(lambda: self.storage.sessions.active_for_evse(station_id, evse_id))
+            if session is not None:
+                self.book.remember(session)
 
     async def _read(self, query: Callable[[], Awaitable[T]]) -> T:
-        """A storage read, retried with back-off while storage is unavailable."""
+        """A storage read, retried with back-off while storage is unavailable, ``RECORD_ATTEMPTS`` times otherwise."""
         delay = RETRY_FIRST_S
+        attempts = 0
         while True:
             try:
                 return await query()
+            except StorageUnavailable as error:
+                self._retrying(error, delay)
             except StorageError as error:
-                self.retries += 1
-                self.retrying.set()
-                log.warning("OCPP applier: storage unavailable (%s); retrying in %.1f s", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                attempts += 1
+                if type(error) is not StorageError or attempts >= RECORD_ATTEMPTS:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
-    def _remember(self, session: ChargingSession) -> _Open:
-        meter_start = session.meter_start_wh
-        last = None if meter_start is None else meter_start + session.energy_wh
-        found = _Open(session, RegisterState(meter_start_wh=meter_start, last_wh=last))
-        if session.status is SessionStatus.ACTIVE:
-            self._open[(session.station_id, session.transaction_id)] = found
-            self._evse[(session.station_id, session.evse_id)] = (session.station_id, session.transaction_id)
-        return found
-
-    def _forget(self, session: ChargingSession) -> None:
-        self._open.pop((session.station_id, session.transaction_id), None)
-        if self._evse.get((session.station_id, session.evse_id)) == (session.station_id, session.transaction_id):
-            del self._evse[(session.station_id, session.evse_id)]
-
-    async def _transaction(self, u: TxUpdate, batch: _Batch) -> None:
-        sid = u.station_id
-        found: _Open | None = None
-        if u.transaction_id is not None:
-            found = await self._find(sid, u.transaction_id)
-        elif u.evse_id is not None:
-            found = await self._load_active(sid, u.evse_id)
-        if u.kind is TxKind.STARTED:
-            if found is not None:
-                return  # a duplicate start changes nothing
-            found = self._start(u, batch)
-        elif found is None and u.transaction_id is not None and u.evse_id is not None and u.kind is TxKind.UPDATED:
-            # 2.0.1: the station owns transaction ids; an Updated for one we never saw starts it here
-            found = self._start(replace(u, kind=TxKind.STARTED), batch)
-        session_id = None if found is None else found.session.id
-        evse_id = self._evse_of(u, found)
-        samples = [_attach(s, session_id, evse_id) for s in u.samples]
-        if found is None:
-            batch.samples.extend(samples)
-            if u.kind is TxKind.ENDED:
-                log.warning("%s: stop for unknown transaction %s; its meter values are kept", sid, u.transaction_id)
-            return
-        session = found.session
-        if session.status is SessionStatus.COMPLETED:
-            if u.kind is not TxKind.ENDED:
-                batch.samples.extend(samples)  # a late reading after the stop: kept, changes nothing
-            return  # a duplicate stop changes nothing
-        found.register, samples = apply_register(found.register, samples)
-        batch.samples.extend(samples)
-        if samples:
-            batch.events.append(MeterSampled(at=u.at, station_id=sid, evse_id=session.evse_id, samples=tuple(samples)))
-        latest = session.updated_at is None or u.at >= session.updated_at
-        power = power_w(samples)
-        session = replace(
-            session,
-            energy_wh=found.register.energy_wh,
-            last_power_w=power if latest and power is not None else session.last_power_w,
-            updated_at=max(u.at, session.updated_at) if session.updated_at else u.at,
-        )
-        if u.kind is TxKind.ENDED:
-            meter_stop = u.meter_wh
-            if meter_stop is not None:
-                found.register, lifetime, _ = track_register(found.register, meter_stop)
-                meter_stop = lifetime
-            session = replace(
-                session,
-                status=SessionStatus.COMPLETED,
-                stopped_at=u.at,
-                stop_reason=u.reason,
-                meter_stop_wh=meter_stop,
-                energy_wh=found.register.energy_wh,
-                last_power_w=0.0,
-            )
-            self._forget(session)
-            batch.events.append(
-                SessionEnded(
-                    at=u.at,
-                    session_id=session.id,
-                    station_id=sid,
-                    evse_id=session.evse_id,
-                    energy_wh=session.energy_wh,
-                    reason=u.reason,
-                )
-            )
-        found.session = session
-        self._touch(session, batch)
-
-    def _evse_of(self, u: TxUpdate, found: _Open | None) -> int:
-        if found is not None:
-            return found.session.evse_id
-        return u.evse_id if u.evse_id is not None else 0
-
-    def _start(self, u: TxUpdate, batch: _Batch) -> _Open:
-        assert u.transaction_id is not None
-        session = ChargingSession(
-            id=uuid.uuid4().hex,
-            station_id=u.station_id,
-            evse_id=u.evse_id if u.evse_id is not None else 0,
-            connector_id=u.connector_id,
-            transaction_id=u.transaction_id,
-            started_at=u.at,
-            id_tag=u.id_tag,
-            meter_start_wh=u.meter_wh,
-            updated_at=u.at,
-        )
-        found = self._remember(session)
-        batch.new[session.id] = session
-        batch.events.append(
-            SessionStarted(
-                at=u.at, session_id=session.id, station_id=u.station_id, evse_id=session.evse_id, id_tag=u.id_tag
-            )
-        )
-        return found
+    def _retrying(self, error: Exception, delay: float) -> None:
+        self.stats.retries += 1
+        self.retrying.set()
+        log.warning("OCPP applier: storage unavailable (%s); retrying in %.1f s", error, delay)
 
     # ------------------------------------------------------------------ storage
 
-    async def _write(self, batch: _Batch) -> None:
-        """Idempotent: retried whole while storage is unavailable."""
-        stations = self.storage.stations
-        for sid, booted in batch.boots:
-            station = await stations.get(sid)
-            if station is not None:
-                info = booted.info
-                await stations.update(
-                    replace(
-                        station,
-                        vendor=info.vendor,
-                        model=info.model,
-                        serial_number=info.serial_number,
-                        firmware_version=info.firmware_version,
-                    )
+    async def _write_all(self, effects: list[_Effect]) -> None:
+        """The batch in one transaction, retried whole while storage is unavailable."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                async with self.storage.transaction():
+                    await self._write(effects)
+            except StorageUnavailable as error:
+                self._retrying(error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+            else:
+                self.retrying.clear()
+                return
+
+    async def _write_one(self, effect: _Effect) -> None:
+        """One record in its own transaction; after ``RECORD_ATTEMPTS`` failures, quarantined instead."""
+        delay = RETRY_FIRST_S
+        attempts = 0
+        while True:
+            try:
+                async with self.storage.transaction():
+                    await self._write([effect])
+            except StorageUnavailable as error:
+                self._retrying(error, delay)
+            except Exception as error:
+                attempts += 1
+                if type(error) is not StorageError or attempts >= RECORD_ATTEMPTS:
+                    # Refused for good (NotFound, Conflict, a value the database cannot hold), or
+                    # a plain database error that did not pass in RECORD_ATTEMPTS tries.
+                    log.exception("%s: %s cannot be stored", effect.record.station_id, effect.record.action)
+                    failure = f"cannot be stored: {type(error).__name__}: {error}"
+                    break
+                log.warning(
+                    "%s: storing %s failed (%s); trying again", effect.record.station_id, effect.record.action, error
                 )
-        batch.boots.clear()
-        for session in list(batch.new.values()):
+            else:
+                self.retrying.clear()
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        touched = {s.id for s in (*effect.outcome.new, *effect.outcome.changed)}
+        self.book.forget(touched)  # the book ran ahead of storage for these: read them again next time
+        self._quarantine(effect, failure)
+        effect.outcome = Outcome()
+        await self._store_quarantine(effect)
+
+    async def _store_quarantine(self, effect: _Effect) -> None:
+        assert effect.quarantine is not None
+        delay = RETRY_FIRST_S
+        for _ in range(RECORD_ATTEMPTS):
             try:
-                await self.storage.sessions.add(session)
-            except Conflict:
-                # written by an earlier try of this batch, or the station is gone
-                if await self.storage.sessions.get(session.id) is None:
-                    log.exception(
-                        "%s: cannot store session for transaction %s (station removed?)",
-                        session.station_id,
-                        session.transaction_id,
-                    )
-            del batch.new[session.id]
-        for session in list(batch.changed.values()):
-            try:
-                await self.storage.sessions.update(session)
-            except NotFound:
-                log.exception("%s: session %s vanished from storage", session.station_id, session.id)
-            del batch.changed[session.id]
-        while batch.statuses:
-            record = batch.statuses[0]
-            try:
-                await stations.record_status(record)
-            except NotFound:
-                log.exception("%s: status for a station that is not registered", record.station_id)
-            batch.statuses.pop(0)
-        if batch.samples:
-            try:
-                await self.storage.samples.add_many(batch.samples)
-            except InvalidInput:
-                log.exception("meter samples refused by storage")
-            batch.samples = []
+                await self.storage.quarantine.add(effect.quarantine)
+            except StorageUnavailable as error:
+                self._retrying(error, delay)
+            except Exception:
+                log.exception("%s: cannot quarantine %s; it is dropped", effect.record.station_id, effect.record.action)
+                return
+            else:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        log.error(
+            "%s: %s not quarantined (storage unavailable); it is dropped",
+            effect.record.station_id,
+            effect.record.action,
+        )
+
+    async def _write(self, effects: list[_Effect]) -> None:
+        """Every change of ``effects``, inside the caller's transaction."""
+        new: dict[str, ChargingSession] = {}
+        changed: dict[str, ChargingSession] = {}
+        samples: list[MeterSample] = []
+        for e in effects:
+            if e.quarantine is not None:
+                await self.storage.quarantine.add(e.quarantine)
+                continue
+            for boot in e.boots:
+                await self._write_boot(e.record.station_id, boot)
+            for status in e.statuses:
+                await self.storage.stations.record_status(status)
+            for s in e.outcome.new:
+                new[s.id] = s
+            for s in e.outcome.changed:
+                (new if s.id in new else changed)[s.id] = s
+            samples.extend(e.outcome.samples)
+        for session in new.values():
+            await self.storage.sessions.add(session)
+        for session in changed.values():
+            await self.storage.sessions.update(session)
+        if samples:
+            await self.storage.samples.add_many(samples)
+
+    async def _write_boot(self, station_id: str, booted: Booted) -> None:
+        station = await self.storage.stations.get(station_id)
+        if station is None:
+            raise NotFound(f"station {station_id} is not registered")
+        info = booted.info
+        await self.storage.stations.update(
+            replace(
+                station,
+                vendor=info.vendor,
+                model=info.model,
+                serial_number=info.serial_number,
+                firmware_version=info.firmware_version,
+            )
+        )
 
 
-def _attach(s: MeterSample, session_id: str | None, evse_id: int) -> MeterSample:
-    """``s`` for ``session_id`` on ``evse_id`` (the constructor: 3x faster than ``dataclasses.replace``)."""
-    return MeterSample(
-        s.station_id,
-        evse_id,
-        s.measured_at,
-        s.measurand,
-        s.value,
-        session_id,
-        s.phase,
-        s.context,
-        s.raw_value,
-        s.raw_unit,
-        s.flag,
-    )
+def _events(effect: _Effect) -> list[DomainEvent]:
+    r = effect.record
+    out: list[DomainEvent] = []
+    for boot in effect.boots:
+        out.append(
+            StationBooted(
+                at=r.received_at,
+                station_id=r.station_id,
+                vendor=boot.info.vendor,
+                model=boot.info.model,
+                firmware_version=boot.info.firmware_version,
+            )
+        )
+    for s in effect.statuses:
+        out.append(
+            StatusChanged(
+                at=s.at, station_id=s.station_id, evse_id=s.evse_id, connector_id=s.connector_id, status=s.status
+            )
+        )
+    out.extend(effect.outcome.events)
+    return out

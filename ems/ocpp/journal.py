@@ -287,6 +287,15 @@ class Journal:
         """Committed records waiting for the applier."""
         return len(self._ready)
 
+    def oldest_received_at(self) -> datetime | None:
+        """When the oldest record waiting for the applier was received (``None``: nothing waits)."""
+        return self._ready[0].received_at if self._ready else None
+
+    def lag_s(self, now: datetime) -> float:
+        """How far the applier is behind: seconds since the oldest waiting record arrived (0 when none waits)."""
+        oldest = self.oldest_received_at()
+        return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+
     async def audit_frames(self, station_id: str, limit: int = 100) -> list[tuple[datetime, str, str]]:
         """Newest first: (at, direction, frame)."""
 

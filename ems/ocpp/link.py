@@ -45,7 +45,7 @@ from ems.domain.station import OcppVersion
 from ems.ocpp.journal import Journal
 from ems.ocpp.service import OcppService
 from ems.ocpp.translate import Payload
-from ems.ocpp.validation import validate
+from ems.ocpp.validation import MAX_JSON_DEPTH, message_id_of, nesting_exceeds, validate
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,16 @@ class StationLink(ChargePoint):  # type: ignore[misc]
             self.audit.audit(
                 self.id, "in", raw if isinstance(raw, str) else raw.decode("utf-8", "replace"), self.clock.now()
             )
+        if nesting_exceeds(raw):
+            log.warning("%s: frame nested deeper than %d levels refused", self.id, MAX_JSON_DEPTH)
+            await self._send_error(
+                message_id_of(raw),
+                FormatViolationError(details={"cause": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}),
+            )
+            return
         try:
             msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self._send_error("-1", FormatViolationError(details={"cause": "Message is not valid JSON"}))
             return
         if not isinstance(msg, list) or len(msg) < 3 or msg[0] not in (2, 3, 4) or not isinstance(msg[1], str):

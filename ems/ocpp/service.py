@@ -38,6 +38,7 @@ from ems.errors import NotFound, StorageError
 from ems.ocpp import translate as t
 from ems.ocpp.journal import Journal
 from ems.ocpp.traffic import OcppTraffic
+from ems.ocpp.translate.edge import clean_text
 from ems.ports.control import Authorizer
 from ems.ports.stores import CardStore, OcppStores
 
@@ -160,6 +161,7 @@ class OcppService:
 
     async def authorize(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationDecision:
         """For Authorize: no answer from the authorizer in time -> INVALID."""
+        id_tag = clean_text(id_tag)  # a lone surrogate or NUL cannot be looked up (nor stored)
         try:
             return await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
@@ -168,6 +170,7 @@ class OcppService:
 
     async def authorize_running(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationStatus:
         """For a transaction already under way: no answer in time -> ACCEPTED (record it, bill it later)."""
+        id_tag = clean_text(id_tag)  # else a database that cannot encode it would count as "no answer"
         try:
             decision = await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:

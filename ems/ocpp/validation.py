@@ -21,6 +21,7 @@ Validators compile on first use (10-30 ms each) and are cached per (version, act
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from enum import StrEnum
@@ -97,3 +98,54 @@ def schema_error(rule: str | None, message: str) -> OCPPError:
     if rule == "required":
         return ProtocolError(details={"cause": message})
     return FormatViolationError(details={"cause": message})
+
+
+MAX_JSON_DEPTH = 32
+"""Nesting bound for an inbound frame, checked before parsing. The deepest OCPP message
+(2.0.1 NotifyReport / SetChargingProfile) nests about 8 levels including the OCPP-J array; 200
+KB of ``[[[[...`` made ``json.loads`` raise RecursionError (a traceback and close 1011)."""
+
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+_MESSAGE_ID = re.compile(r'^\s*\[\s*[234]\s*,\s*"((?:[^"\\]|\\.){0,36})"')
+
+
+def nesting_exceeds(frame: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if JSON ``frame`` nests arrays/objects deeper than ``limit`` (brackets in strings do not count).
+
+    Linear in the frame and cheap where it matters: a frame with at most ``limit`` brackets in all
+    cannot exceed it (one C-speed count); otherwise only structural characters are visited.
+    """
+    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    in_string = False
+    escaped = False
+    for match in _STRUCTURE.finditer(text):
+        char = match.group()
+        if in_string:
+            if escaped:
+                escaped = False  # an escaped quote or backslash; other escapes have no structural chars
+            elif char == "\\":
+                escaped = match.end() < len(text) and text[match.end()] in '"\\'
+                if escaped:
+                    continue
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def message_id_of(frame: str | bytes) -> str:
+    """The OCPP-J message id at the start of an unparsed frame, or ``"-1"`` (to answer a frame we refuse to parse)."""
+    text = frame[:200].decode("utf-8", "replace") if isinstance(frame, bytes) else frame[:200]
+    match = _MESSAGE_ID.match(text)
+    return match.group(1) if match and "\\" not in match.group(1) else "-1"

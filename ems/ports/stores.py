@@ -14,6 +14,7 @@ from typing import Protocol
 from ems.domain.access import ApiKey
 from ems.domain.capacity import CapacitySignal, SignalAudit
 from ems.domain.card import Card
+from ems.domain.quarantine import QuarantinedMessage, QuarantineSource
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
 from ems.ports.billing import BillingStores
@@ -99,6 +100,22 @@ class SessionStore(Protocol):
         ...
 
 
+class QuarantineStore(Protocol):
+    """Inbound messages that could not be applied, with their reasons (``ems.domain.quarantine``)."""
+
+    async def add(self, entry: QuarantinedMessage) -> bool:
+        """Store ``entry``; ``False`` if the same message (same id) is there already."""
+        ...
+
+    async def list(
+        self, *, limit: int = 100, offset: int = 0, source: QuarantineSource | None = None
+    ) -> list[QuarantinedMessage]:
+        """Newest first."""
+        ...
+
+    async def count(self, source: QuarantineSource | None = None) -> int: ...
+
+
 class MeterSampleStore(Protocol):
     async def add_many(self, samples: Sequence[MeterSample]) -> None:
         """Write a batch (COPY on PostgreSQL); all or nothing. A NaN value raises ``InvalidInput``."""
@@ -163,6 +180,11 @@ class OcppStores(Protocol):
     @property
     def samples(self) -> MeterSampleStore: ...
 
+    @property
+    def quarantine(self) -> QuarantineStore: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+
 
 class Storage(Protocol):
     """Every store, one database. ``health()`` raises ``StorageUnavailable`` when it cannot answer."""
@@ -188,6 +210,9 @@ class Storage(Protocol):
 
     @property
     def billing(self) -> BillingStores: ...
+
+    @property
+    def quarantine(self) -> QuarantineStore: ...
 
     @property
     def backend(self) -> str:

@@ -34,7 +34,7 @@ from ems.domain.ledger import Hold as LedgerHold
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession
 from ems.domain.tariff import Tariff
-from ems.errors import BillingError, Conflict, InsufficientFunds, NotFound
+from ems.errors import BillingError, Conflict, EmsError, InsufficientFunds, NotFound
 from ems.ports.billing import BillingStores
 from ems.ports.control import ChargerControl
 from ems.ports.stores import CardStore, MeterSampleStore, SessionStore, StationStore
@@ -103,6 +103,8 @@ class BillingService:
         self.ids = ids
         self._stop_sent: set[str] = set()
         self._watched_at: dict[str, float] = {}
+        self._unsettleable: set[str] = set()
+        """Ended sessions whose settlement failed with a bug (not a billing or storage error)."""
 
     # ------------------------------------------------------------ authorize (the Authorizer port)
 
@@ -249,11 +251,20 @@ class BillingService:
         """Settle every open hold whose session has ended (its SessionEnded was missed); returns their ids."""
         settled = []
         for hold in await self.billing.ledger.open_holds():
-            if hold.session_id is None:
+            if hold.session_id is None or hold.session_id in self._unsettleable:
                 continue
             session = await self.sessions.get(hold.session_id)
             if session is not None and session.stopped_at is not None:
-                await self.session_ended(session.id)
+                try:
+                    await self.session_ended(session.id)
+                except EmsError:
+                    raise  # storage or billing refused: the next sweep tries again
+                except Exception:
+                    # A session pricing cannot handle must not block every other settlement, nor be
+                    # retried every sweep: logged once with its traceback, skipped until a restart.
+                    log.exception("session %s cannot be settled; skipped by the sweep", session.id)
+                    self._unsettleable.add(session.id)
+                    continue
                 settled.append(session.id)
         return settled
 

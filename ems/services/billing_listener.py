@@ -8,18 +8,25 @@ The subscription blocks the publisher when full (``Overflow.BLOCK``): billing mu
 start and end. A failure on one event is logged and left to the sweep, which every
 ``SWEEP_S`` settles ended sessions whose hold is still open (e.g. the database was down when
 the end arrived) and releases app holds whose session never started.
+
+Any other failure (a bug, or a session pricing refuses) never stops the listener, and so never
+takes ``ems serve`` down: it is logged with its traceback, counted in ``failed``, and the event
+is quarantined (``QuarantineSource.BILLING``, visible in ``GET /api/v1/ocpp/quarantine``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 
 from ems.bus import EventBus, Overflow, Subscription
 from ems.domain.events import DomainEvent, MeterSampled, SessionEnded, SessionStarted
+from ems.domain.quarantine import QuarantineSource, quarantined
 from ems.errors import EmsError
+from ems.ports.stores import QuarantineStore
 from ems.services.billing import BillingService
 from ems.services.charge import PayBeforeStart
 
@@ -36,8 +43,10 @@ class BillingListener:
     """Safe: every money movement is idempotent (holds and captures are keyed by session), the
     subscription is kept across a restart (closed only at stop) and the sweep settles the rest."""
 
-    def __init__(self, service: BillingService, bus: EventBus) -> None:
+    def __init__(self, service: BillingService, bus: EventBus, *, quarantine: QuarantineStore | None = None) -> None:
         self.service = service
+        self.quarantine = quarantine
+        self.quarantined = 0
         self.charges = PayBeforeStart(service)
         self.handled = 0
         self.failed = 0
@@ -91,14 +100,32 @@ class BillingListener:
             # Left for the sweep (ended sessions) or harmless (a missed accrued check); never stops the listener.
             self.failed += 1
             log.warning("billing could not handle %s for session %s: %s", type(event).__name__, _session(event), error)
-        except Exception:
-            # A bug on one event (e.g. an overflow in pricing) must not stop billing for every other
-            # session: logged with its traceback, counted, and the session left to the sweep.
+        except Exception as error:  # never fatal: logged with its traceback, quarantined, counted
             self.failed += 1
             log.exception("billing failed on %s for session %s", type(event).__name__, _session(event))
+            await self._quarantine(event, error)
         self.handled += 1
         async with self._progress:
             self._progress.notify_all()
+
+    async def _quarantine(self, event: DomainEvent, error: Exception) -> None:
+        if self.quarantine is None:
+            return
+        entry = quarantined(
+            QuarantineSource.BILLING,
+            station_id=getattr(event, "station_id", None),
+            action=type(event).__name__,
+            payload=json.dumps({"session_id": _session(event), "at": event.at.isoformat()}),
+            reason=f"{type(error).__name__}: {error}",
+            received_at=event.at,
+            quarantined_at=self.service.clock.now(),
+        )
+        try:
+            await self.quarantine.add(entry)
+        except EmsError as failure:
+            log.warning("cannot quarantine the failed %s: %s", type(event).__name__, failure)
+        else:
+            self.quarantined += 1
 
     async def wait_until(self, done: Callable[[], bool]) -> None:
         """Until ``done()`` holds after an event was handled (bound it with ``asyncio.wait_for``)."""
@@ -116,6 +143,8 @@ class BillingListener:
                 await self.sweep()
             except EmsError as error:
                 log.warning("billing sweep failed: %s", error)
+            except Exception:  # a bug in one settlement must not stop billing: logged, tried next sweep
+                log.exception("billing sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SWEEP_S)
 

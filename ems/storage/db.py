@@ -122,8 +122,15 @@ class Tx(ABC):
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
     @abstractmethod
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> None:
-        """Bulk insert (COPY on PostgreSQL, ``executemany`` on SQLite). ``table`` and ``columns`` are trusted names."""
+    async def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+    ) -> None:
+        """Bulk insert (COPY on PostgreSQL, ``executemany`` on SQLite). ``table`` and ``columns`` are trusted names.
+
+        ``skip_duplicates``: a row that collides with a unique key already stored (or earlier in
+        ``rows``) is left out, not an error (``ON CONFLICT DO NOTHING``; on PostgreSQL the rows
+        are COPied into a temporary table first, since COPY itself has no ON CONFLICT).
+        """
 
     @abstractmethod
     async def next_value(self, sequence: str) -> int:

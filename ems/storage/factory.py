@@ -12,6 +12,7 @@ from ems.storage.cards import SqlCardStore
 from ems.storage.db import Database
 from ems.storage.migrate import upgrade
 from ems.storage.postgres import PostgresDatabase
+from ems.storage.quarantine import SqlQuarantineStore
 from ems.storage.samples import SqlMeterSampleStore
 from ems.storage.sessions import SqlSessionStore
 from ems.storage.signals import SqlCapacitySignalStore
@@ -35,6 +36,7 @@ class SqlStorage:
         self.signals = SqlCapacitySignalStore(db)
         self.api_keys = SqlApiKeyStore(db)
         self.billing = SqlBillingStores(db)
+        self.quarantine = SqlQuarantineStore(db)
 
     @property
     def backend(self) -> str:

@@ -123,14 +123,34 @@ class PostgresTx(Tx):
             async with self._conn.cursor() as cur:
                 await cur.executemany(to_psycopg(sql), rows)
 
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> None:
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
-            pgsql.Identifier(table), pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
-        )
+    async def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+    ) -> None:
+        names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
+        # The staging table lives for the connection, emptied at every commit (and below, for a
+        # second call in one transaction); its name cannot shadow a real table.
+        staging = pgsql.Identifier(f"ems_staging_{table}")
+        target = staging if skip_duplicates else pgsql.Identifier(table)
         with _mapped(self._url):
-            async with self._conn.cursor() as cur, cur.copy(statement) as copy:
+            if skip_duplicates:
+                await self._conn.execute(
+                    pgsql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                        staging, pgsql.Identifier(table)
+                    )
+                )
+            async with (
+                self._conn.cursor() as cur,
+                cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(target, names)) as copy,
+            ):
                 for row in rows:
                     await copy.write_row(row)
+            if skip_duplicates:
+                await self._conn.execute(
+                    pgsql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                        pgsql.Identifier(table), names, names, staging
+                    )
+                )
+                await self._conn.execute(pgsql.SQL("DELETE FROM {}").format(staging))
 
     async def next_value(self, sequence: str) -> int:
         return int(await self.fetchval("SELECT nextval(?)", (sequence,)))

@@ -26,14 +26,19 @@ class SqlMeterSampleStore:
         self._db = db
 
     async def add_many(self, samples: Sequence[MeterSample]) -> None:
-        """All or nothing, in one transaction. Raises ``InvalidInput`` for a NaN value (SQLite cannot store one)."""
+        """All or nothing, in one transaction. Raises ``InvalidInput`` for a NaN value (SQLite cannot store one).
+
+        Each sample is stored once: a sample whose natural key (station, EVSE, time, measurand, phase,
+        context, raw value: migration 0002) is stored already is skipped, so replaying a journal
+        batch after a crash, or a station resending meter values, adds nothing.
+        """
         bad = [i for i, s in enumerate(samples) if math.isnan(s.value)]
         if bad:
             raise InvalidInput("meter samples with NaN values", [f"sample {i}: value is NaN" for i in bad[:10]])
         if not samples:
             return
         async with self._db.transaction() as tx:
-            await tx.copy_rows("meter_samples", _COLUMNS, (values(s, _COLUMNS) for s in samples))
+            await tx.copy_rows("meter_samples", _COLUMNS, (values(s, _COLUMNS) for s in samples), skip_duplicates=True)
 
     async def for_session(self, session_id: str) -> list[MeterSample]:
         """Oldest first."""

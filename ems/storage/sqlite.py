@@ -164,9 +164,12 @@ class SqliteTx(Tx):
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         await self._db.call(lambda c: c.executemany(sql, rows))
 
-    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> None:
+    async def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+    ) -> None:
         marks = ", ".join("?" for _ in columns)
-        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        conflict = " ON CONFLICT DO NOTHING" if skip_duplicates else ""
+        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){conflict}", rows)
 
     async def next_value(self, sequence: str) -> int:
         sql = "UPDATE ems_sequences SET value = value + 1 WHERE name = ? RETURNING value"

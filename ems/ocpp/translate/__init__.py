@@ -1,5 +1,6 @@
 """Pure OCPP translation: 1.6 and 2.0.1 payloads <-> domain types. Nothing else sees a payload.
 
+``edge`` (the checks every inbound value passes: times, numbers, identifiers, text),
 ``wire`` (times), ``status`` (status words), ``meter`` (meter values, register tracking),
 ``messages`` (station messages, both directions), ``commands`` (commands to stations and
 their answers). No asyncio, sockets, database or clock.
@@ -41,6 +42,7 @@ from ems.ocpp.translate.messages import (
 )
 from ems.ocpp.translate.meter import (
     FLAG_BACKWARDS,
+    FLAG_OUT_OF_RANGE,
     FLAG_RESET,
     FLAG_UNPARSEABLE,
     RegisterState,
@@ -61,6 +63,7 @@ from ems.ocpp.translate.wire import Payload, format_time, parse_time
 
 __all__ = [
     "FLAG_BACKWARDS",
+    "FLAG_OUT_OF_RANGE",
     "FLAG_RESET",
     "FLAG_UNPARSEABLE",
     "BootInfo",

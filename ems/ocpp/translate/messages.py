@@ -13,14 +13,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from ems.domain.card import AuthorizationStatus
+from ems.domain.register import is_register
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord
+from ems.domain.transaction import ChargingNeeds as ChargingNeeds
+from ems.domain.transaction import TxKind as TxKind
+from ems.domain.transaction import TxUpdate as TxUpdate
+from ems.ocpp.translate.edge import (
+    MAX_POWER_W,
+    MAX_REGISTER_WH,
+    evse_number,
+    future_time,
+    number,
+    register_or_none,
+    station_time,
+)
 from ems.ocpp.translate.meter import meter_samples_v16, meter_samples_v201
 from ems.ocpp.translate.status import connector_status, connector_status_v201, id_tag_info_v16, id_token_info_v201
-from ems.ocpp.translate.wire import Payload, format_time, parse_time
+from ems.ocpp.translate.wire import Payload, format_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,47 +41,6 @@ class BootInfo:
     model: str | None
     serial_number: str | None = None
     firmware_version: str | None = None
-
-
-class TxKind(StrEnum):
-    STARTED = "Started"
-    UPDATED = "Updated"
-    ENDED = "Ended"
-
-
-@dataclass(frozen=True, slots=True)
-class TxUpdate:
-    """One transaction message, version-neutral.
-
-    ``transaction_id`` is ``None`` for meter values sent without one (they belong to the
-    EVSE's open session). ``evse_id`` is ``None`` when the message does not say (1.6
-    StopTransaction, later 2.0.1 events): the session knows. ``meter_wh`` is the register
-    at start (STARTED) or stop (ENDED), in Wh. ``samples`` have no ``session_id`` yet.
-    """
-
-    kind: TxKind
-    station_id: str
-    at: datetime
-    transaction_id: str | None
-    evse_id: int | None
-    connector_id: int = 1
-    id_tag: str | None = None
-    meter_wh: float | None = None
-    reason: str | None = None
-    samples: tuple[MeterSample, ...] = ()
-    seq_no: int | None = None
-    remote_start_id: int | None = None
-    offline: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ChargingNeeds:
-    """NotifyEVChargingNeeds (2.0.1), for the optimizer."""
-
-    evse_id: int
-    departure_at: datetime | None
-    energy_requested_wh: float | None
-    ev_max_power_w: float | None
 
 
 # ------------------------------------------------------------------ inbound (station -> CSMS)
@@ -94,15 +65,20 @@ def boot_from_v201(p: Payload) -> BootInfo:
     )
 
 
+def _accepted(info: object) -> bool | None:
+    """Whether our recorded answer (``idTagInfo`` / ``idTokenInfo``) accepted the id token."""
+    return info.get("status") == "Accepted" if isinstance(info, dict) else None
+
+
 def status_from_v16(p: Payload, *, station_id: str, received_at: datetime) -> ConnectorStatusRecord:
-    connector = int(p["connectorId"])
+    connector = evse_number(p["connectorId"], "connectorId")
     error = p.get("errorCode")
     return ConnectorStatusRecord(
         station_id=station_id,
         evse_id=connector,
         connector_id=1 if connector > 0 else 0,
         status=connector_status(p["status"]),
-        at=parse_time(p.get("timestamp"), received_at),
+        at=station_time(p.get("timestamp"), received_at).at,
         error_code=None if error in (None, "NoError") else error,
         info=p.get("info"),
     )
@@ -111,36 +87,38 @@ def status_from_v16(p: Payload, *, station_id: str, received_at: datetime) -> Co
 def status_from_v201(p: Payload, *, station_id: str, received_at: datetime) -> ConnectorStatusRecord:
     return ConnectorStatusRecord(
         station_id=station_id,
-        evse_id=int(p["evseId"]),
-        connector_id=int(p["connectorId"]),
+        evse_id=evse_number(p["evseId"]),
+        connector_id=evse_number(p["connectorId"], "connectorId"),
         status=connector_status(p["connectorStatus"]),
-        at=parse_time(p.get("timestamp"), received_at),
+        at=station_time(p.get("timestamp"), received_at).at,
     )
 
 
-def start_from_v16(p: Payload, *, station_id: str, transaction_id: int, received_at: datetime) -> TxUpdate:
+def start_from_v16(
+    p: Payload, *, station_id: str, transaction_id: int, received_at: datetime, answer: Payload | None = None
+) -> TxUpdate:
     """StartTransaction; ``transaction_id`` is the one the CSMS assigns. ``meterStart`` is Wh (spec)."""
-    connector = int(p["connectorId"])
     return TxUpdate(
         kind=TxKind.STARTED,
         station_id=station_id,
-        at=parse_time(p.get("timestamp"), received_at),
+        at=station_time(p.get("timestamp"), received_at).at,
         transaction_id=str(transaction_id),
-        evse_id=connector,
+        evse_id=evse_number(p["connectorId"], "connectorId"),
         id_tag=p.get("idTag"),
-        meter_wh=float(p["meterStart"]),
+        meter_wh=register_or_none(p["meterStart"]),
+        authorized=None if answer is None else _accepted(answer.get("idTagInfo")),
     )
 
 
 def stop_from_v16(p: Payload, *, station_id: str, received_at: datetime) -> TxUpdate:
     tx = str(p["transactionId"])
-    at = parse_time(p.get("timestamp"), received_at)
+    at = station_time(p.get("timestamp"), received_at).at
     samples = meter_samples_v16(
         p.get("transactionData") or (),
         station_id=station_id,
         evse_id=0,
         session_id=None,
-        received_at=at,
+        received_at=received_at,
     )
     return TxUpdate(
         kind=TxKind.ENDED,
@@ -149,14 +127,14 @@ def stop_from_v16(p: Payload, *, station_id: str, received_at: datetime) -> TxUp
         transaction_id=tx,
         evse_id=None,
         id_tag=p.get("idTag"),
-        meter_wh=float(p["meterStop"]),
+        meter_wh=register_or_none(p["meterStop"]),
         reason=p.get("reason", "Local"),
         samples=tuple(samples),
     )
 
 
 def meter_values_from_v16(p: Payload, *, station_id: str, received_at: datetime) -> TxUpdate:
-    connector = int(p["connectorId"])
+    connector = evse_number(p["connectorId"], "connectorId")
     samples = meter_samples_v16(
         p.get("meterValue") or (), station_id=station_id, evse_id=connector, session_id=None, received_at=received_at
     )
@@ -172,7 +150,7 @@ def meter_values_from_v16(p: Payload, *, station_id: str, received_at: datetime)
 
 
 def meter_values_from_v201(p: Payload, *, station_id: str, received_at: datetime) -> TxUpdate:
-    evse = int(p["evseId"])
+    evse = evse_number(p["evseId"])
     samples = meter_samples_v201(
         p.get("meterValue") or (), station_id=station_id, evse_id=evse, session_id=None, received_at=received_at
     )
@@ -188,25 +166,27 @@ def meter_values_from_v201(p: Payload, *, station_id: str, received_at: datetime
 
 def _register_in(samples: Sequence[MeterSample], context: ReadingContext | None) -> float | None:
     for s in samples:
-        whole = s.measurand is Measurand.ENERGY_IMPORT_REGISTER and s.phase is None and s.flag is None
-        if whole and (context is None or s.context is context):
+        if is_register(s) and (context is None or s.context is context):
             return s.value
     return None
 
 
-def transaction_event_from_v201(p: Payload, *, station_id: str, received_at: datetime) -> TxUpdate:
+def transaction_event_from_v201(
+    p: Payload, *, station_id: str, received_at: datetime, answer: Payload | None = None
+) -> TxUpdate:
     """TransactionEvent. The start/stop register comes from the Transaction.Begin/End sample, if sent."""
     kind = TxKind(p["eventType"])
     info = p["transactionInfo"]
     evse = p.get("evse") or {}
-    evse_id = evse.get("id")
-    at = parse_time(p.get("timestamp"), received_at)
+    evse_id = None if evse.get("id") is None else evse_number(evse["id"])
+    connector_id = evse_number(evse.get("connectorId", 1), "connectorId")
+    at = station_time(p.get("timestamp"), received_at).at
     samples = meter_samples_v201(
         p.get("meterValue") or (),
         station_id=station_id,
-        evse_id=int(evse_id) if evse_id is not None else 0,
+        evse_id=evse_id if evse_id is not None else 0,
         session_id=None,
-        received_at=at,
+        received_at=received_at,
     )
     meter = None
     if kind is TxKind.STARTED:
@@ -214,20 +194,22 @@ def transaction_event_from_v201(p: Payload, *, station_id: str, received_at: dat
     elif kind is TxKind.ENDED:
         meter = _register_in(samples, ReadingContext.TRANSACTION_END) or _register_in(samples, None)
     token = p.get("idToken") or {}
+    id_tag = token.get("idToken")
     return TxUpdate(
         kind=kind,
         station_id=station_id,
         at=at,
         transaction_id=str(info["transactionId"]),
-        evse_id=None if evse_id is None else int(evse_id),
-        connector_id=int(evse.get("connectorId", 1)),
-        id_tag=token.get("idToken"),
+        evse_id=evse_id,
+        connector_id=connector_id,
+        id_tag=id_tag,
         meter_wh=meter,
         reason=info.get("stoppedReason", "Local") if kind is TxKind.ENDED else None,
         samples=tuple(samples),
         seq_no=p.get("seqNo"),
         remote_start_id=info.get("remoteStartId"),
         offline=bool(p.get("offline", False)),
+        authorized=None if answer is None or id_tag is None else _accepted(answer.get("idTokenInfo")),
     )
 
 
@@ -236,16 +218,16 @@ def charging_needs_from_v201(p: Payload, *, received_at: datetime) -> ChargingNe
     ac = needs.get("acChargingParameters") or {}
     dc = needs.get("dcChargingParameters") or {}
     departure = needs.get("departureTime")
-    energy = ac.get("energyAmount", dc.get("energyAmount"))
-    power = dc.get("evMaxPower")
+    energy = number(ac.get("energyAmount", dc.get("energyAmount")))
+    power = number(dc.get("evMaxPower"))
     if power is None and ac:
         # AC: per-phase current x voltage; evMaxVoltage is line-to-line on three phases, so use min current x voltage
-        power = float(ac.get("evMaxCurrent", 0)) * float(ac.get("evMaxVoltage", 0)) or None
+        power = number((number(ac.get("evMaxCurrent", 0)) or 0.0) * (number(ac.get("evMaxVoltage", 0)) or 0.0)) or None
     return ChargingNeeds(
-        evse_id=int(p["evseId"]),
-        departure_at=parse_time(departure, received_at) if departure else None,
-        energy_requested_wh=None if energy is None else float(energy),
-        ev_max_power_w=None if power is None else float(power),
+        evse_id=evse_number(p["evseId"]),
+        departure_at=future_time(departure, received_at),
+        energy_requested_wh=energy if energy is not None and 0 <= energy <= MAX_REGISTER_WH else None,
+        ev_max_power_w=power if power is not None and 0 < power <= MAX_POWER_W else None,
     )
 
 

@@ -1,37 +1,58 @@
 """Meter values, both versions, normalized for billing.
 
-Two steps, both pure:
+Pure. ``meter_samples_v16`` / ``meter_samples_v201``: a ``meterValue`` list -> ``MeterSample``
+values in base units (Wh, W, A, V, %, Celsius, Hz), raw value and unit kept. A value that is
+not a number (1.6 ``SignedData``, garbage) becomes a sample flagged ``FLAG_UNPARSEABLE`` with
+value 0; a value that is not finite after unit scaling and multiplier, or outside its
+measurand's physical bounds (``edge.BOUNDS``), is flagged ``FLAG_OUT_OF_RANGE`` with value 0; a
+timestamp the edge replaced by the receive time flags the sample with why (``TIME_FLAGS``).
+Nothing here raises on station data.
 
-1. ``meter_samples_v16`` / ``meter_samples_v201``: a ``meterValue`` list -> ``MeterSample``
-   values in base units (Wh, W, A, V, %, Celsius, Hz), raw value and unit kept. A value
-   that is not a number (1.6 ``SignedData``, garbage) becomes a sample flagged
-   ``FLAG_UNPARSEABLE`` with value 0; nothing here raises on station data.
-2. ``track_register``: the energy register of one session, across readings. Chargers report
-   ``Energy.Active.Import.Register`` either as the lifetime register (the spec) or relative
-   to the session start, and registers reset (meter swap, firmware update) or jitter
-   backwards. The tracker turns every reading into a lifetime-register value, flags the
-   suspicious ones, and never lets session energy go down.
+The register tracking (``track_register``, ``apply_register``, ``power_w``) is pure domain
+logic and lives in ``ems.domain.register``; it is re-exported here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ems.domain.register import (
+    FLAG_BACKWARDS,
+    FLAG_OUT_OF_RANGE,
+    FLAG_RESET,
+    FLAG_UNPARSEABLE,
+    REGISTER_TOLERANCE_WH,
+    RESET_FRACTION,
+    RegisterState,
+    apply_register,
+    power_w,
+    register_wh,
+    track_register,
+)
 from ems.domain.session import Measurand, MeterSample, ReadingContext
-from ems.ocpp.translate.wire import Payload, parse_time
+from ems.ocpp.translate.edge import number, scaled_value, station_time
+from ems.ocpp.translate.wire import Payload
 
-FLAG_UNPARSEABLE = "unparseable"
-FLAG_BACKWARDS = "register_backwards"
-FLAG_RESET = "register_reset"
+__all__ = [
+    "FLAG_BACKWARDS",
+    "FLAG_OUT_OF_RANGE",
+    "FLAG_RESET",
+    "FLAG_UNPARSEABLE",
+    "REGISTER_TOLERANCE_WH",
+    "RESET_FRACTION",
+    "RegisterState",
+    "apply_register",
+    "meter_samples_v16",
+    "meter_samples_v201",
+    "power_w",
+    "register_wh",
+    "track_register",
+]
 
-REGISTER_TOLERANCE_WH = 1.0
-"""Jitter allowed before a lower reading counts as going backwards: meters round to 1 Wh."""
-
-RESET_FRACTION = 0.5
-"""A reading below half the last register value is a reset (new meter / firmware), not jitter."""
+MAX_RAW_CHARS = 400
+"""The raw value kept for audit, cut to 400 characters: it is part of the sample's natural key
+(a PostgreSQL btree entry holds at most 2,712 bytes); the audit frame log keeps whole frames."""
 
 _MEASURANDS = {m.value: m for m in Measurand}
 _CONTEXTS = {c.value: c for c in ReadingContext}
@@ -72,15 +93,13 @@ _DEFAULT_UNIT = {
 
 
 def _normalize(raw: object, unit: str | None, multiplier: int, measurand: Measurand) -> tuple[float, str | None]:
-    """(value in base unit, flag)."""
-    try:
-        number = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0, FLAG_UNPARSEABLE
-    if not math.isfinite(number):
+    """(value in base unit, flag): finiteness and bounds are checked after scaling (edge rules)."""
+    read = number(raw)
+    if read is None:
         return 0.0, FLAG_UNPARSEABLE
     scale, offset = _UNITS.get(unit or _DEFAULT_UNIT.get(measurand, ""), (1.0, 0.0))
-    return number * (10.0**multiplier) * scale + offset, None
+    value = scaled_value(read, scale, offset, multiplier, measurand)
+    return (0.0, FLAG_OUT_OF_RANGE) if value is None else (value, None)
 
 
 def _sample(
@@ -89,6 +108,7 @@ def _sample(
     evse_id: int,
     session_id: str | None,
     at: datetime,
+    time_flag: str | None,
     sampled: Payload,
     context_default: ReadingContext,
     raw: object,
@@ -106,9 +126,9 @@ def _sample(
         session_id=session_id,
         phase=sampled.get("phase"),
         context=_CONTEXTS.get(sampled.get("context", ""), context_default),
-        raw_value=str(raw),
+        raw_value=str(raw)[:MAX_RAW_CHARS],
         raw_unit=unit if multiplier == 0 else f"{unit or ''}e{multiplier}",
-        flag=flag,
+        flag=flag or time_flag,
     )
 
 
@@ -134,7 +154,7 @@ def _meter_samples(
 ) -> list[MeterSample]:
     out: list[MeterSample] = []
     for mv in meter_values:
-        at = parse_time(mv.get("timestamp"), received_at)
+        checked = station_time(mv.get("timestamp"), received_at)
         for sv in mv.get("sampledValue", ()):
             unit, multiplier = unit_of(sv)
             out.append(
@@ -142,7 +162,8 @@ def _meter_samples(
                     station_id=station_id,
                     evse_id=evse_id,
                     session_id=session_id,
-                    at=at,
+                    at=checked.at,
+                    time_flag=checked.flag,
                     sampled=sv,
                     context_default=context_default,
                     raw=sv.get("value"),
@@ -193,93 +214,3 @@ def meter_samples_v201(
         received_at=received_at,
         context_default=context_default,
     )
-
-
-def register_wh(samples: Iterable[MeterSample]) -> float | None:
-    """The last unflagged whole-meter energy register reading in ``samples`` (Wh), if any."""
-    value = None
-    for s in samples:
-        if s.measurand is Measurand.ENERGY_IMPORT_REGISTER and s.phase is None and s.flag is None:
-            value = s.value
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterState:
-    """The energy register of one session as far as readings have shown it.
-
-    ``meter_start_wh``: lifetime register at start (``None``: the station did not say).
-    ``last_wh``: highest trusted lifetime reading so far. ``relative``: the station reports
-    session-relative values (``None``: not decided yet). ``offset_wh``: added to readings after
-    a reset so the lifetime register keeps counting up.
-    Invariant: ``last_wh`` never decreases, so session energy never decreases.
-    """
-
-    meter_start_wh: float | None
-    last_wh: float | None = None
-    relative: bool | None = None
-    offset_wh: float = 0.0
-
-    @property
-    def energy_wh(self) -> float:
-        if self.last_wh is None or self.meter_start_wh is None:
-            return 0.0
-        return max(0.0, self.last_wh - self.meter_start_wh)
-
-
-def track_register(state: RegisterState, reading_wh: float) -> tuple[RegisterState, float, str | None]:
-    """Fold one ``Energy.Active.Import.Register`` reading (Wh) into ``state``.
-
-    Returns (new state, the reading as a lifetime register in Wh, flag or ``None``).
-    The first reading decides lifetime vs relative: a first reading below the start
-    register means the station counts from the session start.
-    """
-    start = state.meter_start_wh
-    relative = state.relative
-    if relative is None:
-        relative = start is not None and reading_wh < start - REGISTER_TOLERANCE_WH
-    lifetime = reading_wh + state.offset_wh + (start if relative and start is not None else 0.0)
-    last = state.last_wh if state.last_wh is not None else start
-    if last is None or lifetime >= last - REGISTER_TOLERANCE_WH:
-        new_last = lifetime if last is None else max(last, lifetime)
-        return replace(state, relative=relative, last_wh=new_last), lifetime, None
-    if lifetime < last * RESET_FRACTION:
-        # A reset: the meter starts again from (about) zero; keep counting on from the last value.
-        offset = state.offset_wh + (last - lifetime)
-        return replace(state, relative=relative, last_wh=last, offset_wh=offset), last, FLAG_RESET
-    return replace(state, relative=relative, last_wh=last), lifetime, FLAG_BACKWARDS
-
-
-def apply_register(state: RegisterState, samples: list[MeterSample]) -> tuple[RegisterState, list[MeterSample]]:
-    """Run every whole-meter register sample through ``track_register``; other samples pass unchanged.
-
-    A register sample's ``value`` becomes the lifetime register; a flagged one keeps its flag.
-    Samples are taken in time order (offline queues deliver late), the output keeps input order.
-    """
-    order = sorted(range(len(samples)), key=lambda i: samples[i].measured_at)
-    out = list(samples)
-    for i in order:
-        s = samples[i]
-        if s.measurand is not Measurand.ENERGY_IMPORT_REGISTER or s.phase is not None or s.flag is not None:
-            continue
-        state, lifetime, flag = track_register(state, s.value)
-        out[i] = replace(s, value=lifetime, flag=flag)
-    return state, out
-
-
-def power_w(samples: Iterable[MeterSample]) -> float | None:
-    """The latest whole-meter active power (W) in ``samples``, summing phases if no total is given."""
-    latest: MeterSample | None = None
-    phases: dict[str, float] = {}
-    for s in samples:
-        if s.measurand is not Measurand.POWER_IMPORT or s.flag is not None:
-            continue
-        if s.phase is None:
-            if latest is None or s.measured_at >= latest.measured_at:
-                latest = s
-        else:
-            phases[s.phase] = s.value
-    if latest is not None:
-        return latest.value
-    per_line = [v for p, v in phases.items() if p in ("L1", "L2", "L3", "L1-N", "L2-N", "L3-N")]
-    return sum(per_line) if per_line else None

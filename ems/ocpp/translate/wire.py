@@ -17,17 +17,17 @@ def parse_time(text: str | None, default: datetime) -> datetime:
     """An OCPP ``dateTime`` as timezone-aware UTC; ``default`` when absent or unreadable.
 
     Stations send ``Z``, ``+hh:mm`` offsets, and (against the spec) naive times; a
-    naive time is read as UTC, since OCPP says all times are UTC.
+    naive time is read as UTC, since OCPP says all times are UTC. No range or skew check:
+    inbound station times go through ``edge.station_time``, which has them.
     """
     if not text:
         return default
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        # astimezone overflows for 0001-01-01T00:00:00+01:00 and 9999-12-31T23:59:59-05:00
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return default
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def format_time(when: datetime) -> str:

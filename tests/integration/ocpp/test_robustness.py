@@ -103,7 +103,9 @@ class FlakyStorage:
         self.cards = inner.cards
         self.signals = inner.signals
         self.api_keys = inner.api_keys
+        self.quarantine = inner.quarantine
         self.backend = inner.backend
+        self.transaction = inner.transaction
 
     async def health(self) -> None:
         await self.inner.health()

@@ -112,6 +112,29 @@ async def test_property_any_batch_round_trips(storage: SqlStorage, data: st.Data
     batch = data.draw(_samples_for(station))
     await storage.samples.add_many(batch)
     got = await storage.samples.for_station(station)
-    assert Counter(got) == Counter(batch)
-    assert [s.measured_at for s in got] == sorted(s.measured_at for s in batch)
+    once: dict[tuple[object, ...], MeterSample] = {}
+    for s in batch:  # stored once per natural key (migration 0002), the first one wins
+        key = (s.evse_id, s.measured_at, s.measurand, s.phase or "", s.context, s.raw_value or "")
+        once.setdefault(key, s)
+    assert Counter(got) == Counter(once.values())
+    assert [s.measured_at for s in got] == sorted(s.measured_at for s in once.values())
     assert all(s.measured_at.tzinfo is not None and s.measured_at.utcoffset() == timedelta(0) for s in got)
+
+
+async def test_each_sample_is_stored_once_by_its_natural_key(storage: SqlStorage) -> None:
+    """A replayed batch (kill -9 between storing and acking the journal) or a resend adds nothing."""
+    batch = [
+        _sample("cp-nk", 0, 1000.0, raw_value="1000", session_id="s1"),
+        _sample("cp-nk", 0, 1000.0, raw_value="1000", session_id="s1", phase="L1"),  # another phase
+        _sample("cp-nk", 60, 1100.0, raw_value="1100", session_id="s1"),
+        _sample("cp-nk", 60, 21.0, raw_value="21", session_id="s1"),  # same instant, another raw value
+    ]
+    await storage.samples.add_many(batch)
+    await storage.samples.add_many(batch)  # the replay
+    await storage.samples.add_many([*batch[:2], batch[0], _sample("cp-nk", 120, 1200.0, raw_value="1200")])
+    async with storage.transaction():  # twice in one transaction (the applier's batch)
+        await storage.samples.add_many(batch)
+        await storage.samples.add_many([_sample("cp-nk", 180, 1300.0, raw_value="1300")])
+    stored = await storage.samples.for_station("cp-nk")
+    assert len(stored) == 6
+    assert Counter((s.measured_at, s.phase, s.raw_value) for s in stored).most_common(1)[0][1] == 1

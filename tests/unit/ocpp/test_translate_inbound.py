@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, OcppVersion
 from ems.ocpp import translate as t
-from ems.ocpp.translate.inbound import JOURNALED, Booted, Ignored, interpret
+from ems.ocpp.translate.inbound import JOURNALED, Booted, Ignored, Rejected, interpret
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -53,9 +53,9 @@ def test_status_and_boot_both_versions() -> None:
     assert isinstance(boot, Booted) and boot.info.vendor == "V"
 
 
-def test_unusable_data_is_ignored_not_raised() -> None:
+def test_unusable_data_is_rejected_not_raised() -> None:
     bad = interpret(OcppVersion.V16, "StartTransaction", {"connectorId": 1}, {}, station_id="cp", received_at=T0)
-    assert isinstance(bad, Ignored)
+    assert isinstance(bad, Rejected) and "transactionId" in bad.reason
     assert isinstance(interpret(OcppVersion.V16, "Heartbeat", {}, {}, station_id="cp", received_at=T0), Ignored)
 
 

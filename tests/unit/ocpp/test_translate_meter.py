@@ -92,7 +92,7 @@ def test_unknown_measurand_is_other_and_context_kept() -> None:
 
 # hypothesis takes naive bounds and attaches the timezone itself
 NAIVE_MIN = datetime(2020, 1, 1)  # noqa: DTZ001
-NAIVE_MAX = datetime(2030, 1, 1)  # noqa: DTZ001
+NAIVE_MAX = datetime(2026, 1, 5, 8, 0)  # noqa: DTZ001  (T0: not ahead of the receive time)
 
 samples_st = st.lists(
     st.builds(
@@ -105,7 +105,7 @@ samples_st = st.lists(
         measurand=st.sampled_from(
             [Measurand.ENERGY_IMPORT_REGISTER, Measurand.POWER_IMPORT, Measurand.CURRENT_IMPORT, Measurand.SOC]
         ),
-        value=st.integers(min_value=0, max_value=10**9).map(float),
+        value=st.integers(min_value=0, max_value=100).map(float),  # within every measurand's bounds (SoC: %)
         phase=st.sampled_from([None, "L1", "L2", "L3"]),
         context=st.sampled_from(list(ReadingContext)),
     ),
