@@ -76,7 +76,11 @@ async def test_health_and_metrics_show_a_failing_applier(system: System) -> None
         async def broken(records: list[Record]) -> None:
             raise OverflowError("date value out of range")
 
+        async def quarantine_broken(records: list[Record], error: Exception) -> None:
+            raise error  # a batch that fails is quarantined; here that fails too, so the applier fails
+
         runtime.applier.apply = broken  # type: ignore[method-assign]
+        runtime.applier._quarantine_all = quarantine_broken  # type: ignore[method-assign]
         token = base64.b64encode(f"CP-HM:{PASSWORD}".encode()).decode()
         async with connect(
             f"{system.ocpp.url}/CP-HM",
