@@ -101,14 +101,23 @@ class EvseBelief:
     def sent(self, token: int, profile: InstalledProfile, if_accepted: Bound | None = None) -> None:
         """``profile`` went out; ``if_accepted`` (the bound once it is accepted, when known) saves a recomputation."""
         cached = self._cache
-        before_key = self._key() if cached is not None and if_accepted is not None else None
+        # The shortcut holds only for one send at a time: with another in flight, the worlds where both
+        # are installed are not covered by either send's own bound, so the bound is recomputed.
+        alone = not self.in_flight
+        before_key = self._key() if cached is not None and if_accepted is not None and alone else None
         self.in_flight[token] = profile
-        if cached is not None and if_accepted is not None and cached[0] == before_key:
+        if not alone:
+            self._cache = None
+        elif cached is not None and if_accepted is not None and cached[0] == before_key:
             since = cached[1]
             self._cache = (self._key(), since, cached[2].maximum(if_accepted, since))
 
     def _key(self) -> object:
         return (frozenset(self.possible()), self.tx_id, self.tx_started_at)
+
+    def state(self) -> object:
+        """What the bounds are computed from: equal states give equal bounds."""
+        return self._key()
 
     def answered(self, token: int, status: CommandStatus) -> None:
         profile = self.in_flight.pop(token, None)

@@ -38,6 +38,8 @@ from ems.domain.commands import ChargingSchedulePeriod, CommandStatus, SetChargi
 from ems.domain.composite import Hardware
 
 EvseKey = tuple[str, int]
+ChangeKey = tuple[str, int, int]
+"""(station, EVSE, profile id)."""
 SAME_A = 0.05
 """Two limits within 0.05 A are the same (profiles carry 0.1 A steps)."""
 
@@ -60,6 +62,11 @@ class Desired:
     @property
     def key(self) -> EvseKey:
         return (self.station_id, self.command.evse_id)
+
+    @property
+    def change(self) -> ChangeKey:
+        """One EVSE may get several profiles in a round (its TxDefaultProfile and its TxProfile)."""
+        return (self.station_id, self.command.evse_id, self.command.profile_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +100,19 @@ class Round:
     raises: list[Desired] = field(default_factory=list)
     mixed: list[Desired] = field(default_factory=list)
     stepped: set[EvseKey] = field(default_factory=set)
-    if_accepted: dict[EvseKey, Bound] = field(default_factory=dict)
-    """Per change: the EVSE's bound once it is accepted (computed once, when classified)."""
+    if_accepted: dict[ChangeKey, tuple[object, Bound]] = field(default_factory=dict)
+    """Per change (EVSE and profile): the EVSE's bound once it is accepted, with the state of the belief it was
+    computed from (``EvseBelief.state``); once that state has moved on (an answer, another send), it is recomputed."""
+
+    def bound_if_accepted(self, d: Desired, belief: EvseBelief) -> Bound:
+        known = self.if_accepted.get(d.change)
+        state = belief.state()
+        if known is not None and known[0] == state:
+            return known[1]
+        bound = belief.bound_if_accepted(composite.from_command(d.command), self.now)
+        self.if_accepted[d.change] = (state, bound)
+        return bound
+
     throttled: int = 0
     """Raises not sent this round (minimum interval, deadband): a later round sends them."""
 
@@ -185,7 +203,7 @@ class Dispatcher:
             return None
         before = belief.bound(now)
         after = belief.bound_if_accepted(new, now)
-        rnd.if_accepted[d.key] = after
+        rnd.if_accepted[d.change] = (belief.state(), after)
         if before.dominates(after, since=now):
             return Kind.CUT
         if not after.dominates(before, since=now):
@@ -231,7 +249,7 @@ class Dispatcher:
 
     def first_wave(self, rnd: Round) -> list[Send]:
         """The cuts: safe to send at once."""
-        return [self._send(d, d.command, Kind.CUT, rnd.if_accepted.get(d.key)) for d in rnd.cuts]
+        return [self._send(d, d.command, Kind.CUT, rnd.bound_if_accepted(d, self.beliefs[d.key])) for d in rnd.cuts]
 
     def next_wave(self, rnd: Round, budget: Budget, places: Mapping[EvseKey, EvsePlace]) -> list[Send]:
         """Raises (and mixed changes) that fit now; mixed ones that do not fit go out as their step-down."""
@@ -243,9 +261,7 @@ class Dispatcher:
             if self._busy.get(d.key):
                 left.append(d)  # one change at a time per EVSE
                 continue
-            if_accepted = rnd.if_accepted.get(d.key)
-            if if_accepted is None:
-                if_accepted = belief.bound_if_accepted(composite.from_command(d.command), rnd.now)
+            if_accepted = rnd.bound_if_accepted(d, belief)
             after = belief.bound(rnd.now).maximum(if_accepted, rnd.now)  # while unanswered: either
             place = places[d.key]
             if budget.fits(d.key, after, place):
@@ -285,9 +301,9 @@ class Dispatcher:
             times.update(t for t in bound.times if t >= now)
         if rnd is not None:
             for d in rnd.pending:
-                after = rnd.if_accepted.get(d.key)
-                if after is not None:
-                    times.update(t for t in after.times if t >= now)
+                belief = self.beliefs.get(d.key)
+                if belief is not None:
+                    times.update(t for t in rnd.bound_if_accepted(d, belief).times if t >= now)
         budget = Budget(limits, times)
         for k, bound in bounds.items():
             budget.book(k, bound, places[k])

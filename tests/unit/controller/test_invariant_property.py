@@ -489,3 +489,35 @@ def test_without_failures_every_plan_ends_up_in_force(world: World, seed: int) -
         ).current_a
         wanted = plan[e.key][0]
         assert wanted - 1.0 - 1e-6 <= applied <= wanted + 1e-6, f"{e.key}: applies {applied} A, plan {wanted} A"
+
+
+def test_two_profiles_for_one_evse_in_a_round_keep_their_own_bounds() -> None:
+    """Regression (found by the property above): the TxDefaultProfile and the TxProfile of one EVSE went out in
+    one round, and the bound once the first was accepted was taken from the second. The belief then held a stale
+    bound above what the station applied, a later step-down "within the bound" raised the station, and L1 went to
+    24.1 A against 22 A."""
+    l1, l2, l3 = ALL_PHASES
+
+    def evse(sid: str, n: int, phases: int, phase_map: tuple[Phase, ...], default_a: float) -> Evse:
+        return Evse(
+            (sid, n), Hardware(32.0, phases, V), EvsePlace(None, phase_map, V), default_a, f"tx-{sid}-{n}-0", T0
+        )
+
+    evses = [
+        evse("S0", 1, 1, (l1,), 0.0),
+        evse("S1", 1, 1, (l1,), 0.0),
+        evse("S2", 1, 1, (l1,), 0.0),
+        evse("S3", 1, 3, (l1, l2, l3), 6.0),
+        evse("S3", 2, 1, (l2,), 0.0),
+    ]
+    phase_limits = {l1: 22.0, l2: 22.0, l3: 22.0}
+    nodes = (
+        NodeLimits(SITE, None, (26_140.0, 15_140.0) + (9_140.0,) * (CAP_SLOTS - 2), phase_limits),
+        NodeLimits("c0", SITE, (7_000.0,) * CAP_SLOTS, {}),
+    )
+    stations = {
+        sid: Station(sid, txs={e.key[1]: (e.tx_id, T0) for e in evses if e.key[0] == sid})
+        for sid in ("S0", "S1", "S2", "S3")
+    }
+    world = World(evses, stations, nodes, {SITE: phase_limits, "c0": {}})
+    test_no_node_or_phase_is_ever_over_its_limit.hypothesis.inner_test(world, 4294967294, True)  # type: ignore[attr-defined]
