@@ -56,7 +56,8 @@ def _fmt(value: float) -> str:
 
 def render(chart: Chart) -> str:
     """The chart as an ``<svg>`` element (role=img, titled), with a legend below."""
-    values = [v for s in chart.series for _, v in s.points if v is not None]
+    drawn = [s for s in chart.series if any(v is not None for _, v in s.points)]
+    values = [v for s in drawn for _, v in s.points if v is not None]
     top = max([*values, 0.0]) * 1.1 or 1.0
     step = nice_step(top)
     top = math.ceil(top / step) * step
@@ -88,7 +89,7 @@ def render(chart: Chart) -> str:
     # x axis: local hours in the site's zone
     zone = ZoneInfo(chart.timezone)
     hours = span_s / 3600
-    every_h = next(h for h in (1, 2, 3, 4, 6, 12, 24, 48) if hours / h <= 8)
+    every_h = next(h for h in (1, 2, 3, 4, 6, 12, 24, 48) if hours / h <= 6)
     local_start = chart.start.astimezone(zone)
     t = local_start.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     while t.astimezone(zone).hour % every_h:
@@ -105,7 +106,7 @@ def render(chart: Chart) -> str:
         f"time ({html.escape(chart.timezone)}, {html.escape(zone_name)})</text>"
     )
     out.append(f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w:.1f}" height="{plot_h:.1f}" fill="none"/>')
-    for series in chart.series:
+    for series in drawn:
         for path in _paths(series, chart.end, x, y):
             dash = ' stroke-dasharray="6 4"' if series.dashed else ""
             out.append(f'<path d="{path}" fill="none" stroke="{series.color}" stroke-width="2"{dash}/>')
@@ -117,7 +118,7 @@ def render(chart: Chart) -> str:
     legend = "".join(
         f'<li><span class="swatch{" dashed" if s.dashed else ""}" style="border-color:{s.color}"></span>'
         f"{html.escape(s.label)}</li>"
-        for s in chart.series
+        for s in drawn
     )
     return f'<figure class="chart-box"><figcaption>{html.escape(chart.title)}</figcaption>{"".join(out)}' + (
         f'<ul class="legend">{legend}</ul></figure>'

@@ -2,7 +2,9 @@
 over the same span and ahead, and the plan ahead. Read from the ports; the drawing is ``charts``.
 
 Measured current per grid phase: each EVSE's ``Current.Import`` samples per phase, averaged per
-bucket and mapped onto the grid phase it is wired to (``EvseSpec.phase_map``), summed over EVSEs.
+bucket and mapped onto the grid phase it is wired to (``EvseSpec.phase_map``), summed over EVSEs;
+an EVSE that reports only its total power counts as that power split evenly over its phases at
+its voltage (as the controller reads it).
 Past capacity is rebuilt from the stored accepted signals (for each kind the newest one received by
 then) under the site's static limits; ahead, it is the capacity service's own timeline.
 """
@@ -95,15 +97,25 @@ async def load_history(
         else:
             per_phase[(station_id, evse_id, b)] += mean
     power_w = [0.0] * n
+    measured_current = {(station_id, evse_id, b) for station_id, evse_id, _, b in current}
     for key in {*totals, *per_phase}:
-        power_w[key[2]] += totals.get(key, per_phase.get(key, 0.0))
+        watts = totals.get(key, per_phase.get(key, 0.0))
+        power_w[key[2]] += watts
+        if key in measured_current:
+            continue
+        # No current per phase from this EVSE: its power split evenly over its phases (as the controller does).
+        placed = site.station(key[0])
+        evse = next((e for e in placed.evses if e.evse_id == key[1]), None) if placed else None
+        if evse is not None:
+            for grid_phase in evse.phase_map:
+                phase_a[grid_phase][key[2]] += watts / (evse.voltage_v * len(evse.phase_map))
 
     history = [s for s, accepted, _ in await signals.for_site(site.id, limit=2_000) if accepted and not s.circuit_id]
     phase_limit: dict[Phase, list[tuple[datetime, float | None]]] = {p: [] for p in ALL_PHASES}
     capacity_w: list[tuple[datetime, float | None]] = []
     for t in times:
-        watts, amps = _past_limits(site, history, t)
-        capacity_w.append((t, watts))
+        limit_w, amps = _past_limits(site, history, t)
+        capacity_w.append((t, limit_w))
         for p in ALL_PHASES:
             phase_limit[p].append((t, amps.get(p)))
     if capacity is not None:

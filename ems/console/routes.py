@@ -414,8 +414,11 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
         chosen = deps.site(site) or deps.sites[0]
         now = clock.now()
         hist = await load_history(chosen, now, storage.samples, storage.signals, deps.capacity, deps.monitor)
+        stop: tuple[datetime, float | None] = (hist.now, None)  # measured lines end now
         phase_series = [
-            charts.Series(f"{p} measured", list(zip(hist.times, hist.phase_current_a[p], strict=True)), PHASE_COLORS[p])
+            charts.Series(
+                f"{p} measured", [*zip(hist.times, hist.phase_current_a[p], strict=True), stop], PHASE_COLORS[p]
+            )
             for p in ALL_PHASES
         ]
         limits = [hist.phase_limit_a[p] for p in ALL_PHASES]
@@ -445,7 +448,9 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
                 chosen.timezone,
                 [
                     charts.Series(
-                        "measured", [(t, w / 1000) for t, w in zip(hist.times, hist.power_w, strict=True)], "#1a5fb4"
+                        "measured",
+                        [*((t, w / 1000) for t, w in zip(hist.times, hist.power_w, strict=True)), stop],
+                        "#1a5fb4",
                     ),
                     charts.Series(
                         "plan ahead",

@@ -87,9 +87,7 @@ class _ConsoleContext:
         sites, clock = load_site_file(EXAMPLE_SITE), FakeClock(T0)
         control = RecordingControl()
         billing = build_billing(self.storage, clock=clock, policy=policy_from(settings, sites), control=control)
-        services = ApiServices(
-            storage=self.storage, clock=clock, sites=sites, billing=billing, charger_control=control
-        )
+        services = ApiServices(storage=self.storage, clock=clock, sites=sites, billing=billing, charger_control=control)
         app = create_app(settings, services)
         app.include_router(build_console(console_deps(settings, services)))
         for email, role in (("admin@example.org", Role.ADMIN), ("analyst@example.org", Role.ANALYST)):

@@ -54,8 +54,12 @@ async def test_pages_need_sign_in_and_come_back_after_it(console: Console) -> No
     assert 'value="/console/sessions?day=2026-07-01"' in form.text
     r = await console.client.post(
         "/console/sign-in",
-        data={"csrf": token(form.text), "email": "ADMIN@example.org ", "password": PASSWORD,
-              "next": "/console/sessions?day=2026-07-01"},
+        data={
+            "csrf": token(form.text),
+            "email": "ADMIN@example.org ",
+            "password": PASSWORD,
+            "next": "/console/sessions?day=2026-07-01",
+        },
     )
     assert r.status_code == 303 and r.headers["location"] == "/console/sessions?day=2026-07-01"
     cookie = r.headers["set-cookie"]
@@ -139,13 +143,13 @@ async def test_machines_use_an_api_key_header(console: Console) -> None:
     assert r.status_code == 200 and "CP001" in r.text
     r = await console.client.get("/console/stations", headers={"Authorization": "Bearer wrong-key"})
     assert r.status_code == 401
-    _, driver = await create_api_key(console.services.storage.api_keys, console.clock, "d", Role.DRIVER)
     key, _ = await create_api_key(console.services.storage.api_keys, console.clock, "d2", Role.DRIVER)
     r = await console.client.get("/console/stations", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 403 and "analyst" in r.text
     # an API-key request needs no CSRF token (a browser never adds the header by itself)
     r = await console.client.post(
-        "/console/users", data={"name": "Robot Made", "currency": "EUR"},
+        "/console/users",
+        data={"name": "Robot Made", "currency": "EUR"},
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     )
     assert r.status_code == 200 and "User Robot Made created" in r.text
@@ -217,8 +221,14 @@ async def test_sessions_filter_by_station_card_user_and_day(console: Console) ->
     for i, (tag, day) in enumerate((("ANN-1", 0), ("OTHER", 0), ("ANN-1", 1))):
         await storage.sessions.add(
             ChargingSession(
-                id=f"s{i}", station_id="CP001", evse_id=1, connector_id=1, transaction_id=str(i),
-                started_at=T0 - timedelta(days=day), id_tag=tag, energy_wh=1000.0 * (i + 1),
+                id=f"s{i}",
+                station_id="CP001",
+                evse_id=1,
+                connector_id=1,
+                transaction_id=str(i),
+                started_at=T0 - timedelta(days=day),
+                id_tag=tag,
+                energy_wh=1000.0 * (i + 1),
             )
         )
     await console.sign_in()
@@ -317,9 +327,17 @@ async def test_edit_a_tariff_field_by_field(console: Console) -> None:
     assert "Standard" in page.text and "0.30" in page.text
     csrf = await console.csrf("/console/tariffs/t1")
     form = {
-        "csrf": csrf, "name": "Standard", "currency": "EUR", "energy_per_kwh": "abc", "time_per_minute": "0",
-        "parking_per_minute": "0", "session_fee": "0.50", "idle_per_minute": "0.10", "idle_grace_minutes": "15",
-        "vat_percent": "150", "description": "",
+        "csrf": csrf,
+        "name": "Standard",
+        "currency": "EUR",
+        "energy_per_kwh": "abc",
+        "time_per_minute": "0",
+        "parking_per_minute": "0",
+        "session_fee": "0.50",
+        "idle_per_minute": "0.10",
+        "idle_grace_minutes": "15",
+        "vat_percent": "150",
+        "description": "",
     }
     r = await console.client.post("/console/tariffs/t1", data=form)
     assert r.status_code == 422 and 'id="e-energy_per_kwh"' in r.text
@@ -357,15 +375,20 @@ async def test_station_commands_show_typed_results_and_field_errors(console: Con
         r = await console.client.post("/console/stations/CP001/commands", data={**data, "csrf": csrf})
         assert r.status_code == 200 and f"Result of {data['command']}: ACCEPTED" in r.text
     assert [c.name for _, c in console.control.sent] == [
-        "unlock-connector", "reset", "change-availability", "remote-start", "remote-stop"
+        "unlock-connector",
+        "reset",
+        "change-availability",
+        "remote-start",
+        "remote-stop",
     ]
 
 
 async def test_card_model_unchanged_by_console_listing(console: Console) -> None:
     """The cards page lists a card with its user, mode and expiry without touching it."""
     user, account = await console.services.billing.wallet.create_user("Bo", currency="EUR")
-    card = Card(uid="BO-1", user_id=user.id, account_id=account.id, mode=CardMode.COMMERCIAL,
-                expires_at=T0 + timedelta(days=30))
+    card = Card(
+        uid="BO-1", user_id=user.id, account_id=account.id, mode=CardMode.COMMERCIAL, expires_at=T0 + timedelta(days=30)
+    )
     await console.services.storage.cards.add(card)
     await console.sign_in()
     r = await console.client.get("/console/cards")
