@@ -24,6 +24,8 @@ class Series:
     """(time, value), in time order; the last point's value holds until ``Chart.end``."""
     color: str
     dashed: bool = False
+    width: float = 2.0
+    """Stroke width; series that may coincide get different widths so that each stays visible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def render(chart: Chart) -> str:
     for series in drawn:
         for path in _paths(series, chart.end, x, y):
             dash = ' stroke-dasharray="6 4"' if series.dashed else ""
-            out.append(f'<path d="{path}" fill="none" stroke="{series.color}" stroke-width="2"{dash}/>')
+            out.append(f'<path d="{path}" fill="none" stroke="{series.color}" stroke-width="{series.width:g}"{dash}/>')
     if chart.now is not None and chart.start <= chart.now <= chart.end:
         xx = x(chart.now)
         out.append(f'<line class="now" x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')

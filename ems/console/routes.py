@@ -51,6 +51,8 @@ from ems.throttle import AuthThrottle, retry_after_header, security_event
 
 PREFIX = "/console"
 PHASE_COLORS = {"L1": "#b3261e", "L2": "#1a5fb4", "L3": "#26803a"}
+PHASE_WIDTHS = {"L1": 7.0, "L2": 4.5, "L3": 2.0}
+"""Balanced phases draw on top of each other: nested widths keep all three visible."""
 _STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 NO_ERROR = {None, "", "NoError"}
 FIELD_ERROR = "field"
@@ -417,7 +419,10 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
         stop: tuple[datetime, float | None] = (hist.now, None)  # measured lines end now
         phase_series = [
             charts.Series(
-                f"{p} measured", [*zip(hist.times, hist.phase_current_a[p], strict=True), stop], PHASE_COLORS[p]
+                f"{p} measured",
+                [*zip(hist.times, hist.phase_current_a[p], strict=True), stop],
+                PHASE_COLORS[p],
+                width=PHASE_WIDTHS[p],
             )
             for p in ALL_PHASES
         ]
