@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -68,6 +69,9 @@ from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 
 log = logging.getLogger(__name__)
+
+DEMO_OPERATOR = "demo@ems.example"
+"""The console account ``ems demo`` creates (an admin; its password is printed at start)."""
 
 
 @dataclass
@@ -294,6 +298,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             system = await build_system(runtime)
             # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
             await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS)
+            # An operator account for the console, its password shown once (the demo's database is fresh).
+            console_password = secrets.token_urlsafe(12)
+            await new_operator(runtime.storage.operators, clock, DEMO_OPERATOR, console_password, Role.ADMIN)
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
@@ -316,6 +323,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 if not await _servers_up(system, stop):
                     return
                 print(f"ems demo: API on {system.api.url} (console at {system.api.url}/console)", flush=True)
+                print(f"ems demo: console sign-in: {DEMO_OPERATOR} / {console_password}", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)

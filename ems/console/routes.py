@@ -55,7 +55,6 @@ PHASE_WIDTHS = {"L1": 7.0, "L2": 4.5, "L3": 2.0}
 """Balanced phases draw on top of each other: nested widths keep all three visible."""
 _STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 NO_ERROR = {None, "", "NoError"}
-FIELD_ERROR = "field"
 
 Handler = Callable[..., Awaitable[Response]]
 

@@ -62,6 +62,9 @@ def ems_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEms]:
             assert proc.poll() is None, (work / "ems.log").read_text()
             assert time.monotonic() < deadline, "ems demo did not start in 60 s"
             time.sleep(0.2)
+        while "console sign-in: demo@ems.example / " not in (work / "ems.log").read_text():
+            assert time.monotonic() < deadline, "ems demo printed no console account"
+            time.sleep(0.2)
         db = work / "ems-data" / "demo" / "demo.db"
         created = subprocess.run(
             [
