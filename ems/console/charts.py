@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 WIDTH, HEIGHT = 720.0, 300.0
-LEFT, RIGHT, TOP, BOTTOM = 56.0, 12.0, 14.0, 40.0
+LEFT, RIGHT, TOP, BOTTOM = 64.0, 14.0, 14.0, 48.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ def render(chart: Chart) -> str:
         xx = x(t)
         label = t.astimezone(zone).strftime("%H:%M" if every_h < 24 else "%d %b")
         out.append(f'<line class="grid" x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="tick" x="{xx:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{label}</text>')
+        out.append(f'<text class="tick" x="{xx:.1f}" y="{TOP + plot_h + 20}" text-anchor="middle">{label}</text>')
         t += timedelta(hours=every_h)
     zone_name = local_start.strftime("%Z") or chart.timezone
     out.append(

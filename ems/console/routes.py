@@ -461,6 +461,7 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
                         [(t, None if w is None else w / 1000) for t, w in hist.plan_w],
                         "#26803a",
                         dashed=True,
+                        width=4.5,
                     ),
                     charts.Series(
                         "capacity",
