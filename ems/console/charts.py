@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 WIDTH, HEIGHT = 720.0, 300.0
-LEFT, RIGHT, TOP, BOTTOM = 64.0, 14.0, 14.0, 48.0
+LEFT, RIGHT, TOP, BOTTOM = 66.0, 14.0, 14.0, 56.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +85,8 @@ def render(chart: Chart) -> str:
         out.append(f'<text class="tick" x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
         tick += step
     out.append(
-        f'<text class="axis-label" x="12" y="{TOP + plot_h / 2:.0f}" '
-        f'transform="rotate(-90 12 {TOP + plot_h / 2:.0f})" text-anchor="middle">{html.escape(chart.unit)}</text>'
+        f'<text class="axis-label" x="22" y="{TOP + plot_h / 2:.0f}" '
+        f'transform="rotate(-90 22 {TOP + plot_h / 2:.0f})" text-anchor="middle">{html.escape(chart.unit)}</text>'
     )
     # x axis: local hours in the site's zone
     zone = ZoneInfo(chart.timezone)
@@ -100,7 +100,7 @@ def render(chart: Chart) -> str:
         xx = x(t)
         label = t.astimezone(zone).strftime("%H:%M" if every_h < 24 else "%d %b")
         out.append(f'<line class="grid" x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
-        out.append(f'<text class="tick" x="{xx:.1f}" y="{TOP + plot_h + 20}" text-anchor="middle">{label}</text>')
+        out.append(f'<text class="tick" x="{xx:.1f}" y="{TOP + plot_h + 22}" text-anchor="middle">{label}</text>')
         t += timedelta(hours=every_h)
     zone_name = local_start.strftime("%Z") or chart.timezone
     out.append(
