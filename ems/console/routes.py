@@ -7,6 +7,7 @@ Forms post back to their page, which shows the outcome or, field by field, what 
 from __future__ import annotations
 
 import inspect
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -26,7 +27,7 @@ from ems.console.auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL_S, Session
 from ems.console.deps import ConsoleDeps
 from ems.console.load import load_history
 from ems.domain.access import Role
-from ems.domain.card import CardStatus
+from ems.domain.card import Card, CardMode, CardStatus
 from ems.domain.commands import (
     Availability,
     ChangeAvailability,
@@ -46,10 +47,13 @@ from ems.domain.tariff import tariff_problems
 from ems.domain.units import ALL_PHASES
 from ems.errors import Conflict, InvalidInput, NotFound
 from ems.security import hash_api_key
+from ems.services.admin import register_card
 from ems.services.operators import check_api_key, check_sign_in, normalize_email
 from ems.throttle import AuthThrottle, retry_after_header, security_event
 
 PREFIX = "/console"
+CARD_UID = re.compile(r"^[A-Za-z0-9._:-]{1,36}$")
+"""OCPP 2.0.1 IdToken: at most 36 characters (as the API's card routes)."""
 PHASE_COLORS = {"L1": "#b3261e", "L2": "#1a5fb4", "L3": "#26803a"}
 PHASE_WIDTHS = {"L1": 7.0, "L2": 4.5, "L3": 2.0}
 """Balanced phases draw on top of each other: nested widths keep all three visible."""
@@ -701,7 +705,15 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
 
     # ------------------------------------------------------------------ cards
 
-    async def cards_page(request: Request, viewer: Viewer, *, notice: str = "", status: int = 200) -> HTMLResponse:
+    async def cards_page(
+        request: Request,
+        viewer: Viewer,
+        *,
+        notice: str = "",
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> HTMLResponse:
         users = {u.id: u for u in await billing.service.billing.users.all(limit=10_000)}
         return page(
             request,
@@ -713,7 +725,45 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
             status=status,
             title="Cards",
             now=clock.now(),
+            errors=errors or {},
+            values=values or {},
         )
+
+    @post("/cards")
+    async def card_add(request: Request, viewer: Viewer) -> Response:
+        fields = await posted(request, viewer)
+        uid = fields.get("uid", "").strip()
+        label = fields.get("label", "").strip() or None
+        user_id = fields.get("user_id", "").strip() or None
+        errors: dict[str, str] = {}
+        if not CARD_UID.match(uid):
+            errors["uid"] = "1 to 36 letters, digits or . _ : - (what the reader sends)."
+        if label is not None and len(label) > 200:
+            errors["label"] = "At most 200 characters."
+        account_id = None
+        if user_id is not None:
+            accounts = await billing.service.billing.ledger.accounts_for_user(user_id)
+            if not accounts:
+                errors["user_id"] = "This user has no prepaid account."
+            else:
+                account_id = accounts[0].id
+        if not errors:
+            card = Card(
+                uid=uid,
+                label=label,
+                created_at=clock.now(),
+                mode=CardMode.COMMERCIAL if account_id else CardMode.PERSONAL,
+                account_id=account_id,
+                user_id=user_id,
+            )
+            try:
+                await register_card(storage.cards, card)
+            except Conflict as exc:
+                errors["uid"] = str(exc)
+            else:
+                kind = "prepaid, on the user's account" if account_id else "personal: charges without billing"
+                return await cards_page(request, viewer, notice=f"Card {uid} registered ({kind}).")
+        return await cards_page(request, viewer, errors=errors, values=fields, status=422)
 
     @get("/cards")
     async def cards_view(request: Request, viewer: Viewer) -> Response:

@@ -394,3 +394,23 @@ async def test_card_model_unchanged_by_console_listing(console: Console) -> None
     r = await console.client.get("/console/cards")
     assert "BO-1" in r.text and "Bo" in r.text and "commercial" in r.text and "2026-07-31" in r.text
     assert await console.services.storage.cards.get("BO-1") == replace(card)
+
+
+async def test_register_a_card_personal_or_on_a_users_account(console: Console) -> None:
+    user, account = await console.services.billing.wallet.create_user("Cy", currency="EUR")
+    await console.sign_in()
+    csrf = await console.csrf("/console/cards")
+    r = await console.client.post("/console/cards", data={"csrf": csrf, "uid": "bad uid!", "user_id": "ghost"})
+    assert r.status_code == 422 and 'id="e-uid"' in r.text and 'id="e-user_id"' in r.text
+    assert 'value="bad uid!"' in r.text
+    r = await console.client.post("/console/cards", data={"csrf": csrf, "uid": "CY-1", "user_id": user.id})
+    assert r.status_code == 200 and "Card CY-1 registered (prepaid" in r.text
+    card = await console.services.storage.cards.get("CY-1")
+    assert card is not None
+    assert (card.mode, card.account_id, card.user_id) == (CardMode.COMMERCIAL, account.id, user.id)
+    r = await console.client.post("/console/cards", data={"csrf": csrf, "uid": "GUEST-1", "label": "spare"})
+    assert r.status_code == 200 and "personal" in r.text
+    guest = await console.services.storage.cards.get("GUEST-1")
+    assert guest is not None and guest.mode is CardMode.PERSONAL and guest.account_id is None
+    r = await console.client.post("/console/cards", data={"csrf": csrf, "uid": "CY-1"})
+    assert r.status_code == 422 and "already exists" in r.text
