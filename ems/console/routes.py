@@ -52,6 +52,14 @@ from ems.services.operators import check_api_key, check_sign_in, normalize_email
 from ems.throttle import AuthThrottle, retry_after_header, security_event
 
 PREFIX = "/console"
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    # Own scripts and styles only (inline style attributes for chart legends); never inside a frame.
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 CARD_UID = re.compile(r"^[A-Za-z0-9._:-]{1,36}$")
 """OCPP 2.0.1 IdToken: at most 36 characters (as the API's card routes)."""
 PHASE_COLORS = {"L1": "#b3261e", "L2": "#1a5fb4", "L3": "#26803a"}
@@ -127,7 +135,7 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
 
     def page(request: Request, template: str, viewer: Viewer, status: int = 200, **ctx: Any) -> HTMLResponse:
         body = env.get_template(template).render(request=request, viewer=viewer, path=request.url.path, **ctx)
-        return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
     def source(request: Request) -> str:
         return request.client.host if request.client is not None else "unknown"
@@ -182,10 +190,10 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
                 return RedirectResponse(r.url, status_code=303)
             except _Refused as r:
                 html = env.get_template("refused.html").render(status=r.status, message=r.message, viewer=None)
-                return HTMLResponse(html, status_code=r.status, headers=r.headers)
+                return HTMLResponse(html, status_code=r.status, headers={**PAGE_HEADERS, **r.headers})
             except NotFound as e:
                 html = env.get_template("refused.html").render(status=404, message=str(e), viewer=None)
-                return HTMLResponse(html, status_code=404)
+                return HTMLResponse(html, status_code=404, headers=PAGE_HEADERS)
 
         run.__name__ = handler.__name__
         signature = inspect.signature(handler)
@@ -223,7 +231,7 @@ def build_console(deps: ConsoleDeps) -> APIRouter:
         body = env.get_template("sign_in.html").render(
             viewer=None, csrf=token, next=_safe_next(target), errors=errors, email=email, path=request.url.path
         )
-        response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+        response = HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
         response.set_cookie(
             CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path=PREFIX
         )

@@ -65,6 +65,10 @@ async def test_pages_need_sign_in_and_come_back_after_it(console: Console) -> No
     cookie = r.headers["set-cookie"]
     assert "ems_console=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie  # plain HTTP here
+    page = await console.client.get("/console/sessions")
+    assert page.status_code == 200
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
     assert (await console.client.get("/console/sessions")).status_code == 200
 
 
