@@ -16,7 +16,9 @@ from ems.clock import FakeClock
 from ems.config import Settings
 from ems.console.routes import build_console
 from ems.domain.access import Role
+from ems.domain.capacity import SiteLoadReading
 from ems.domain.commands import CommandResult, CommandStatus, StationCommand
+from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.ports.stores import Storage
 from ems.services.billing_setup import build_billing
 from ems.services.operators import create_operator
@@ -43,11 +45,34 @@ class RecordingControl:
 
 
 @dataclass
+class StaticMonitor:
+    """A ``SiteMonitor`` reporting fixed views (what the controller would know live)."""
+
+    load: SiteLoadReading = field(default_factory=SiteLoadReading)
+    sessions: list[LiveSessionView] = field(default_factory=list)
+    plan_view: SitePlanView | None = None
+    limits: list[EvseLimitView] = field(default_factory=list)
+
+    def site_load(self, site_id: str) -> SiteLoadReading:
+        return self.load
+
+    def live_sessions(self, site_id: str) -> list[LiveSessionView]:
+        return self.sessions
+
+    def plan(self, site_id: str) -> SitePlanView | None:
+        return self.plan_view
+
+    def evse_limits(self, site_id: str) -> list[EvseLimitView]:
+        return self.limits
+
+
+@dataclass
 class Console:
     client: httpx.AsyncClient
     services: ApiServices
     control: RecordingControl
     clock: FakeClock
+    monitor: StaticMonitor
 
     async def sign_in(self, email: str = "admin@example.org", password: str = PASSWORD) -> httpx.Response:
         form = await self.client.get("/console/sign-in")
@@ -87,13 +112,16 @@ class _ConsoleContext:
         sites, clock = load_site_file(EXAMPLE_SITE), FakeClock(T0)
         control = RecordingControl()
         billing = build_billing(self.storage, clock=clock, policy=policy_from(settings, sites), control=control)
-        services = ApiServices(storage=self.storage, clock=clock, sites=sites, billing=billing, charger_control=control)
+        monitor = StaticMonitor()
+        services = ApiServices(
+            storage=self.storage, clock=clock, sites=sites, billing=billing, charger_control=control, monitor=monitor
+        )
         app = create_app(settings, services)
         app.include_router(build_console(console_deps(settings, services)))
         for email, role in (("admin@example.org", Role.ADMIN), ("analyst@example.org", Role.ANALYST)):
             await create_operator(self.storage.operators, clock, email, PASSWORD, role)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=self.base_url)
-        return Console(self.client, services, control, clock)
+        return Console(self.client, services, control, clock, monitor)
 
     async def __aexit__(self, *exc: object) -> None:
         await self.client.aclose()

@@ -8,11 +8,14 @@ from decimal import Decimal
 import pytest
 
 from ems.domain.access import Role
+from ems.domain.capacity import SiteLoadReading
 from ems.domain.card import Card, CardMode, CardStatus
 from ems.domain.commands import UnlockConnector
+from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
 from ems.domain.session import ChargingSession
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, OcppVersion, Station
 from ems.domain.tariff import Tariff
+from ems.domain.units import Phase
 from ems.ports.stores import Storage
 from ems.services.admin import create_api_key
 from ems.services.operators import check_sign_in, create_operator
@@ -418,3 +421,63 @@ async def test_register_a_card_personal_or_on_a_users_account(console: Console) 
     assert guest is not None and guest.mode is CardMode.PERSONAL and guest.account_id is None
     r = await console.client.post("/console/cards", data={"csrf": csrf, "uid": "CY-1"})
     assert r.status_code == 422 and "already exists" in r.text
+
+
+async def test_stations_show_measured_draw_against_the_accepted_limit(console: Console) -> None:
+    await seed_station(console)
+    console.monitor.limits = [
+        EvseLimitView("CP001", 1, True, "7", accepted_current_a=16.0, accepted_power_w=11_040.0, certain=True),
+        EvseLimitView("CP001", 2, True, None, accepted_current_a=6.0, accepted_power_w=4_140.0, certain=False),
+    ]
+    console.monitor.sessions = [
+        LiveSessionView(
+            "s1",
+            "CP001",
+            1,
+            T0,
+            power_w=7_400.0,
+            delivered_wh=1000.0,
+            departure_at=None,
+            energy_requested_wh=None,
+            planned_power_w=11_040.0,
+        )
+    ]
+    await console.sign_in()
+    r = await console.client.get("/console/stations")
+    assert "7.4 kW / 11.0 kW" in r.text and "(16.0 A)" in r.text
+    assert '<meter min="0" max="11040.0" value="7400.0"' in r.text
+    assert "6.0 A, unconfirmed" in r.text  # a profile still unanswered: the higher limit, flagged
+
+
+async def test_plan_status_is_the_last_attempt_with_its_error_and_age(console: Console) -> None:
+    console.monitor.plan_view = SitePlanView(
+        site_id="depot",
+        planned_at=T0 - timedelta(minutes=30),
+        status="FAILED",
+        algorithm="lp",
+        solve_s=0.02,
+        start=T0 - timedelta(minutes=30),
+        slot_s=900,
+        site_power_w=(20_000.0, 15_000.0, 10_000.0),
+        sessions=3,
+        fully_served=1,
+        unmet_wh=5_000.0,
+        profiles_sent=4,
+        profiles_rejected=1,
+        attempted_at=T0 - timedelta(minutes=2),
+        error="solver time limit reached",
+    )
+    console.monitor.load = SiteLoadReading(
+        phase_power_w={Phase.L1: 3000.0, Phase.L2: 3000.0, Phase.L3: 3000.0},
+        phase_current_a={Phase.L2: 13.0, Phase.L1: 13.0, Phase.L3: 13.0},
+        active_sessions=2,
+        measured_at=T0,
+    )
+    await console.sign_in()
+    r = await console.client.get("/console/load")
+    assert "FAILED" in r.text and "OPTIMAL" not in r.text
+    assert "Last re-plan failed: solver time limit reached" in r.text
+    assert "2 min ago" in r.text and "2026-07-01 11:58 CEST" in r.text  # the attempt, in the site's zone
+    assert "The plan in force is from 2026-07-01 11:30 CEST" in r.text
+    assert "9.0 kW" in r.text and r.text.index(">L1<") < r.text.index(">L2<") < r.text.index(">L3<")
+    assert "plan ahead" in r.text  # the plan's remaining slots are drawn
