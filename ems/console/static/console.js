@@ -20,6 +20,9 @@
   var main = document.getElementById("main");
   if (!main) return;
   labelTables(main);
+  // after a refused form, put the keyboard on the first field to fix (its message is right under it)
+  var invalid = main.querySelector('[aria-invalid="true"]');
+  if (invalid) invalid.focus();
   if (!main.dataset.refresh) return;
   var every = Math.max(5, parseInt(main.dataset.refresh, 10)) * 1000;
   function busy() {

@@ -70,11 +70,16 @@ def test_every_console_page(ems_demo: RunningEms, shots: Path, size: str) -> Non
             page.get_by_role("button", name="Filter").click()
             expect(page.locator("tbody")).to_contain_text("No sessions match")
             _fits(page, viewport["width"])
+            page.get_by_label("Day").fill("")
+            page.get_by_role("button", name="Filter").click()
+            expect(page.locator("tbody tr").first).to_contain_text("kWh")
+            page.screenshot(path=str(shots / f"console-sessions-{size}.png"), full_page=False)
 
             # users: create one, errors by field first
             page.get_by_role("link", name="Users").click()
             page.get_by_role("button", name="Create user").click()
             expect(page.locator("#e-name")).to_be_visible()
+            expect(page.get_by_label("Name")).to_be_focused()  # the keyboard lands on the field to fix
             name = f"E2E {size}"
             page.get_by_label("Name").fill(name)
             page.get_by_role("button", name="Create user").click()
@@ -99,6 +104,7 @@ def test_every_console_page(ems_demo: RunningEms, shots: Path, size: str) -> Non
             page.locator("tbody tr").first.get_by_role("button", name=re.compile("^Unblock")).click()
             expect(page.get_by_role("status")).to_contain_text(f"Card {uid} is now accepted")
             _fits(page, viewport["width"])
+            page.screenshot(path=str(shots / f"console-cards-{size}.png"), full_page=False)
 
             # tariffs: the demo's tariff, edited with a bad then a good VAT
             page.get_by_role("link", name="Tariffs").click()
