@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,9 +26,11 @@ from ems.api.services import ApiServices
 from ems.bus import EventBus
 from ems.clock import Clock, SystemClock
 from ems.config import Settings
+from ems.console.deps import ConsoleDeps
+from ems.console.routes import build_console
 from ems.controller.loop import Controller
 from ems.controller.state import LiveState
-from ems.domain.access import ApiKey, Role
+from ems.domain.access import ApiKey, OperatorAccount, Role
 from ems.domain.card import Card, CardStatus
 from ems.domain.events import CapacityChanged
 from ems.domain.site import Site, default_site
@@ -46,6 +49,8 @@ from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
+from ems.services.operators import create_operator as new_operator
+from ems.services.operators import operator_problems
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import (
     DEMO_SPEED,
@@ -64,6 +69,9 @@ from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 
 log = logging.getLogger(__name__)
+
+DEMO_OPERATOR = "demo@ems.example"
+"""The console account ``ems demo`` creates (an admin; its password is printed at start)."""
 
 
 @dataclass
@@ -137,7 +145,24 @@ class System:
 
 def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
     app = create_app(runtime.settings, services)
+    app.include_router(build_console(console_deps(runtime.settings, services)))
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
+
+
+def console_deps(settings: Settings, services: ApiServices) -> ConsoleDeps:
+    """The console's ports: the same services the API has, and the same bootstrap admin key."""
+    admin = settings.admin_api_key
+    return ConsoleDeps(
+        storage=services.storage,
+        clock=services.clock,
+        sites=services.sites,
+        billing=services.billing,
+        charger_control=services.charger_control,
+        monitor=services.monitor,
+        capacity=services.capacity,
+        admin_api_key=admin.get_secret_value() if admin is not None else None,
+        throttle=settings.throttle_settings(),
+    )
 
 
 async def build_system(runtime: Runtime) -> System:
@@ -248,7 +273,7 @@ async def _announce(system: System, runtime: Runtime, stop: asyncio.Event) -> No
     if not await _servers_up(system, stop):
         return
     backend = runtime.storage.backend
-    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, dashboard at {api.url}/dashboard)", flush=True)
+    print(f"ems: API on {api.url} (OpenAPI docs at {api.url}/docs, console at {api.url}/console)", flush=True)
     print(f"ems: OCPP on {system.ocpp.url}/<station-id> (ocpp1.6, ocpp2.0.1), storage: {backend}", flush=True)
     if system.mqtt is not None:
         print(f"ems: grid signals over MQTT at {system.mqtt.options.host}:{system.mqtt.options.port}", flush=True)
@@ -273,6 +298,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             system = await build_system(runtime)
             # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
             await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS)
+            # An operator account for the console, its password shown once (the demo's database is fresh).
+            console_password = secrets.token_urlsafe(12)
+            await new_operator(runtime.storage.operators, clock, DEMO_OPERATOR, console_password, Role.ADMIN)
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
@@ -294,7 +322,8 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             async def _timer() -> None:
                 if not await _servers_up(system, stop):
                     return
-                print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
+                print(f"ems demo: API on {system.api.url} (console at {system.api.url}/console)", flush=True)
+                print(f"ems demo: console sign-in: {DEMO_OPERATOR} / {console_password}", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
@@ -354,3 +383,11 @@ async def create_api_key(
         raise InvalidInput(f"--expires-in-days must be 1 to {MAX_KEY_DAYS}")
     async with open_runtime(settings) as runtime:
         return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role), expires_in_days=expires_in_days)
+
+
+async def create_operator(settings: Settings, email: str, password: str, role: str) -> OperatorAccount:
+    problems = operator_problems(email, password)  # before opening the database
+    if problems:
+        raise InvalidInput("cannot create operator", problems)
+    async with open_runtime(settings) as runtime:
+        return await new_operator(runtime.storage.operators, runtime.clock, email, password, Role(role))

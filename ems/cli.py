@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["admin", "operator", "analyst", "driver"], default="operator")
     p.add_argument("--expires-in-days", type=int, help="refuse the key after this many days (default: never)")
 
+    p = sub.add_parser("operator", help="manage operator accounts of the console (/console)")
+    op_sub = p.add_subparsers(dest="operator_command", metavar="OPERATOR_COMMAND", required=True)
+    p = op_sub.add_parser("create", help="create an operator account (asks for the password)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", choices=["admin", "operator", "analyst"], default="operator")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -207,6 +214,26 @@ def _cmd_apikey(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise InvalidInput("the passwords differ")
+    return first
+
+
+def _cmd_operator(args: argparse.Namespace) -> int:
+    from ems.app import create_operator
+
+    password = _read_password(args.password_stdin)
+    account = asyncio.run(create_operator(_settings(args), args.email, password, args.role))
+    print(f"ems operator create: {account.role.value} {account.email} (id {account.id}); sign in at /console")
+    return EXIT_OK
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     print(f"ems {__version__}")
     return EXIT_OK
@@ -221,6 +248,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "station": _cmd_station,
     "card": _cmd_card,
     "apikey": _cmd_apikey,
+    "operator": _cmd_operator,
     "version": _cmd_version,
 }
 

@@ -14,7 +14,6 @@ nothing).
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ems.api.services import ApiServices
 from ems.domain.access import ROLE_RANK, Role
 from ems.security import hash_api_key
+from ems.services.operators import BOOTSTRAP_KEY_ID, check_api_key
 from ems.throttle import AuthThrottle, retry_after_header, security_event
 
 
@@ -81,22 +81,15 @@ async def authenticate(
         security_event("api_auth_throttled", source=source, retry_after_s=round(wait, 1))
         raise Throttled(wait)
     admin_key: str | None = request.app.state.admin_api_key
-    if admin_key is not None and hmac.compare_digest(key.encode(), admin_key.encode()):
-        return Principal(key_id="bootstrap-admin", role=Role.ADMIN)
-    stored = await services.storage.api_keys.by_hash(key_hash)
-    reason = None
-    if stored is None:
-        reason = "unknown API key"
-    elif stored.revoked_at is not None:
-        reason = "revoked API key"
-    elif stored.expires_at is not None and stored.expires_at <= services.clock.now():
-        reason = "expired API key"
-    if reason is not None or stored is None:
+    checked = await check_api_key(services.storage.api_keys, services.clock, key, admin_key=admin_key)
+    if checked.role is None or checked.key_id is None:
         lockout = throttle.failed(keys, now_s)
-        security_event("api_auth_failed", source=source, reason=reason, lockout_s=round(lockout, 1))
+        security_event("api_auth_failed", source=source, reason=checked.refused, lockout_s=round(lockout, 1))
         raise HTTPException(401, "unknown, revoked or expired API key")
+    if checked.key_id == BOOTSTRAP_KEY_ID:
+        return Principal(key_id=checked.key_id, role=checked.role)
     throttle.succeeded(keys[1])
-    return Principal(key_id=stored.id, role=stored.role, user_id=stored.user_id)
+    return Principal(key_id=checked.key_id, role=checked.role, user_id=checked.user_id)
 
 
 def require(role: Role) -> object:

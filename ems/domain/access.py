@@ -34,3 +34,18 @@ class ApiKey:
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     """After this instant the key is refused like a revoked one; ``None``: never expires."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAccount:
+    """A person who signs in to the operator's console with email and password (same roles as API keys)."""
+
+    id: str
+    email: str
+    """Lower-cased; unique."""
+    role: Role
+    password_hash: str
+    """scrypt (``ems.security.hash_password``); the password itself is never stored."""
+    created_at: datetime
+    disabled_at: datetime | None = None
+    """After this instant the account cannot sign in; ``None``: active."""

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
-from ems.domain.access import ApiKey
+from ems.domain.access import ApiKey, OperatorAccount
 from ems.domain.capacity import CapacitySignal, SignalAudit
 from ems.domain.card import Card
 from ems.domain.quarantine import QuarantinedMessage, QuarantineSource
@@ -168,6 +168,26 @@ class ApiKeyStore(Protocol):
         ...
 
 
+class OperatorStore(Protocol):
+    """Operator accounts for the console (email + hashed password)."""
+
+    async def add(self, account: OperatorAccount) -> None:
+        """Raises ``Conflict`` if the id or the email exists."""
+        ...
+
+    async def by_email(self, email: str) -> OperatorAccount | None:
+        """``email`` lower-cased by the caller."""
+        ...
+
+    async def get(self, operator_id: str) -> OperatorAccount | None: ...
+
+    async def all(self) -> list[OperatorAccount]: ...
+
+    async def set_password(self, operator_id: str, password_hash: str) -> bool:
+        """True if the account existed."""
+        ...
+
+
 class OcppStores(Protocol):
     """What the OCPP side reads and writes (``ems.ocpp`` service and applier): stations, sessions, samples."""
 
@@ -213,6 +233,9 @@ class Storage(Protocol):
 
     @property
     def quarantine(self) -> QuarantineStore: ...
+
+    @property
+    def operators(self) -> OperatorStore: ...
 
     @property
     def backend(self) -> str:

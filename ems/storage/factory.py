@@ -11,6 +11,7 @@ from ems.storage.billing import SqlBillingStores
 from ems.storage.cards import SqlCardStore
 from ems.storage.db import Database
 from ems.storage.migrate import upgrade
+from ems.storage.operators import SqlOperatorStore
 from ems.storage.postgres import PostgresDatabase
 from ems.storage.quarantine import SqlQuarantineStore
 from ems.storage.samples import SqlMeterSampleStore
@@ -37,6 +38,7 @@ class SqlStorage:
         self.api_keys = SqlApiKeyStore(db)
         self.billing = SqlBillingStores(db)
         self.quarantine = SqlQuarantineStore(db)
+        self.operators = SqlOperatorStore(db)
 
     @property
     def backend(self) -> str:

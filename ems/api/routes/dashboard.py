@@ -1,21 +1,21 @@
-"""The web dashboard: one static page that reads the REST API with the user's key."""
+"""The old dashboard's addresses: the operator's console (``ems.console``, at ``/console``) replaced it."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+CONSOLE = "/console"
 
 
 @router.get("/")
 async def root() -> RedirectResponse:
-    return RedirectResponse("/dashboard")
+    return RedirectResponse(CONSOLE)
 
 
 @router.get("/dashboard")
-async def dashboard() -> HTMLResponse:
-    page = resources.files("ems.api").joinpath("static/dashboard.html").read_text(encoding="utf-8")
-    return HTMLResponse(page)
+async def dashboard() -> RedirectResponse:
+    """Old bookmarks land on the console (its own sign-in)."""
+    return RedirectResponse(CONSOLE, status_code=301)

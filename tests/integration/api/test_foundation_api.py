@@ -126,10 +126,12 @@ async def test_openapi_is_published(client: httpx.AsyncClient) -> None:
     assert "/api/v1/stations/{station_id}" in r.json()["paths"]
 
 
-async def test_dashboard_page_is_served(client: httpx.AsyncClient) -> None:
-    r = await client.get("/", follow_redirects=True)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert "/api/v1/sites" in r.text and "Authorization" in r.text
+async def test_old_dashboard_addresses_lead_to_the_console(client: httpx.AsyncClient) -> None:
+    """The console (``ems.console``, included by ``ems.app``) replaced the read-only dashboard."""
+    r = await client.get("/dashboard")
+    assert r.status_code == 301 and r.headers["location"] == "/console"
+    r = await client.get("/")
+    assert r.status_code == 307 and r.headers["location"] == "/console"
 
 
 async def test_live_view_needs_a_controller(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
