@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -46,6 +47,7 @@ from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
+from ems.services.drivers import DriverAuth
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import (
     DEMO_SPEED,
@@ -62,6 +64,9 @@ from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
+from ems.web.app import web_router
+from ems.web.payments import TestPaymentProvider
+from ems.web.services import WebServices, WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +140,41 @@ class System:
         return out
 
 
+def web_settings(settings: Settings) -> WebSettings:
+    secret = settings.web_secret.get_secret_value().encode() if settings.web_secret else None
+    if secret is None:
+        log.warning("EMS_WEB_SECRET is not set: driver page forms are signed with a per-process key")
+        secret = secrets.token_bytes(32)
+    return WebSettings(public_url=settings.public_base_url(), secret=secret)
+
+
+def build_web(runtime: Runtime, services: ApiServices) -> WebServices:
+    """What the driver pages (``ems.web``) get: the same billing, stores and control the API uses."""
+    storage = runtime.storage
+    test = TestPaymentProvider() if runtime.settings.web_test_payments else None
+    return WebServices(
+        billing=services.billing,
+        drivers=DriverAuth(storage.driver_auth, storage.billing.users, runtime.clock),
+        stations=storage.stations,
+        sessions=storage.sessions,
+        samples=storage.samples,
+        cards=storage.cards,
+        clock=runtime.clock,
+        sites=runtime.sites,
+        control=services.charger_control,
+        monitor=services.monitor,
+        payments=test,
+        test_payments=test,
+    )
+
+
 def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
     app = create_app(runtime.settings, services)
+    app.include_router(
+        web_router(
+            web_settings(runtime.settings), build_web(runtime, services), throttle=runtime.settings.throttle_settings()
+        )
+    )
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 

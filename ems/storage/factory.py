@@ -18,6 +18,7 @@ from ems.storage.sessions import SqlSessionStore
 from ems.storage.signals import SqlCapacitySignalStore
 from ems.storage.sqlite import SqliteDatabase
 from ems.storage.stations import SqlStationStore
+from ems.storage.web import SqlDriverAuthStore
 
 
 class SqlStorage:
@@ -37,6 +38,7 @@ class SqlStorage:
         self.api_keys = SqlApiKeyStore(db)
         self.billing = SqlBillingStores(db)
         self.quarantine = SqlQuarantineStore(db)
+        self.driver_auth = SqlDriverAuthStore(db)
 
     @property
     def backend(self) -> str:

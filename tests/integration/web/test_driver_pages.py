@@ -1,0 +1,157 @@
+"""The driver pages over HTTP: sign-in with phone and PIN, CSRF, throttling, top-up, pay-before-start, stop."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from ems.domain.commands import CommandStatus, RemoteStart
+from tests.integration.web.conftest import ADMIN, PHONE, PIN, WebEnv
+
+
+async def test_signed_out_page_shows_charger_price_and_sign_in_form(web: WebEnv) -> None:
+    r = await web.client.get("/c/CP-1/1")
+    assert r.status_code == 200
+    page = r.text
+    assert "CP-1" in page and "Connector 1" in page and "Available" in page
+    assert "€0.30 per kWh" in page and "€1.00 per session" in page and "Prices exclude VAT of 21%." in page
+    assert ">Phone<" in page and ">PIN<" in page and ">Sign in<" in page
+    assert "ems_csrf=" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+
+
+async def test_unknown_charger_is_a_clear_404(web: WebEnv) -> None:
+    r = await web.client.get("/c/NOPE/1")
+    assert r.status_code == 404 and "Charger not found" in r.text
+
+
+async def test_sign_in_sets_a_lax_httponly_session_cookie_and_shows_balance(web: WebEnv) -> None:
+    r = await web.sign_in(phone="+46701234567")  # same digits, other spacing
+    assert r.status_code == 303 and r.headers["location"] == "/c/CP-1/1"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("ems_session=") and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert "Secure" not in cookie  # plain http here
+    page = (await web.client.get("/c/CP-1/1")).text
+    assert 'id="balance">€0.00<' in page and "Your balance is too low to start" in page
+    assert 'id="start"' not in page
+
+
+async def test_session_cookie_is_secure_behind_https(web: WebEnv) -> None:
+    token = await web.csrf("/c/CP-1/1")
+    r = await web.client.post(
+        "/c/CP-1/1/sign-in",
+        data={"csrf": token, "phone": PHONE, "pin": PIN},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
+async def test_a_form_without_the_csrf_token_is_refused(web: WebEnv) -> None:
+    await web.client.get("/c/CP-1/1")
+    r = await web.client.post("/c/CP-1/1/sign-in", data={"phone": PHONE, "pin": PIN})
+    assert r.status_code == 403 and "ems_session" not in r.headers.get("set-cookie", "")
+    r = await web.client.post("/c/CP-1/1/sign-in", data={"csrf": "0" * 64, "phone": PHONE, "pin": PIN})
+    assert r.status_code == 403
+
+
+async def test_wrong_pins_are_throttled(web: WebEnv) -> None:
+    for _ in range(3):
+        r = await web.sign_in(pin="0000")
+        assert r.status_code == 401 and "phone number or PIN is not right" in r.text
+    r = await web.sign_in(pin="0000")  # the 4th failure locks out
+    assert r.status_code == 401
+    r = await web.sign_in()  # even the right PIN waits now
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert "Too many wrong PINs" in r.text
+
+
+async def test_pin_is_stored_hashed_and_reset_signs_out(web: WebEnv) -> None:
+    stored = await web.storage.driver_auth.pin(web.user_id)
+    assert stored is not None and PIN not in stored.pin_hash and stored.pin_hash.startswith("scrypt$")
+    assert (await web.sign_in()).status_code == 303
+    assert "Sign out" in (await web.client.get("/me")).text
+    r = await web.client.put(f"/api/v1/users/{web.user_id}/pin", json={"pin": "13579"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["pin_set"] is True
+    assert ">Sign in<" in (await web.client.get("/me")).text  # the old session ended
+    assert (await web.sign_in()).status_code == 401
+    assert (await web.sign_in(pin="13579")).status_code == 303
+
+
+async def test_pin_api_validates(web: WebEnv) -> None:
+    r = await web.client.put(f"/api/v1/users/{web.user_id}/pin", json={"pin": "12"}, headers=ADMIN)
+    assert r.status_code == 422
+    r = await web.client.post("/api/v1/users", json={"name": "No phone", "pin": "1234"}, headers=ADMIN)
+    assert r.status_code == 422 and "phone" in r.text
+    r = await web.client.put("/api/v1/users/nobody/pin", json={"pin": "1234"}, headers=ADMIN)
+    assert r.status_code == 404
+
+
+async def test_top_up_with_the_test_provider_then_start_holds_before_remote_start(web: WebEnv) -> None:
+    await web.sign_in()
+    token = await web.csrf("/c/CP-1/1")
+    page = (await web.client.get("/c/CP-1/1")).text
+    assert "Test payment" in page
+    r = await web.client.post("/c/CP-1/1/top-up", data={"csrf": token, "amount": "20"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/pay/test/")
+    pay_page = await web.client.get(r.headers["location"])
+    assert "Test payment" in pay_page.text and "no real money" in pay_page.text
+    r = await web.client.post(r.headers["location"], data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/c/CP-1/1"
+    assert await web.balance() == Decimal("20.00")
+    page = (await web.client.get("/c/CP-1/1")).text
+    assert 'id="balance">€20.00<' in page and 'id="start"' in page
+    attempt = re.search(r'name="attempt" value="([^"]+)"', page)
+    assert attempt
+    r = await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": attempt.group(1)})
+    assert r.status_code == 303 and r.headers["location"].startswith("/charge/")
+    ((command, held_minor),) = web.control.sent
+    assert isinstance(command, RemoteStart) and command.evse_id == 1
+    assert held_minor == 2000  # the whole 20.00 was held before RemoteStart left
+    charge_page = await web.client.get(r.headers["location"])
+    assert "Starting: waiting for the charger" in charge_page.text and 'id="stop"' in charge_page.text
+    live = (await web.client.get(r.headers["location"] + "/live.json")).json()
+    assert live["state"] == "pending" and live["done"] is False
+    # the charger page now leads to the running charge
+    assert (await web.client.get("/c/CP-1/1")).headers["location"] == r.headers["location"]
+    # stop before the session began: the hold is released, nothing charged
+    r2 = await web.client.post(r.headers["location"] + "/stop", data={"csrf": token})
+    assert r2.status_code == 303
+    assert await web.balance() == Decimal("20.00")
+
+
+async def test_refused_start_releases_the_hold_and_says_so(web: WebEnv) -> None:
+    await web.billing.wallet.top_up(web.account_id, __import__("ems.domain.money").domain.money.Money.of("10.00", "EUR"))
+    web.control.answer = CommandStatus.REJECTED
+    await web.sign_in()
+    token = await web.csrf("/c/CP-1/1")
+    r = await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "a1"})
+    assert r.status_code == 200 and "The charger did not start (the charger refused). Nothing was charged." in r.text
+    assert await web.balance() == Decimal("10.00")
+
+
+async def test_offline_charger_says_what_to_do(web: WebEnv) -> None:
+    web.control.online = False
+    page = (await web.client.get("/c/CP-1/1")).text
+    assert "Offline" in page and "Please try another charger" in page
+
+
+async def test_charges_of_other_drivers_are_not_visible(web: WebEnv) -> None:
+    await web.sign_in()
+    assert (await web.client.get("/charge/doesnotexist")).status_code == 404
+    assert (await web.client.get("/me/sessions/doesnotexist")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("sv-SE,sv;q=0.9,en;q=0.5", "sv"), ("gu", "gu"), ("te-IN", "te"), ("is", "is"), ("de-DE", "en")],
+)
+async def test_language_from_accept_language(web: WebEnv, header: str, expected: str) -> None:
+    page = (await web.client.get("/c/CP-1/1", headers={"Accept-Language": header})).text
+    assert f'<html lang="{expected}">' in page
+
+
+async def test_language_switch_sticks_in_a_cookie(web: WebEnv) -> None:
+    r = await web.client.get("/c/CP-1/1?lang=is")
+    assert '<html lang="is">' in r.text and "ems_lang=is" in r.headers["set-cookie"]
+    assert '<html lang="is">' in (await web.client.get("/c/CP-1/1")).text
