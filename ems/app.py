@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from ems.api.app import create_app
 from ems.api.server import ApiServer
@@ -58,15 +59,18 @@ from ems.sim.demo import (
     report_capacity_changes,
     summarize,
 )
-from ems.sim.demo_billing import seed_demo_billing
+from ems.sim.demo_billing import DEMO_DRIVER_PHONE, DEMO_DRIVER_PIN, seed_demo_billing, seed_demo_driver
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 from ems.web.app import web_router
+from ems.web.i18n import Texts
 from ems.web.payments import TestPaymentProvider
+from ems.web.qr import Sticker, evse_url, sticker_sheet
 from ems.web.services import WebServices, WebSettings
+from ems.web.views import price_lines
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +315,12 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             system = await build_system(runtime)
             # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
             await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS)
+            drivers = DriverAuth(runtime.storage.driver_auth, runtime.storage.billing.users, clock)
+            await seed_demo_driver(system.billing, drivers)
+            site = runtime.sites[0]
+            first = site.stations[0].id if site.stations else "CP-1"
+            driver_url = evse_url(settings.public_base_url(), first, 1)
+            sheet = sticker_sheet(await _stickers(runtime, system.billing, site.id), settings.data_dir / "stickers.pdf")
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
@@ -334,6 +344,9 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                     return
                 print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
+                url = driver_url if settings.public_url else evse_url(system.api.url, first, 1)
+                print(f"ems demo: driver page {url} (phone {DEMO_DRIVER_PHONE}, PIN {DEMO_DRIVER_PIN})", flush=True)
+                print(f"ems demo: QR sticker sheet {sheet.resolve()}", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
                     return
@@ -392,3 +405,33 @@ async def create_api_key(
         raise InvalidInput(f"--expires-in-days must be 1 to {MAX_KEY_DAYS}")
     async with open_runtime(settings) as runtime:
         return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role), expires_in_days=expires_in_days)
+
+
+async def _stickers(runtime: Runtime, billing: Billing, site_id: str) -> list[Sticker]:
+    """One sticker per EVSE of the site: the site file's stations and EVSEs, then stations registered
+    for the site in the database (their EVSEs from their status history; at least EVSE 1)."""
+    evses: dict[str, set[int]] = {}
+    site = next((s for s in runtime.sites if s.id == site_id), None)
+    if site is not None:
+        for spec in site.stations:
+            evses.setdefault(spec.id, set()).update(e.evse_id for e in spec.evses)
+    for station in await runtime.storage.stations.all():
+        if station.site_id == site_id or (station.site_id is None and site is not None and len(runtime.sites) == 1):
+            known = {r.evse_id for r in await runtime.storage.stations.status_history(station.id, limit=200)}
+            evses.setdefault(station.id, set()).update({e for e in known if e > 0} or {1})
+    if not evses:
+        raise InvalidInput(f"no stations for site {site_id!r}: give a site file (--site-file) or register stations")
+    public, texts, out = runtime.settings.public_base_url(), Texts("en"), []
+    for station_id in sorted(evses):
+        price = " ".join(price_lines(texts, await billing.service.tariff_for(station_id, None)))
+        for evse_id in sorted(evses[station_id]):
+            out.append(Sticker(station_id, evse_id, evse_url(public, station_id, evse_id), price))
+    return out
+
+
+async def print_stickers(settings: Settings, site_id: str, out: Path) -> tuple[Path, int]:
+    """``ems qr``: a PDF sheet of QR stickers for every EVSE of ``site_id``; returns the file and the count."""
+    async with open_runtime(settings) as runtime:
+        billing = build_billing(runtime.storage, clock=runtime.clock, policy=policy_from(settings, runtime.sites))
+        stickers = await _stickers(runtime, billing, site_id)
+    return sticker_sheet(stickers, out), len(stickers)

@@ -107,7 +107,9 @@ async def web(storage: Storage) -> AsyncIterator[WebEnv]:
         test_payments=test_pay,
     )
     throttle = ThrottleSettings(free_failures=3, max_lockout_s=60)
-    app.include_router(web_router(WebSettings("https://charge.example.com", b"k" * 32), web_services, throttle=throttle))
+    app.include_router(
+        web_router(WebSettings("https://charge.example.com", b"k" * 32), web_services, throttle=throttle)
+    )
     await storage.stations.add(Station("CP-1", site_id="depot"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ems.test") as client:
         env = WebEnv(client, storage, billing, control, clock)

@@ -121,7 +121,9 @@ async def test_top_up_with_the_test_provider_then_start_holds_before_remote_star
 
 
 async def test_refused_start_releases_the_hold_and_says_so(web: WebEnv) -> None:
-    await web.billing.wallet.top_up(web.account_id, __import__("ems.domain.money").domain.money.Money.of("10.00", "EUR"))
+    await web.billing.wallet.top_up(
+        web.account_id, __import__("ems.domain.money").domain.money.Money.of("10.00", "EUR")
+    )
     web.control.answer = CommandStatus.REJECTED
     await web.sign_in()
     token = await web.csrf("/c/CP-1/1")
