@@ -31,7 +31,7 @@ from ems.services.charge import ChargeState
 from ems.services.wallet import PaymentEvent
 from ems.throttle import AuthThrottle, retry_after_header, security_event
 from ems.web import views
-from ems.web.i18n import LANGUAGES, Texts, negotiate
+from ems.web.i18n import LANGUAGES, Texts, format_locale, negotiate
 from ems.web.security import CSRF_FIELD, LANG_COOKIE, SESSION_COOKIE, Csrf, set_cookie
 from ems.web.services import WebServices, WebSettings
 
@@ -69,15 +69,14 @@ class DriverPages:
     # ------------------------------------------------------------------ plumbing
 
     async def ctx(self, request: Request) -> _Ctx:
-        lang = negotiate(
-            request.query_params.get("lang"), request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
-        )
+        accept = request.headers.get("accept-language")
+        lang = negotiate(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE), accept)
         user = await self.s.drivers.user_for(request.cookies.get(SESSION_COOKIE))
         account = None
         if user is not None:
             accounts = await self.s.billing.service.billing.ledger.accounts_for_user(user.id)
             account = accounts[0] if accounts else None
-        return _Ctx(request, Texts(lang), user, account)
+        return _Ctx(request, Texts(lang, format_locale(lang, accept)), user, account)
 
     def render(self, c: _Ctx, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         t = c.texts
@@ -428,6 +427,7 @@ class DriverPages:
             live=data,
             error=error,
             balance=await self.balance(c),
+            reserved=c.texts.money(Money.from_minor(hold.amount_minor, hold.currency).amount, hold.currency),
         )
 
     async def charge_live(self, request: Request, charge_id: str) -> Response:

@@ -49,13 +49,10 @@ def translations(lang: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buffer)
 
 
-def negotiate(query: str | None, cookie: str | None, accept_language: str | None) -> str:
-    """The language to answer in: an explicit choice, else the browser's preference, else English."""
-    for choice in (query, cookie):
-        if choice in LANGUAGES:
-            return choice
+def _preferences(accept_language: str | None) -> list[str]:
+    """The ``Accept-Language`` tags, most wanted first (``q=0`` dropped), at most 20."""
     wanted = []
-    for part in (accept_language or "").split(","):
+    for part in (accept_language or "").split(",")[:20]:
         tag, _, params = part.strip().partition(";")
         q = 1.0
         if params.strip().startswith("q="):
@@ -63,13 +60,41 @@ def negotiate(query: str | None, cookie: str | None, accept_language: str | None
                 q = float(params.strip()[2:])
             except ValueError:
                 q = 0.0
-        if tag:
-            wanted.append((q, tag.replace("_", "-").lower()))
-    for _, tag in sorted(wanted, key=lambda item: -item[0]):
-        base = tag.split("-")[0]
+        if tag and q > 0 and len(tag) <= 35:
+            wanted.append((q, tag.replace("_", "-")))
+    return [tag for _, tag in sorted(wanted, key=lambda item: -item[0])]
+
+
+def negotiate(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The language to answer in: an explicit choice, else the browser's preference, else English."""
+    for choice in (query, cookie):
+        if choice in LANGUAGES:
+            return choice
+    for tag in _preferences(accept_language):
+        base = tag.split("-")[0].lower()
         if base in LANGUAGES:
             return base
     return DEFAULT_LANGUAGE
+
+
+def format_locale(lang: str, accept_language: str | None) -> str:
+    """The browser's own regional variant of ``lang`` for numbers and dates (``en-GB``), else ``lang``."""
+    for tag in _preferences(accept_language):
+        if tag.split("-")[0].lower() == lang and "-" in tag:
+            try:
+                Locale.parse(tag, sep="-")
+            except (UnknownLocaleError, ValueError):
+                continue
+            return tag
+    return lang
+
+
+@cache
+def _locale(tag: str) -> Locale:
+    try:
+        return Locale.parse(tag, sep="-")
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LANGUAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +102,12 @@ class Texts:
     """Everything a page needs to speak one language: gettext and locale-aware formats."""
 
     lang: str
+    region: str | None = None
+    """A regional variant for formats (``en-GB``: 24-hour clock, day before month)."""
 
     @property
     def locale(self) -> Locale:
-        try:
-            return Locale.parse(self.lang)
-        except (UnknownLocaleError, ValueError):
-            return Locale.parse(DEFAULT_LANGUAGE)
+        return _locale(self.region or self.lang)
 
     def gettext(self, message: str, **values: object) -> str:
         text = translations(self.lang).gettext(message)
