@@ -231,9 +231,9 @@ class DriverPages:
                 message=t.gettext("The phone number or PIN is not right. Please try again."),
             )
         self.throttle.succeeded(f"phone:{phone}")
-        response = RedirectResponse(back, status_code=303)
-        set_cookie(request, response, SESSION_COOKIE, signed.token, _SESSION_MAX_AGE_S)
-        return response
+        redirect = RedirectResponse(back, status_code=303)
+        set_cookie(request, redirect, SESSION_COOKIE, signed.token, _SESSION_MAX_AGE_S)
+        return redirect
 
     async def sign_out(self, request: Request) -> Response:
         c = await self.ctx(request)
@@ -241,7 +241,7 @@ class DriverPages:
         if isinstance(form, Response):
             return form
         await self.s.drivers.sign_out(request.cookies.get(SESSION_COOKIE))
-        response = RedirectResponse(form.get("next") if _local(form.get("next")) else "/me", status_code=303)
+        response = RedirectResponse(_local_or(form.get("next"), "/me"), status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -602,12 +602,14 @@ class DriverPages:
             PaymentEvent(provider.name, reference, pending.account_id, pending.amount)
         )
         provider.done(reference)
-        return RedirectResponse(pending.return_url if _local(pending.return_url) else "/me", status_code=303)
+        return RedirectResponse(_local_or(pending.return_url, "/me"), status_code=303)
 
 
-def _local(url: str | None) -> bool:
-    """Only same-site paths as redirect targets (no open redirect)."""
-    return bool(url) and url.startswith("/") and not url.startswith("//") and "\\" not in url  # type: ignore[union-attr]
+def _local_or(url: str | None, default: str) -> str:
+    """``url`` if it is a path on this site, else ``default`` (no open redirect)."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return default
 
 
 def driver_routes(pages: DriverPages) -> APIRouter:

@@ -173,6 +173,15 @@ async def test_scan_sign_in_top_up_charge_stop_receipt(system: System, browser: 
         assert "GMT" in await page.locator("#started").inner_text()  # the site's zone, not a UTC ISO string
         if shots:
             await _shot(page, "5-receipt")
+        receipt_url = page.url
+
+        # The same receipt in Swedish, from the language switch: amounts in the Swedish format
+        await page.get_by_role("link", name="Svenska").click()
+        await page.get_by_role("heading", name="Kvitto").wait_for()
+        assert await page.locator("#total").inner_text() == f"{total:.2f}".replace(".", ",") + "\xa0€"
+        if shots:
+            await _shot(page, "7-receipt-sv")
+        await page.goto(receipt_url + "?lang=en")
 
         # My sessions lists it
         await page.get_by_role("link", name="My sessions").first.click()
