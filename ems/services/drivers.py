@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import cache
 
@@ -61,6 +61,13 @@ class DriverAuth:
             raise InvalidInput("cannot set this PIN", problems)
         await self.store.set_pin(DriverPin(user_id, key, hash_password(pin), self.clock.now()))
         await self.store.end_sessions_of(user_id)
+
+    async def phone_changed(self, user: User) -> None:
+        """Keep the PIN findable under the user's new phone number (``PATCH /api/v1/users/{id}``)."""
+        current = await self.store.pin(user.id)
+        key = phone_key(user.phone or "")
+        if current is not None and key and current.phone_key != key:
+            await self.store.set_pin(replace(current, phone_key=key, updated_at=self.clock.now()))
 
     async def sign_in(self, phone: str, pin: str) -> SignedIn | None:
         """A new session for the driver with this phone and PIN; ``None`` if they do not match."""

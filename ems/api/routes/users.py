@@ -127,7 +127,9 @@ async def get_user(user_id: UserId, billing: BillingDep, services: Services, pri
 
 
 @router.patch("/{user_id}", summary="Change a user's name, contact or group")
-async def update_user(user_id: UserId, body: UserUpdate, billing: BillingDep, _: Operator) -> UserPublic:
+async def update_user(
+    user_id: UserId, body: UserUpdate, billing: BillingDep, services: Services, _: Operator
+) -> UserPublic:
     user = await _get(billing, user_id)
     fields = body.model_fields_set
     updated = replace(
@@ -138,7 +140,9 @@ async def update_user(user_id: UserId, body: UserUpdate, billing: BillingDep, _:
         group=body.group if "group" in fields else user.group,
     )
     await billing.service.billing.users.update(updated)
-    return await _public(billing, updated)
+    if updated.phone != user.phone:
+        await _drivers(services, billing).phone_changed(updated)
+    return await _public(billing, updated, services)
 
 
 @router.get("/{user_id}/sessions", summary="A user's usage records: priced sessions, newest first")

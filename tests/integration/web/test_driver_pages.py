@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 
 from ems.domain.commands import CommandStatus, RemoteStart
+from ems.domain.money import Money
+from ems.domain.station import ConnectorStatus, ConnectorStatusRecord
 from tests.integration.web.conftest import ADMIN, PHONE, PIN, WebEnv
 
 
@@ -76,6 +78,13 @@ async def test_pin_is_stored_hashed_and_reset_signs_out(web: WebEnv) -> None:
     assert ">Sign in<" in (await web.client.get("/me")).text  # the old session ended
     assert (await web.sign_in()).status_code == 401
     assert (await web.sign_in(pin="13579")).status_code == 303
+
+
+async def test_a_new_phone_number_signs_in_with_the_same_pin(web: WebEnv) -> None:
+    r = await web.client.patch(f"/api/v1/users/{web.user_id}", json={"phone": "+354 555 9876"}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["pin_set"] is True
+    assert (await web.sign_in()).status_code == 401  # the old number no longer signs in
+    assert (await web.sign_in(phone="+3545559876")).status_code == 303
 
 
 async def test_pin_api_validates(web: WebEnv) -> None:
@@ -157,3 +166,26 @@ async def test_language_switch_sticks_in_a_cookie(web: WebEnv) -> None:
     r = await web.client.get("/c/CP-1/1?lang=is")
     assert '<html lang="is">' in r.text and "ems_lang=is" in r.headers["set-cookie"]
     assert '<html lang="is">' in (await web.client.get("/c/CP-1/1")).text
+
+
+@pytest.mark.parametrize(
+    ("status", "error_code", "label", "advice"),
+    [
+        (ConnectorStatus.FAULTED, "GroundFailure", "Fault (GroundFailure)", "Please use another charger."),
+        (ConnectorStatus.CHARGING, None, "In use", "Someone else is using this charger."),
+        (ConnectorStatus.UNAVAILABLE, None, "Out of service", "Please use another charger."),
+    ],
+)
+async def test_faulted_occupied_and_unavailable_chargers_cannot_start(
+    web: WebEnv, status: ConnectorStatus, error_code: str | None, label: str, advice: str
+) -> None:
+    await web.billing.wallet.top_up(web.account_id, Money.of("20.00", "EUR"))
+    record = ConnectorStatusRecord("CP-1", 1, 1, status, web.clock.now(), error_code=error_code)
+    await web.storage.stations.record_status(record)
+    await web.sign_in()
+    page = (await web.client.get("/c/CP-1/1")).text
+    assert label in page and advice in page and 'id="start"' not in page
+    token = await web.csrf("/c/CP-1/1")
+    r = await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "x"})
+    assert r.status_code == 200 and advice in r.text and web.control.sent == []
+    assert "Available" in (await web.client.get("/c/CP-1/2")).text  # the other connector is free
