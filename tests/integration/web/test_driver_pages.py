@@ -189,3 +189,15 @@ async def test_faulted_occupied_and_unavailable_chargers_cannot_start(
     r = await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "x"})
     assert r.status_code == 200 and advice in r.text and web.control.sent == []
     assert "Available" in (await web.client.get("/c/CP-1/2")).text  # the other connector is free
+
+
+async def test_my_sessions_lists_the_drivers_cards_and_not_others(web: WebEnv) -> None:
+    body = {"uid": "CARD-ADA", "mode": "commercial", "account_id": web.account_id, "user_id": web.user_id}
+    assert (await web.client.post("/api/v1/cards", json=body, headers=ADMIN)).status_code == 201
+    other = {"uid": "CARD-BOB", "mode": "personal"}
+    assert (await web.client.post("/api/v1/cards", json=other, headers=ADMIN)).status_code == 201
+    assert ">Sign in<" in (await web.client.get("/me")).text
+    await web.sign_in()
+    page = (await web.client.get("/me")).text
+    assert "My cards" in page and "CARD-ADA" in page and "0 sessions" in page and "CARD-BOB" not in page
+    assert "No sessions yet." in page
