@@ -122,8 +122,9 @@ class Texts:
         return format_currency(amount, currency, locale=self.locale, decimal_quantization=not exact)
 
     def number(self, value: float | Decimal, digits: int) -> str:
-        quantum = Decimal(1).scaleb(-digits)
-        return format_decimal(Decimal(str(value)).quantize(quantum), locale=self.locale, decimal_quantization=False)
+        """``value`` with exactly ``digits`` decimals, in the locale's symbols (``2,50`` in Swedish)."""
+        pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+        return format_decimal(Decimal(str(value)), format=pattern, locale=self.locale)
 
     def when(self, at: datetime, timezone: str) -> str:
         """A site-local date and time, e.g. ``2 Dec 2026, 16:05 CET``."""

@@ -17,7 +17,8 @@
         if (!data) { return; }
         ids.forEach(function (id) { set(id, data[id]); });
         set("state", data.label);
-        set("finish", data.finish || "-");
+        set("finish", data.finish || "");
+        document.querySelectorAll(".finish").forEach(function (el) { el.hidden = !data.finish; });
         box.dataset.energyWh = String(data.energy_wh);
         box.dataset.state = data.state;
         if (data.receipt_url) {

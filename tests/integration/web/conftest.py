@@ -63,6 +63,7 @@ class WebEnv:
     billing: Billing
     control: RecordingControl
     clock: FakeClock
+    services: WebServices
     account_id: str = ""
     user_id: str = ""
 
@@ -112,7 +113,7 @@ async def web(storage: Storage) -> AsyncIterator[WebEnv]:
     )
     await storage.stations.add(Station("CP-1", site_id="depot"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ems.test") as client:
-        env = WebEnv(client, storage, billing, control, clock)
+        env = WebEnv(client, storage, billing, control, clock, web_services)
         r = await client.post("/api/v1/tariffs", json=TARIFF, headers=ADMIN)
         assert r.status_code == 201, r.text
         r = await client.put("/api/v1/sites/depot/tariff", json={"tariff_id": r.json()["id"]}, headers=ADMIN)

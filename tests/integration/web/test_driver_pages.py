@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import pytest
 
 from ems.domain.commands import CommandStatus, RemoteStart
+from ems.domain.live import LiveSessionView
 from ems.domain.money import Money
+from ems.domain.session import ChargingSession, Measurand, MeterSample
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord
 from tests.integration.web.conftest import ADMIN, PHONE, PIN, WebEnv
 
@@ -201,3 +204,44 @@ async def test_my_sessions_lists_the_drivers_cards_and_not_others(web: WebEnv) -
     page = (await web.client.get("/me")).text
     assert "My cards" in page and "CARD-ADA" in page and "0 sessions" in page and "CARD-BOB" not in page
     assert "No sessions yet." in page
+
+
+@dataclass
+class PlanView:
+    """The controller's live view of one session (the ``SiteMonitor`` port), as the controller would answer."""
+
+    view: LiveSessionView
+
+    def live_sessions(self, site_id: str) -> list[LiveSessionView]:
+        return [self.view] if site_id == "depot" else []
+
+    def plan(self, site_id: str) -> None:
+        return None
+
+    def evse_limits(self, site_id: str) -> list[object]:
+        return []
+
+
+async def test_live_json_follows_the_session_with_cost_and_the_plans_expected_finish(web: WebEnv) -> None:
+    await web.billing.wallet.top_up(web.account_id, Money.of("20.00", "EUR"))
+    await web.sign_in()
+    token = await web.csrf("/c/CP-1/1")
+    r = await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "live-1"})
+    charge_url = r.headers["location"]
+    charge_id = charge_url.rsplit("/", 1)[1]
+    started = web.clock.now()
+    session = ChargingSession("S-1", "CP-1", 1, 1, "77", started, id_tag="APP", meter_start_wh=1_000.0)
+    await web.storage.sessions.add(session)
+    await web.billing.service.billing.ledger.link_hold(charge_id, "S-1")
+    web.clock.advance(600)
+    await web.storage.samples.add_many(
+        [MeterSample("CP-1", 1, web.clock.now(), Measurand.ENERGY_IMPORT_REGISTER, 3_500.0, session_id="S-1")]
+    )
+    await web.storage.sessions.update(replace(session, last_power_w=15_000.0))
+    view = LiveSessionView("S-1", "CP-1", 1, started, 15_000.0, 2_500.0, None, 12_500.0, 10_000.0)
+    web.services.monitor = PlanView(view)  # type: ignore[assignment]
+    live = (await web.client.get(charge_url + "/live.json", headers={"Accept-Language": "en-GB"})).json()
+    # 2.5 kWh x 0.30 + 1.00 = 1.75 net, VAT 21% = 0.3675 -> 0.37, total 2.12
+    assert (live["state"], live["energy"], live["power"], live["cost"]) == ("charging", "2.50 kWh", "15.0 kW", "€2.12")
+    assert live["elapsed"] == "10 min" and live["done"] is False
+    assert live["finish"] == "17:10"  # 10 kWh left at 10 kW planned: one hour after 15:10 UTC, in Stockholm (CET)
