@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from ems.domain.billing import Account, LineKind, SessionCost, User
 from ems.domain.commands import CommandStatus
+from ems.domain.driver import phone_key
 from ems.domain.ledger import Hold
 from ems.domain.money import Money
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, Station
@@ -203,7 +204,8 @@ class DriverPages:
         back = f"/c/{quote(station_id)}/{evse_id}" if station_id else "/me"
         phone, pin = form.get("phone", "").strip()[:40], form.get("pin", "").strip()[:20]
         source = request.client.host if request.client else "unknown"
-        keys = (f"ip:{source}", f"phone:{phone}")
+        identity = f"phone:{phone_key(phone) or phone}"  # "+46 70..." and "+4670..." are one phone to throttle
+        keys = (f"ip:{source}", identity)
         now = self.s.clock.monotonic()
         wait = self.throttle.retry_after(keys, now)
         if wait is not None:
@@ -230,7 +232,7 @@ class DriverPages:
                 back=back,
                 message=t.gettext("The phone number or PIN is not right. Please try again."),
             )
-        self.throttle.succeeded(f"phone:{phone}")
+        self.throttle.succeeded(identity)
         redirect = RedirectResponse(back, status_code=303)
         set_cookie(request, redirect, SESSION_COOKIE, signed.token, _SESSION_MAX_AGE_S)
         return redirect
