@@ -121,6 +121,14 @@ async def test_scan_sign_in_top_up_charge_stop_receipt(system: System, browser: 
         assert "€0.30 per kWh" in await page.locator("#prices").inner_text()
         if shots:
             await _shot(page, "1-scan")
+        # The switch in the header: Gujarati, then back to English (remembered in a cookie)
+        await page.get_by_role("link", name="ગુજરાતી").click()
+        await page.get_by_role("button", name="સાઇન ઇન").wait_for()
+        assert "€0.30 પ્રતિ kWh" in await page.locator("#prices").inner_text()
+        if shots:
+            await _shot(page, "1-scan-gu")
+        await page.get_by_role("link", name="English").click()
+        await page.get_by_role("button", name="Sign in").wait_for()
 
         # Sign in
         await page.get_by_label("Phone").fill(PHONE)
