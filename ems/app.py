@@ -319,8 +319,6 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             await seed_demo_driver(system.billing, drivers)
             site = runtime.sites[0]
             first = site.stations[0].id if site.stations else "CP-1"
-            driver_url = evse_url(settings.public_base_url(), first, 1)
-            sheet = sticker_sheet(await _stickers(runtime, system.billing, site.id), settings.data_dir / "stickers.pdf")
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
@@ -344,8 +342,11 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                     return
                 print(f"ems demo: API on {system.api.url} (dashboard at {system.api.url}/dashboard)", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
-                url = driver_url if settings.public_url else evse_url(system.api.url, first, 1)
+                public = settings.public_url or system.api.url  # the real port when it was 0
+                url = evse_url(public, first, 1)
                 print(f"ems demo: driver page {url} (phone {DEMO_DRIVER_PHONE}, PIN {DEMO_DRIVER_PIN})", flush=True)
+                stickers = await _stickers(runtime, system.billing, site.id, public)
+                sheet = await asyncio.to_thread(sticker_sheet, stickers, settings.data_dir / "stickers.pdf")
                 print(f"ems demo: QR sticker sheet {sheet.resolve()}", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
@@ -407,7 +408,7 @@ async def create_api_key(
         return await new_key(runtime.storage.api_keys, runtime.clock, name, Role(role), expires_in_days=expires_in_days)
 
 
-async def _stickers(runtime: Runtime, billing: Billing, site_id: str) -> list[Sticker]:
+async def _stickers(runtime: Runtime, billing: Billing, site_id: str, public_url: str) -> list[Sticker]:
     """One sticker per EVSE of the site: the site file's stations and EVSEs, then stations registered
     for the site in the database (their EVSEs from their status history; at least EVSE 1)."""
     evses: dict[str, set[int]] = {}
@@ -421,11 +422,11 @@ async def _stickers(runtime: Runtime, billing: Billing, site_id: str) -> list[St
             evses.setdefault(station.id, set()).update({e for e in known if e > 0} or {1})
     if not evses:
         raise InvalidInput(f"no stations for site {site_id!r}: give a site file (--site-file) or register stations")
-    public, texts, out = runtime.settings.public_base_url(), Texts("en"), []
+    texts, out = Texts("en"), []
     for station_id in sorted(evses):
-        price = " ".join(price_lines(texts, await billing.service.tariff_for(station_id, None)))
+        price = "\n".join(price_lines(texts, await billing.service.tariff_for(station_id, None)))
         for evse_id in sorted(evses[station_id]):
-            out.append(Sticker(station_id, evse_id, evse_url(public, station_id, evse_id), price))
+            out.append(Sticker(station_id, evse_id, evse_url(public_url, station_id, evse_id), price))
     return out
 
 
@@ -433,5 +434,5 @@ async def print_stickers(settings: Settings, site_id: str, out: Path) -> tuple[P
     """``ems qr``: a PDF sheet of QR stickers for every EVSE of ``site_id``; returns the file and the count."""
     async with open_runtime(settings) as runtime:
         billing = build_billing(runtime.storage, clock=runtime.clock, policy=policy_from(settings, runtime.sites))
-        stickers = await _stickers(runtime, billing, site_id)
+        stickers = await _stickers(runtime, billing, site_id, settings.public_base_url())
     return sticker_sheet(stickers, out), len(stickers)
