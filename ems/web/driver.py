@@ -195,6 +195,22 @@ class DriverPages:
             next_url=f"/c/{quote(station_id)}/{evse_id}",
         )
 
+    async def charger_status(self, request: Request, station_id: str, evse_id: int) -> Response:
+        """The connector's state for the charger page's script (``static/driver.js``)."""
+        c = await self.ctx(request)
+        station = await self.s.stations.get(station_id)
+        if station is None:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        online, latest = await self.station_view(station, evse_id)
+        state = views.charger_state(
+            c.texts,
+            online=online,
+            status=latest.status if latest else None,
+            error_code=latest.error_code if latest else None,
+        )
+        body = {"label": state.label, "tone": state.tone, "message": state.message, "can_start": state.can_start}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
     async def sign_in(self, request: Request, station_id: str | None, evse_id: int | None) -> Response:
         c = await self.ctx(request)
         t = c.texts
@@ -620,6 +636,10 @@ def driver_routes(pages: DriverPages) -> APIRouter:
     @router.get("/c/{station_id}/{evse_id}")
     async def charger(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
         return await pages.charger(request, station_id, evse_id)
+
+    @router.get("/c/{station_id}/{evse_id}/status.json")
+    async def charger_status(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
+        return await pages.charger_status(request, station_id, evse_id)
 
     @router.post("/c/{station_id}/{evse_id}/sign-in")
     async def sign_in(request: Request, station_id: StationId, evse_id: EvseId) -> Response:

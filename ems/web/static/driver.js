@@ -1,5 +1,35 @@
-// Follows a charge live: polls the page's live.json every 2 s and updates the numbers in place.
-// The page works without it (reload); nothing here is needed to start, stop or pay.
+// Live updates for the driver pages; they work without it (reload): nothing here is needed to start,
+// stop or pay. The charger page polls its status.json every 5 s and updates the connector's state; the
+// charge page polls its live.json every 2 s and updates the numbers in place.
+(function () {
+  "use strict";
+  var charger = document.getElementById("charger");
+  if (!charger || !charger.dataset.status) { return; }
+  function check() {
+    fetch(charger.dataset.status, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) { return; }
+        var badge = document.getElementById("status");
+        badge.textContent = data.label;
+        badge.className = "badge " + data.tone;
+        var note = document.getElementById("status-message");
+        note.textContent = data.message || "";
+        note.className = "notice " + data.tone;
+        note.hidden = !data.message;
+        var could = charger.dataset.canStart === "yes";
+        if (data.can_start !== could && charger.dataset.signedIn === "yes") {
+          window.location.reload();  // the start button comes or goes with the connector's state
+          return;
+        }
+        charger.dataset.canStart = data.can_start ? "yes" : "no";
+        window.setTimeout(check, 5000);
+      })
+      .catch(function () { window.setTimeout(check, 10000); });
+  }
+  window.setTimeout(check, 5000);
+})();
+
 (function () {
   "use strict";
   var box = document.getElementById("charge");

@@ -245,3 +245,18 @@ async def test_live_json_follows_the_session_with_cost_and_the_plans_expected_fi
     assert (live["state"], live["energy"], live["power"], live["cost"]) == ("charging", "2.50 kWh", "15.0 kW", "€2.12")
     assert live["elapsed"] == "10 min" and live["done"] is False
     assert live["finish"] == "17:10"  # 10 kWh left at 10 kW planned: one hour after 15:10 UTC, in Stockholm (CET)
+
+
+async def test_status_json_follows_the_connector(web: WebEnv) -> None:
+    assert (await web.client.get("/c/CP-1/1/status.json")).json() == {
+        "label": "Available",
+        "tone": "ok",
+        "message": None,
+        "can_start": True,
+    }
+    await web.storage.stations.record_status(
+        ConnectorStatusRecord("CP-1", 1, 1, ConnectorStatus.FAULTED, web.clock.now(), error_code="OverVoltage")
+    )
+    status = (await web.client.get("/c/CP-1/1/status.json?lang=sv")).json()
+    assert (status["label"], status["can_start"], status["tone"]) == ("Fel (OverVoltage)", False, "bad")
+    assert (await web.client.get("/c/NOPE/1/status.json")).status_code == 404
