@@ -405,6 +405,9 @@ class DriverPages:
             power_w = live.power_w
         if power_w is not None and session.stopped_at is None:
             out["power"] = t.number(power_w / 1000, 1) + " kW"
+        if state.state == "charging" and live is not None and live.planned_power_w == 0 and live.limited_by:
+            # The plan gives this session nothing for now (the site or a circuit is at its limit): say so.
+            out["label"] = t.gettext("Waiting for power: the site is at its limit")
         if live is not None and live.energy_requested_wh and live.planned_power_w and live.planned_power_w > 0:
             remaining_wh = max(0.0, live.energy_requested_wh - live.delivered_wh)
             finish = now + timedelta(hours=remaining_wh / live.planned_power_w)

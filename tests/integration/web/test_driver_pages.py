@@ -260,3 +260,17 @@ async def test_status_json_follows_the_connector(web: WebEnv) -> None:
     status = (await web.client.get("/c/CP-1/1/status.json?lang=sv")).json()
     assert (status["label"], status["can_start"], status["tone"]) == ("Fel (OverVoltage)", False, "bad")
     assert (await web.client.get("/c/NOPE/1/status.json")).status_code == 404
+
+
+async def test_a_session_the_plan_gives_no_power_says_it_waits_for_power(web: WebEnv) -> None:
+    await web.billing.wallet.top_up(web.account_id, Money.of("20.00", "EUR"))
+    await web.sign_in()
+    token = await web.csrf("/c/CP-1/1")
+    charge_url = (await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "p0"})).headers["location"]
+    session = ChargingSession("S-0", "CP-1", 1, 1, "78", web.clock.now(), id_tag="APP")
+    await web.storage.sessions.add(session)
+    await web.billing.service.billing.ledger.link_hold(charge_url.rsplit("/", 1)[1], "S-0")
+    view = LiveSessionView("S-0", "CP-1", 1, web.clock.now(), 0.0, 0.0, None, None, 0.0, ("site",))
+    web.services.monitor = PlanView(view)  # type: ignore[assignment]
+    live = (await web.client.get(charge_url + "/live.json")).json()
+    assert live["label"] == "Waiting for power: the site is at its limit" and live["finish"] is None
