@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ems.throttle import AuthThrottle, ThrottleSettings
-from ems.web.driver import DriverPages, EvseId, StationId, driver_routes
+from ems.web.driver import DriverPages, EvseId, StationId
 from ems.web.qr import evse_url, qr_svg
+from ems.web.routes import driver_routes
 from ems.web.services import WebServices, WebSettings
 
 

@@ -13,18 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import jinja2
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ems.domain.billing import Account, LineKind, SessionCost, User
 from ems.domain.commands import CommandStatus
 from ems.domain.driver import phone_key
 from ems.domain.ledger import Hold
+from ems.domain.live import LiveSessionView
 from ems.domain.money import Money
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, Station
 from ems.errors import BillingError, InsufficientFunds, InvalidInput, NotFound, StorageError
@@ -418,7 +418,7 @@ class DriverPages:
             out["receipt_url"] = f"/me/sessions/{session.id}"
         return out
 
-    def _live_session(self, session_id: str, station_id: str) -> Any:
+    def _live_session(self, session_id: str, station_id: str) -> LiveSessionView | None:
         monitor = self.s.monitor
         if monitor is None:
             return None
@@ -631,73 +631,3 @@ def _local_or(url: str | None, default: str) -> str:
     if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return url
     return default
-
-
-def driver_routes(pages: DriverPages) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/c/{station_id}/{evse_id}")
-    async def charger(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
-        return await pages.charger(request, station_id, evse_id)
-
-    @router.get("/c/{station_id}/{evse_id}/status.json")
-    async def charger_status(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
-        return await pages.charger_status(request, station_id, evse_id)
-
-    @router.post("/c/{station_id}/{evse_id}/sign-in")
-    async def sign_in(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
-        return await pages.sign_in(request, station_id, evse_id)
-
-    @router.post("/sign-in")
-    async def sign_in_me(request: Request) -> Response:
-        return await pages.sign_in(request, None, None)
-
-    @router.post("/sign-out")
-    async def sign_out(request: Request) -> Response:
-        return await pages.sign_out(request)
-
-    @router.post("/c/{station_id}/{evse_id}/top-up")
-    async def top_up(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
-        return await pages.top_up(request, station_id, evse_id)
-
-    @router.post("/c/{station_id}/{evse_id}/start")
-    async def start(request: Request, station_id: StationId, evse_id: EvseId) -> Response:
-        return await pages.start(request, station_id, evse_id)
-
-    @router.get("/charge/{charge_id}")
-    async def charge(request: Request, charge_id: ChargeId) -> Response:
-        return await pages.charge_page(request, charge_id)
-
-    @router.get("/charge/{charge_id}/live.json")
-    async def charge_live(request: Request, charge_id: ChargeId) -> Response:
-        return await pages.charge_live(request, charge_id)
-
-    @router.post("/charge/{charge_id}/stop")
-    async def stop(request: Request, charge_id: ChargeId) -> Response:
-        return await pages.stop(request, charge_id)
-
-    @router.get("/me")
-    async def me(request: Request) -> Response:
-        return await pages.my_sessions(request)
-
-    @router.get("/me/sessions/{session_id}")
-    async def receipt(request: Request, session_id: ChargeId) -> Response:
-        return await pages.receipt(request, session_id)
-
-    @router.get("/pay/test/{reference}")
-    async def pay_page(request: Request, reference: ChargeId) -> Response:
-        return await pages.test_payment_page(request, reference)
-
-    @router.post("/pay/test/{reference}")
-    async def pay(request: Request, reference: ChargeId) -> Response:
-        return await pages.test_payment_pay(request, reference)
-
-    @router.get("/static/web/{name}")
-    async def static(name: Annotated[str, Path(pattern=r"^[a-z0-9_-]+\.(js|css)$")]) -> Response:
-        file = resources.files("ems.web").joinpath(f"static/{name}")
-        if not file.is_file():
-            return Response(status_code=404)
-        media = "text/javascript" if name.endswith(".js") else "text/css"
-        return Response(file.read_text(encoding="utf-8"), media_type=media, headers={"Cache-Control": "max-age=300"})
-
-    return router
