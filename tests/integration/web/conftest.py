@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
@@ -64,6 +65,7 @@ class WebEnv:
     control: RecordingControl
     clock: FakeClock
     services: WebServices
+    app: FastAPI
     account_id: str = ""
     user_id: str = ""
 
@@ -113,7 +115,7 @@ async def web(storage: Storage) -> AsyncIterator[WebEnv]:
     )
     await storage.stations.add(Station("CP-1", site_id="depot"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ems.test") as client:
-        env = WebEnv(client, storage, billing, control, clock, web_services)
+        env = WebEnv(client, storage, billing, control, clock, web_services, app)
         r = await client.post("/api/v1/tariffs", json=TARIFF, headers=ADMIN)
         assert r.status_code == 201, r.text
         r = await client.put("/api/v1/sites/depot/tariff", json={"tariff_id": r.json()["id"]}, headers=ADMIN)

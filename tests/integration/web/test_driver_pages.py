@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from ems.domain.commands import CommandStatus, RemoteStart
@@ -274,3 +275,34 @@ async def test_a_session_the_plan_gives_no_power_says_it_waits_for_power(web: We
     web.services.monitor = PlanView(view)  # type: ignore[assignment]
     live = (await web.client.get(charge_url + "/live.json")).json()
     assert live["label"] == "Waiting for power: the site is at its limit" and live["finish"] is None
+
+
+async def test_one_phone_is_throttled_whatever_address_guesses_it(web: WebEnv) -> None:
+    for n in range(4):  # four sources, one phone: the phone's own count locks it
+        transport = httpx.ASGITransport(app=web.app, client=(f"10.0.0.{n}", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://ems.test") as other:
+            page = await other.get("/c/CP-1/1")
+            token = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            assert token
+            r = await other.post("/c/CP-1/1/sign-in", data={"csrf": token.group(1), "phone": PHONE, "pin": "9999"})
+            assert r.status_code == 401
+    r = await web.sign_in()  # from yet another address, with the right PIN: the phone waits
+    assert r.status_code == 429
+
+
+async def test_another_driver_cannot_follow_or_stop_a_charge(web: WebEnv) -> None:
+    await web.billing.wallet.top_up(web.account_id, Money.of("20.00", "EUR"))
+    await web.sign_in()
+    token = await web.csrf("/c/CP-1/1")
+    charge_url = (await web.client.post("/c/CP-1/1/start", data={"csrf": token, "attempt": "own"})).headers["location"]
+    r = await web.client.post(
+        "/api/v1/users", json={"name": "Bob", "phone": "+354 600 0000", "pin": "1111"}, headers=ADMIN
+    )
+    assert r.status_code == 201
+    web.client.cookies.delete("ems_session")
+    assert (await web.sign_in(phone="+354 600 0000", pin="1111")).status_code == 303  # the same browser, now Bob
+    assert (await web.client.get(charge_url)).status_code == 404
+    assert (await web.client.get(charge_url + "/live.json")).status_code == 404
+    token = await web.csrf("/c/CP-1/1")
+    assert (await web.client.post(charge_url + "/stop", data={"csrf": token})).status_code == 404
+    assert (await web.billing.charges.state(charge_url.rsplit("/", 1)[1])).state == "pending"
