@@ -121,6 +121,16 @@ class Settings(BaseSettings):
             raise ValueError("EMS_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
         return value
 
+    @field_validator("web_secret")
+    @classmethod
+    def _refuse_weak_web_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in WEAK_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"EMS_WEB_SECRET must be at least {MIN_SECRET_LENGTH} characters and not a default")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
