@@ -86,6 +86,7 @@ class DriverAuth:
         if user is None or phone_key(user.phone or "") != key:  # the phone changed since the PIN was set
             return None
         now = self.clock.now()
+        await self.store.purge_expired(now)  # sessions end by themselves; their rows go on the next sign-in
         token = secrets.token_urlsafe(32)
         session = WebSession(token_hash(token), user.id, now, now + timedelta(seconds=WEB_SESSION_S))
         await self.store.add_session(session)

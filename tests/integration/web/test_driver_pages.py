@@ -14,6 +14,7 @@ from ems.domain.live import LiveSessionView
 from ems.domain.money import Money
 from ems.domain.session import ChargingSession, Measurand, MeterSample
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord
+from ems.services.drivers import token_hash
 from tests.integration.web.conftest import ADMIN, PHONE, PIN, WebEnv
 
 
@@ -306,3 +307,14 @@ async def test_another_driver_cannot_follow_or_stop_a_charge(web: WebEnv) -> Non
     token = await web.csrf("/c/CP-1/1")
     assert (await web.client.post(charge_url + "/stop", data={"csrf": token})).status_code == 404
     assert (await web.billing.charges.state(charge_url.rsplit("/", 1)[1])).state == "pending"
+
+
+async def test_a_session_expires_after_30_days_and_is_purged(web: WebEnv) -> None:
+    assert (await web.sign_in()).status_code == 303
+    token = web.client.cookies["ems_session"]
+    assert "Sign out" in (await web.client.get("/me")).text
+    web.clock.advance(30 * 86_400)
+    assert ">Sign in<" in (await web.client.get("/me")).text
+    web.client.cookies.delete("ems_session")
+    assert (await web.sign_in()).status_code == 303  # a new sign-in purges the expired session
+    assert await web.storage.driver_auth.session(token_hash(token)) is None
