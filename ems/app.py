@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from ems.api.app import create_app
 from ems.api.server import ApiServer
@@ -49,6 +50,7 @@ from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
+from ems.services.drivers import DriverAuth
 from ems.services.operators import create_operator as new_operator
 from ems.services.operators import operator_problems
 from ems.sim.clock import ScaledClock
@@ -61,12 +63,18 @@ from ems.sim.demo import (
     report_capacity_changes,
     summarize,
 )
-from ems.sim.demo_billing import seed_demo_billing
+from ems.sim.demo_billing import DEMO_DRIVER_PHONE, DEMO_DRIVER_PIN, seed_demo_billing, seed_demo_driver
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import open_database, open_storage
 from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
+from ems.web.app import web_router
+from ems.web.i18n import Texts
+from ems.web.payments import TestPaymentProvider
+from ems.web.qr import Sticker, evse_url, sticker_sheet
+from ems.web.services import WebServices, WebSettings
+from ems.web.views import price_lines
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +151,42 @@ class System:
         return out
 
 
+def web_settings(settings: Settings) -> WebSettings:
+    secret = settings.web_secret.get_secret_value().encode() if settings.web_secret else None
+    if secret is None:
+        log.warning("EMS_WEB_SECRET is not set: driver page forms are signed with a per-process key")
+        secret = secrets.token_bytes(32)
+    return WebSettings(public_url=settings.public_base_url(), secret=secret)
+
+
+def build_web(runtime: Runtime, services: ApiServices) -> WebServices:
+    """What the driver pages (``ems.web``) get: the same billing, stores and control the API uses."""
+    storage = runtime.storage
+    test = TestPaymentProvider() if runtime.settings.web_test_payments else None
+    return WebServices(
+        billing=services.billing,
+        drivers=DriverAuth(storage.driver_auth, storage.billing.users, runtime.clock),
+        stations=storage.stations,
+        sessions=storage.sessions,
+        samples=storage.samples,
+        cards=storage.cards,
+        clock=runtime.clock,
+        sites=runtime.sites,
+        control=services.charger_control,
+        monitor=services.monitor,
+        payments=test,
+        test_payments=test,
+    )
+
+
 def build_api(runtime: Runtime, services: ApiServices) -> ApiServer:
     app = create_app(runtime.settings, services)
     app.include_router(build_console(console_deps(runtime.settings, services)))
+    app.include_router(
+        web_router(
+            web_settings(runtime.settings), build_web(runtime, services), throttle=runtime.settings.throttle_settings()
+        )
+    )
     return ApiServer(app, runtime.settings.api_host, runtime.settings.api_port)
 
 
@@ -301,6 +342,10 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             # An operator account for the console, its password shown once (the demo's database is fresh).
             console_password = secrets.token_urlsafe(12)
             await new_operator(runtime.storage.operators, clock, DEMO_OPERATOR, console_password, Role.ADMIN)
+            drivers = DriverAuth(runtime.storage.driver_auth, runtime.storage.billing.users, clock)
+            await seed_demo_driver(system.billing, drivers)
+            site = runtime.sites[0]
+            first = site.stations[0].id if site.stations else "CP-1"
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
@@ -325,6 +370,12 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
                 print(f"ems demo: API on {system.api.url} (console at {system.api.url}/console)", flush=True)
                 print(f"ems demo: console sign-in: {DEMO_OPERATOR} / {console_password}", flush=True)
                 print(f"ems demo: OCPP on {ocpp.url}; simulated time runs {DEMO_SPEED:.0f}x", flush=True)
+                public = settings.public_url or system.api.url  # the real port when it was 0
+                url = evse_url(public, first, 1)
+                print(f"ems demo: driver page {url} (phone {DEMO_DRIVER_PHONE}, PIN {DEMO_DRIVER_PIN})", flush=True)
+                stickers = await _stickers(runtime, system.billing, site.id, public)
+                sheet = await asyncio.to_thread(sticker_sheet, stickers, settings.data_dir / "stickers.pdf")
+                print(f"ems demo: QR sticker sheet {sheet.resolve()}", flush=True)
                 if duration_s is None:
                     print("ems demo: running until Ctrl-C", flush=True)
                     return
@@ -391,3 +442,33 @@ async def create_operator(settings: Settings, email: str, password: str, role: s
         raise InvalidInput("cannot create operator", problems)
     async with open_runtime(settings) as runtime:
         return await new_operator(runtime.storage.operators, runtime.clock, email, password, Role(role))
+
+
+async def _stickers(runtime: Runtime, billing: Billing, site_id: str, public_url: str) -> list[Sticker]:
+    """One sticker per EVSE of the site: the site file's stations and EVSEs, then stations registered
+    for the site in the database (their EVSEs from their status history; at least EVSE 1)."""
+    evses: dict[str, set[int]] = {}
+    site = next((s for s in runtime.sites if s.id == site_id), None)
+    if site is not None:
+        for spec in site.stations:
+            evses.setdefault(spec.id, set()).update(e.evse_id for e in spec.evses)
+    for station in await runtime.storage.stations.all():
+        if station.site_id == site_id or (station.site_id is None and site is not None and len(runtime.sites) == 1):
+            known = {r.evse_id for r in await runtime.storage.stations.status_history(station.id, limit=200)}
+            evses.setdefault(station.id, set()).update({e for e in known if e > 0} or {1})
+    if not evses:
+        raise InvalidInput(f"no stations for site {site_id!r}: give a site file (--site-file) or register stations")
+    texts, out = Texts("en"), []
+    for station_id in sorted(evses):
+        price = "\n".join(price_lines(texts, await billing.service.tariff_for(station_id, None)))
+        for evse_id in sorted(evses[station_id]):
+            out.append(Sticker(station_id, evse_id, evse_url(public_url, station_id, evse_id), price))
+    return out
+
+
+async def print_stickers(settings: Settings, site_id: str, out: Path) -> tuple[Path, int]:
+    """``ems qr``: a PDF sheet of QR stickers for every EVSE of ``site_id``; returns the file and the count."""
+    async with open_runtime(settings) as runtime:
+        billing = build_billing(runtime.storage, clock=runtime.clock, policy=policy_from(settings, runtime.sites))
+        stickers = await _stickers(runtime, billing, site_id, settings.public_base_url())
+    return sticker_sheet(stickers, out), len(stickers)

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["admin", "operator", "analyst"], default="operator")
     p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
 
+    p = sub.add_parser("qr", help="print a PDF sheet of QR stickers (one per EVSE) for a site")
+    p.add_argument("--site", dest="site_id", required=True, help="site id (stations of the site file and the database)")
+    p.add_argument("--site-file", type=Path, help="site file (TOML) with the site's stations and EVSEs")
+    p.add_argument("--out", type=Path, default=Path("stickers.pdf"), help="the PDF to write (default stickers.pdf)")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -148,6 +153,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "ocpp_auto_register": True,
         # The simulated stations register themselves on first connect, without passwords.
         "ocpp_require_password": False,
+        # Drivers top up through the built-in test payment provider (labelled "Test payment").
+        "web_test_payments": True,
     }
     base = _settings(args)
     if base.admin_api_key is None:
@@ -234,6 +241,15 @@ def _cmd_operator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_qr(args: argparse.Namespace) -> int:
+    from ems.app import print_stickers
+
+    settings = _settings(args, **({"site_file": args.site_file} if args.site_file else {}))
+    out, count = asyncio.run(print_stickers(settings, args.site_id, args.out))
+    print(f"ems qr: {count} sticker(s) for site {args.site_id} in {out} (URLs under {settings.public_base_url()})")
+    return EXIT_OK
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     print(f"ems {__version__}")
     return EXIT_OK
@@ -249,6 +265,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "card": _cmd_card,
     "apikey": _cmd_apikey,
     "operator": _cmd_operator,
+    "qr": _cmd_qr,
     "version": _cmd_version,
 }
 

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     payment_webhook_secret: SecretStr | None = Field(
         default=None, description="HMAC key shared with the payment provider; unset: the webhook answers 503"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL drivers reach the server at (QR stickers: {public_url}/c/{station}/{evse}); "
+        "unset: http://<api_host>:<api_port>",
+    )
+    web_secret: SecretStr | None = Field(
+        default=None, description="Signs the driver pages' CSRF tokens; unset: a random one per process (warned)"
+    )
+    web_test_payments: bool = Field(
+        default=False, description="Top-ups through the built-in test payment provider (no real money; on in the demo)"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -109,6 +120,34 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("mqtt", "mqtts"):
             raise ValueError("EMS_MQTT_URL must look like mqtt://host:1883 or mqtts://host:8883")
         return value
+
+    @field_validator("web_secret")
+    @classmethod
+    def _refuse_weak_web_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in WEAK_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"EMS_WEB_SECRET must be at least {MIN_SECRET_LENGTH} characters and not a default")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("EMS_PUBLIC_URL must look like https://charge.example.com (no query)")
+        return value.rstrip("/")
+
+    def public_base_url(self) -> str:
+        """``public_url``, or the API's own address (``0.0.0.0`` shown as 127.0.0.1)."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
 
     def throttle_settings(self) -> ThrottleSettings:
         return ThrottleSettings(free_failures=self.auth_free_failures, max_lockout_s=self.auth_max_lockout_s)

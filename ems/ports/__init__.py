@@ -8,6 +8,7 @@ depends only on what it uses:
 - ``ems.ports.monitor``: ``SiteMonitor`` (the controller's live view for the API)
 - ``ems.ports.stores``: one Protocol per store, and ``Storage`` (every store, one database)
 - ``ems.ports.billing``: the billing stores and ``PaymentProvider``
+- ``ems.ports.web``: ``DriverAuthStore`` (driver PINs and signed-in browser sessions, for ``ems.web``)
 
 The values that cross these ports (``AuthorizationDecision``, ``SiteLoadReading``, ``SignalOutcome``,
 ``SignalAudit``, ``LiveSessionView`` ...) are in ``ems.domain``.

@@ -18,6 +18,7 @@ from ems.domain.quarantine import QuarantinedMessage, QuarantineSource
 from ems.domain.session import ChargingSession, MeterSample
 from ems.domain.station import ConnectorStatusRecord, Station
 from ems.ports.billing import BillingStores
+from ems.ports.web import DriverAuthStore
 
 
 class StationStore(Protocol):
@@ -236,6 +237,11 @@ class Storage(Protocol):
 
     @property
     def operators(self) -> OperatorStore: ...
+
+    @property
+    def driver_auth(self) -> DriverAuthStore:
+        """Driver PINs and signed-in web sessions (the driver pages, ``ems.web``)."""
+        ...
 
     @property
     def backend(self) -> str:

@@ -16,10 +16,14 @@ from ems.domain.tariff import Tariff, TouBand
 from ems.errors import Conflict
 from ems.ports.stores import Storage
 from ems.services.billing_setup import Billing
+from ems.services.drivers import DriverAuth
 
 DEMO_TARIFF_ID = "demo"
 DEMO_TOP_UP = "200.00"
 """Room for four concurrent sessions per demo card at the default 50.00 hold."""
+DEMO_DRIVER_PHONE = "+1 555 0100"
+DEMO_DRIVER_PIN = "1234"
+"""The demo's web driver (the QR page): signs in with these and tops up with the test provider."""
 
 
 def demo_tariff(currency: str) -> Tariff:
@@ -61,6 +65,14 @@ async def seed_demo_billing(
                 await storage.cards.update(prepaid)
         else:
             await storage.cards.update(replace(card, mode=CardMode.COMMERCIAL, account_id=account.id, user_id=user.id))
+
+
+async def seed_demo_driver(billing: Billing, drivers: DriverAuth) -> str:
+    """A driver for the web pages, with an empty prepaid account: they top up with the test provider."""
+    currency = billing.service.policy.default_currency
+    user, _ = await billing.wallet.create_user("Demo web driver", currency=currency, phone=DEMO_DRIVER_PHONE)
+    await drivers.set_pin(user.id, DEMO_DRIVER_PIN)
+    return user.id
 
 
 async def billing_summary(storage: Storage, card_uids: Sequence[str]) -> list[str]:

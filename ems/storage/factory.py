@@ -19,6 +19,7 @@ from ems.storage.sessions import SqlSessionStore
 from ems.storage.signals import SqlCapacitySignalStore
 from ems.storage.sqlite import SqliteDatabase
 from ems.storage.stations import SqlStationStore
+from ems.storage.web import SqlDriverAuthStore
 
 
 class SqlStorage:
@@ -39,6 +40,7 @@ class SqlStorage:
         self.billing = SqlBillingStores(db)
         self.quarantine = SqlQuarantineStore(db)
         self.operators = SqlOperatorStore(db)
+        self.driver_auth = SqlDriverAuthStore(db)
 
     @property
     def backend(self) -> str:
