@@ -18,9 +18,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from ems.optimizer import baselines, lp
-from ems.optimizer.matrices import LpMatrices, build
-from ems.optimizer.plan import Options, Solved, finish, solve_lp, start_values
+from ems.optimizer import baselines
+from ems.optimizer.plan import Options, Solved, finish, solve_lp
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus
 from ems.optimizer.snapshot import CircuitLimits, SiteLimits, Snapshot
@@ -72,7 +71,8 @@ class RollingPlanner:
     """Plans successive snapshots, warm-starting each LP from the previous plan."""
 
     options: Options = field(default_factory=Options)
-    _last: dict[tuple[str, int], float] = field(default_factory=dict)
+    _last: dict[str, tuple[int, Floats]] = field(default_factory=dict)
+    """Per session: the last plan's first absolute slot number and its power (kW)."""
 
     def plan(self, snapshot: Snapshot) -> Schedule:
         started = time.perf_counter()
@@ -81,30 +81,31 @@ class RollingPlanner:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
             return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
-        built = time.perf_counter()
-        m = build(p, self.options.weights)
-        build_s = time.perf_counter() - built
-        solved = solve_lp(p, self.options, warm=self._warm(p, m), matrices=m)
-        solved.stats["build_s"] = build_s
-        if solved.matrices is not None and solved.solution is not None and solved.solution.values is not None:
-            self._remember(p, solved.matrices, solved.solution.values)
+        solved = solve_lp(p, self.options, warm_kw=self._warm(p))
+        if solved.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+            self._remember(p, solved.x_kw)
         return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
 
-    def _keys(self, p: Problem, m: LpMatrices) -> list[tuple[str, int]]:
+    def _remember(self, p: Problem, x_kw: Floats) -> None:
         base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
-        ids = [s.id for s in p.snapshot.sessions]
-        return [(ids[i], base + t) for i, t in zip(m.var_sess.tolist(), m.var_slot.tolist(), strict=True)]
+        self._last = {s.id: (base, x_kw[i].copy()) for i, s in enumerate(p.snapshot.sessions)}
 
-    def _remember(self, p: Problem, m: LpMatrices, values: Floats) -> None:
-        self._last = dict(zip(self._keys(p, m), values[: m.n_x].tolist(), strict=True))
-
-    def _warm(self, p: Problem, m: LpMatrices) -> lp.WarmStart | None:
+    def _warm(self, p: Problem) -> Floats | None:
+        """The last plan on this snapshot's slots (kW), or ``None`` before the first plan."""
         if not self._last:
             return None
+        base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
         grid = np.zeros((p.n, p.slots))
-        grid[m.var_sess, m.var_slot] = [self._last.get(k, 0.0) for k in self._keys(p, m)]
-        values = start_values(p, m, grid)
-        return lp.WarmStart(values)
+        for i, s in enumerate(p.snapshot.sessions):
+            last = self._last.get(s.id)
+            if last is None:
+                continue
+            shift = base - last[0]
+            if shift < 0:
+                continue
+            old = last[1][shift : shift + p.slots]
+            grid[i, : old.size] = old
+        return grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ class Replay:
     plan_s: tuple[float, ...]
     """Wall time of each re-plan (s)."""
     sessions_planned: tuple[int, ...]
+    statuses: tuple[str, ...] = ()
+    """Status of each re-plan (OPTIMAL for its model, or FEASIBLE/FALLBACK/...)."""
 
 
 def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1) -> Replay:
@@ -128,6 +131,7 @@ def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1
     delivered = {s.id: s.delivered_wh for s in day.sessions}
     times: list[float] = []
     counts: list[int] = []
+    statuses: list[str] = []
     plan: Schedule | None = None
     for t in range(day.slots):
         now = day.slot_start(t)
@@ -137,6 +141,7 @@ def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1
             plan = planner.plan(sub)
             times.append(time.perf_counter() - started)
             counts.append(len(sub.sessions))
+            statuses.append(str(plan.status))
             plan_start = t
         offset = t - plan_start
         for k, sid in enumerate(plan.session_ids):
@@ -144,4 +149,5 @@ def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1
             executed[index[sid], t] = kw
             delivered[sid] += kw * 1000.0 * p_day.slot_h
     solved = Solved(executed, SolveStatus.FEASIBLE, f"mpc/{opts.algorithm.value}", float(sum(times)), {})
-    return Replay(finish(p_day, opts.algorithm, solved, float(sum(times))), tuple(times), tuple(counts))
+    day_schedule = finish(p_day, opts.algorithm, solved, float(sum(times)))
+    return Replay(day_schedule, tuple(times), tuple(counts), tuple(statuses))

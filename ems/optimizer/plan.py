@@ -15,6 +15,7 @@ import numpy as np
 from ems.errors import NotAvailable
 from ems.optimizer import baselines, explain, lp
 from ems.optimizer.feasibility import check
+from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
 from ems.optimizer.matrices import LpMatrices, Weights, build
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, session_paths, top_up
@@ -37,6 +38,9 @@ class Options:
     weights: Weights = field(default_factory=Weights)
     min_current: bool = True
     """Apply the minimum-current repair (repair.py)."""
+    horizon: Horizon | None = field(default_factory=Horizon)
+    """Plan over a non-uniform horizon (horizon.py) from ``Horizon.min_columns`` columns;
+    ``None``: always the uniform LP (the full model)."""
     min_current_rounds: int = 0
     """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
     rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
@@ -70,24 +74,30 @@ def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
     return finish(p, opts.algorithm, solved, time.perf_counter() - started)
 
 
-def solve_lp(p: Problem, opts: Options, warm: lp.WarmStart | None = None, matrices: LpMatrices | None = None) -> Solved:
-    """Build (unless given) and solve the LP; fall back to EDF when it gives nothing usable."""
+def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved:
+    """Build and solve the LP (over ``opts.horizon`` when set); fall back to EDF when it gives
+    nothing usable. ``warm_kw`` (kW, sessions x snapshot slots): a plan to start HiGHS from."""
     t0 = time.perf_counter()
-    m = matrices if matrices is not None else build(p, opts.weights)
+    lp_p = coarsen(p, opts.horizon) if opts.horizon is not None and opts.solver == "highs" else p
+    m = build(lp_p, opts.weights)
     build_s = time.perf_counter() - t0
     stats: dict[str, float | int | str] = {
         "build_s": build_s,
         "variables": m.shape[1],
         "rows": m.shape[0],
         "nonzeros": int(m.A.nnz),
+        "lp_slots": lp_p.slots,
     }
     fallback: Floats | None = None
     if opts.solver == "highs":
-        if warm is None and m.shape[1] >= HEURISTIC_START_COLS and lp.choose_method(m, opts.method) == "simplex":
+        warm: lp.WarmStart | None = None
+        if warm_kw is not None:
+            warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, warm_kw)))
+        elif m.shape[1] >= HEURISTIC_START_COLS and lp.choose_method(m, opts.method) == "simplex":
             # Large cold solves start from the EDF plan: it costs 0.7 s at 3,000 x 96 and
             # saves HiGHS 40 % of its iterations (3.4 s -> 1.6 s), and it is the fallback anyway.
             fallback = baselines.plan(p, FALLBACK_ALGORITHM)
-            warm = lp.WarmStart(start_values(p, m, fallback))
+            warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, fallback)))
             stats["start"] = FALLBACK_ALGORITHM.value
         sol = lp.solve(m, time_limit_s=opts.time_limit_s, method=opts.method, warm=warm)
     elif opts.solver.startswith("pulp-"):
@@ -98,9 +108,10 @@ def solve_lp(p: Problem, opts: Options, warm: lp.WarmStart | None = None, matric
         raise NotAvailable(f"unknown solver {opts.solver!r} (use highs or pulp-<solver>)")
     stats.update({"iterations": sol.iterations, "method": sol.method, "model_status": sol.model_status})
     if sol.values is not None and sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        x = _to_grid(p, m, sol.values)
+        x = scale_into_limits(p, expand(p, lp_p, _to_grid(lp_p, m, sol.values)))
         if opts.min_current:
-            x, sol = _min_current(p, m, x, sol, opts.min_current_rounds)
+            rounds = opts.min_current_rounds if lp_p is p else 0
+            x, sol = _min_current(p, m, x, sol, rounds)
             stats["iterations"] = sol.iterations
         return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
     stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
@@ -116,10 +127,10 @@ def start_values(p: Problem, m: LpMatrices, x: Floats) -> Floats:
     shortfall ``z`` are recomputed: HiGHS starts from a consistent point (an inconsistent
     one once cost 15x the iterations of a cold solve, docs/benchmarks/optimizer.md).
     """
-    xs = scale_into_limits(p, x)[m.var_sess, m.var_slot]
+    xs = np.minimum(scale_into_limits(p, x)[m.var_sess, m.var_slot], m.col_hi[: m.n_x])
     values = np.zeros(m.shape[1])
     values[: m.n_x] = xs
-    energy = np.bincount(m.var_sess, weights=xs * p.slot_h, minlength=p.n)
+    energy = np.bincount(m.var_sess, weights=xs * p.dur_h[m.var_slot], minlength=p.n)
     short = np.maximum(p.need_kwh - energy, 0.0)
     values[m.u_col : m.z_col] = short
     live = p.need_kwh > 0
@@ -130,7 +141,7 @@ def start_values(p: Problem, m: LpMatrices, x: Floats) -> Floats:
 def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
     x = np.zeros((p.n, p.slots))
     x[m.var_sess, m.var_slot] = values[: m.n_x]
-    return scale_into_limits(p, x)
+    return x
 
 
 def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int) -> tuple[Floats, lp.LpSolution]:
@@ -147,7 +158,7 @@ def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, round
         if again.status is not SolveStatus.OPTIMAL or again.values is None:
             return top_up(p, repaired, paths), sol
         sol = again
-        x = _to_grid(p, m, again.values)
+        x = scale_into_limits(p, _to_grid(p, m, again.values))
     return top_up(p, enforce_min_current(p, x, paths), paths), sol
 
 

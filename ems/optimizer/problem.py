@@ -32,6 +32,17 @@ Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
+class Coarse:
+    """LP slots as blocks of snapshot slots: block ``b`` covers ``start[b] .. start[b] + length[b]``."""
+
+    start: Ints
+    length: Ints
+    fine_first: Ints
+    """Each session's window in snapshot slots (the LP's ``first``/``end`` are in blocks)."""
+    fine_end: Ints
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Arrays over ``n`` sessions, ``slots`` slots and ``K`` nodes (node 0 is the site)."""
 
@@ -62,6 +73,9 @@ class Problem:
     """(slots,): base load minus PV above the site capacity (the EVs cannot fix it)."""
     price_rel: Floats
     """(slots,): prices scaled to [0, 1] (0 when there are no prices or all are equal)."""
+    coarse: Coarse | None = None
+    """Set on a problem planned over a non-uniform horizon (horizon.py): its slots are blocks
+    of the snapshot's slots; ``None``: one LP slot per snapshot slot."""
 
     @property
     def n(self) -> int:
@@ -69,7 +83,32 @@ class Problem:
 
     @property
     def slots(self) -> int:
-        return self.snapshot.slots
+        return self.snapshot.slots if self.coarse is None else int(self.coarse.length.size)
+
+    @property
+    def dur_h(self) -> Floats:
+        """(slots,): hours per LP slot (``slot_h`` each, or a block's length times it)."""
+        if self.coarse is None:
+            return np.full(self.slots, self.slot_h)
+        out: Floats = self.coarse.length * self.slot_h
+        return out
+
+    def slot_position(self, slot: Ints) -> Floats:
+        """Where LP slots start, as a fraction of the snapshot's horizon (for the ``early`` weight)."""
+        T = max(self.snapshot.slots, 1)
+        start = slot if self.coarse is None else self.coarse.start[slot]
+        out: Floats = (start / T).astype(np.float64)
+        return out
+
+    def window_share(self, sess: Ints, slot: Ints) -> Floats:
+        """Share of each (session, LP slot) pair's duration inside the session's window (1 when uniform)."""
+        if self.coarse is None:
+            return np.ones(sess.size)
+        c = self.coarse
+        lo = np.maximum(c.fine_first[sess], c.start[slot])
+        hi = np.minimum(c.fine_end[sess], c.start[slot] + c.length[slot])
+        out: Floats = np.maximum(hi - lo, 0) / c.length[slot]
+        return out
 
     @property
     def window_slots(self) -> Ints:
