@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     day = workplace_day(args.sessions, args.slots, seed=args.seed, site_share=args.share)
     fast = replay(day, Options())
-    full = replay(day, Options(horizon=None))
+    full = replay(day, Options(), horizon=None)
     floor = bare_floor_ms(day, args.floor_every)
     f_ms = [s * 1000 for s, k in zip(fast.plan_s, fast.sessions_planned, strict=True) if k]
     u_ms = [s * 1000 for s, k in zip(full.plan_s, full.sessions_planned, strict=True) if k]

@@ -37,6 +37,9 @@ class Horizon:
     enough and exact."""
 
 
+DEFAULT_HORIZON = Horizon()
+
+
 def blocks(slots: int, h: Horizon) -> tuple[Ints, Ints]:
     """(start, length) of each block covering ``slots`` slots."""
     lengths: list[int] = []
@@ -78,16 +81,44 @@ def coarsen(p: Problem, h: Horizon) -> Problem:
 
 
 def expand(fine: Problem, coarse: Problem, x: Floats) -> Floats:
-    """A block plan ``x`` (kW, average over each block) as power per snapshot slot."""
+    """A block plan ``x`` (kW, average over each block) as power per snapshot slot.
+
+    A session's block energy is spread evenly over its slots in the block when that is at
+    least its minimum power; otherwise it is concentrated into as few slots as keep it at
+    or above the minimum (staggered by session, so sessions do not all pile onto a block's
+    first slot): spreading it evenly would put it below the minimum current everywhere,
+    and the repair would have to pause it.
+    """
     c = coarse.coarse
     if c is None:
         return x
-    block_of = np.repeat(np.arange(c.start.size, dtype=np.int64), c.length)
-    all_sessions = np.arange(fine.n, dtype=np.int64)
-    share = np.stack([coarse.window_share(all_sessions, np.full(fine.n, b)) for b in range(c.start.size)], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_slot = np.where(share > 0, x / share, 0.0)
-    out: Floats = per_slot[:, block_of] * fine.active()
+    out = np.zeros((fine.n, fine.slots))
+    sessions = np.arange(fine.n, dtype=np.int64)
+    for b in range(c.start.size):
+        lo = np.maximum(c.fine_first, c.start[b])
+        hi = np.minimum(c.fine_end, c.start[b] + c.length[b])
+        avail = np.maximum(hi - lo, 0)
+        energy = x[:, b] * c.length[b]  # kW x snapshot slots
+        live = (avail > 0) & (energy > 0)
+        if not live.any():
+            continue
+        per_slot = np.where(live, energy / np.maximum(avail, 1), 0.0)
+        even = live & (per_slot >= fine.min_kw)
+        if c.length[b] == 1:
+            even = live
+        for j in range(int(c.length[b])):
+            t = lo + j
+            take = even & (j < avail)
+            out[sessions[take], t[take]] = per_slot[take]
+        packed = live & ~even
+        if packed.any():
+            k = np.clip(np.floor(energy / np.maximum(fine.min_kw, 1e-12)), 1, np.maximum(avail, 1)).astype(np.int64)
+            power = energy / k
+            offset = sessions % np.maximum(avail, 1)
+            for j in range(int(c.length[b])):
+                take = packed & (j < k)
+                t = lo + (offset + j) % np.maximum(avail, 1)
+                out[sessions[take], t[take]] = power[take]
     return out
 
 

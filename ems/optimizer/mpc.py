@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ems.optimizer import baselines
+from ems.optimizer.horizon import DEFAULT_HORIZON, Horizon
 from ems.optimizer.plan import Options, Solved, finish, solve_lp
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus
@@ -71,6 +72,9 @@ class RollingPlanner:
     """Plans successive snapshots, warm-starting each LP from the previous plan."""
 
     options: Options = field(default_factory=Options)
+    horizon: Horizon | None = field(default_factory=Horizon)
+    """Used when ``options.horizon`` is ``None``: re-plans are planned over a non-uniform
+    horizon by default (``None`` here too: the full uniform LP every time)."""
     _last: dict[str, tuple[int, Floats]] = field(default_factory=dict)
     """Per session: the last plan's first absolute slot number and its power (kW)."""
 
@@ -81,7 +85,8 @@ class RollingPlanner:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
             return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
-        solved = solve_lp(p, self.options, warm_kw=self._warm(p))
+        opts = self.options if self.options.horizon is not None else replace(self.options, horizon=self.horizon)
+        solved = solve_lp(p, opts, warm_kw=self._warm(p))
         if solved.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             self._remember(p, solved.x_kw)
         return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
@@ -121,10 +126,13 @@ class Replay:
     """Status of each re-plan (OPTIMAL for its model, or FEASIBLE/FALLBACK/...)."""
 
 
-def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1) -> Replay:
-    """Re-plan every ``step_slots`` slots with only the sessions arrived so far."""
+def replay(
+    day: Snapshot, options: Options | None = None, *, step_slots: int = 1, horizon: Horizon | None = DEFAULT_HORIZON
+) -> Replay:
+    """Re-plan every ``step_slots`` slots with only the sessions arrived so far
+    (``horizon``: see :class:`RollingPlanner`; ``None``: the full uniform LP)."""
     opts = options or Options()
-    planner = RollingPlanner(opts)
+    planner = RollingPlanner(opts, horizon)
     p_day = compile_problem(day.validate())
     index = {s.id: i for i, s in enumerate(day.sessions)}
     executed = np.zeros((p_day.n, day.slots))

@@ -38,9 +38,11 @@ class Options:
     weights: Weights = field(default_factory=Weights)
     min_current: bool = True
     """Apply the minimum-current repair (repair.py)."""
-    horizon: Horizon | None = field(default_factory=Horizon)
+    horizon: Horizon | None = None
     """Plan over a non-uniform horizon (horizon.py) from ``Horizon.min_columns`` columns;
-    ``None``: always the uniform LP (the full model)."""
+    ``None``: the uniform LP (the full model). One-shot plans default to the full model;
+    :class:`ems.optimizer.mpc.RollingPlanner` (re-plans, whose tail the next re-plan
+    replaces) defaults to ``Horizon()``."""
     min_current_rounds: int = 0
     """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
     rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
@@ -111,7 +113,7 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
         x = scale_into_limits(p, expand(p, lp_p, _to_grid(lp_p, m, sol.values)))
         if opts.min_current:
             rounds = opts.min_current_rounds if lp_p is p else 0
-            x, sol = _min_current(p, m, x, sol, rounds)
+            x, sol = _min_current(p, m, x, sol, rounds, exact_slots(lp_p))
             stats["iterations"] = sol.iterations
         return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
     stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
@@ -144,8 +146,22 @@ def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
     return x
 
 
-def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int) -> tuple[Floats, lp.LpSolution]:
-    """Repair, then let the LP re-plan around the sessions the repair paused (repair.py)."""
+def exact_slots(p: Problem) -> int | None:
+    """Slots before the first coarse block (``None``: every slot is exact)."""
+    if p.coarse is None:
+        return None
+    coarse = np.flatnonzero(p.coarse.length > 1)
+    return int(p.coarse.start[coarse[0]]) if coarse.size else None
+
+
+def _min_current(
+    p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int, until: int | None = None
+) -> tuple[Floats, lp.LpSolution]:
+    """Repair, then let the LP re-plan around the sessions the repair paused (repair.py).
+
+    Over a non-uniform horizon the full repair and the top-up run on the exact slots
+    (``until``); later slots are a forecast and are only cut below the minimum current.
+    """
     paths = session_paths(p)
     for _ in range(rounds):
         repaired = enforce_min_current(p, x, paths)
@@ -159,7 +175,7 @@ def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, round
             return top_up(p, repaired, paths), sol
         sol = again
         x = scale_into_limits(p, _to_grid(p, m, again.values))
-    return top_up(p, enforce_min_current(p, x, paths), paths), sol
+    return top_up(p, enforce_min_current(p, x, paths, until), paths, until), sol
 
 
 def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> Schedule:

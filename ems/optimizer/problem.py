@@ -90,7 +90,7 @@ class Problem:
         """(slots,): hours per LP slot (``slot_h`` each, or a block's length times it)."""
         if self.coarse is None:
             return np.full(self.slots, self.slot_h)
-        out: Floats = self.coarse.length * self.slot_h
+        out: Floats = (self.coarse.length * self.slot_h).astype(np.float64)
         return out
 
     def slot_position(self, slot: Ints) -> Floats:

@@ -63,16 +63,23 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
 Paths = list[tuple[np.ndarray, Floats]]
 
 
-def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
-    """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above)."""
+def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+    """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above).
+
+    With ``until``, slots from ``until`` on (the coarse tail of a non-uniform horizon, a
+    forecast the next re-plan replaces) are only cut: power below a minimum becomes 0.
+    """
     out = clip_to_sessions(p, x)
+    if until is not None and until < p.slots:
+        tail = out[:, until:]
+        tail[(tail > EPS_KW) & (tail < p.min_kw[:, None] - EPS_KW)] = 0.0
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     delivered = np.zeros(p.n)
     active = p.active()
-    for t in range(p.slots):
+    for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
         np.minimum(col, np.maximum(room, 0.0), out=col)
@@ -148,14 +155,14 @@ def _borrow(
     return False
 
 
-def top_up(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
+def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
     """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
 
     Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
     unused; later slots with headroom (after the peak) can make up for it. Slot by slot,
     sessions whose planned total is below their request get more (earliest departure and
     smallest need first), each to at least its minimum or not at all. Only headroom is used,
-    so every limit still holds.
+    so every limit still holds. With ``until``, only slots before it are topped up.
     """
     out = x.copy()
     short = p.need_kwh - out.sum(axis=1) * p.slot_h
@@ -164,7 +171,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
-    for t in range(p.slots):
+    for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         want = active[:, t] & (short > EPS_KW * p.slot_h)
         if not want.any():
