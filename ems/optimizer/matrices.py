@@ -6,6 +6,7 @@ Variables (all continuous, in this column order):
   ``0 <= x[j] <= min(max_kw[i], need_kwh[i] / slot_h)``;
 - ``u[i]`` per session: shortfall in kWh, ``0 <= u[i] <= need_kwh[i]``;
 - ``z``: the largest relative shortfall, ``0 <= z <= 1``;
+- ``peak[i]`` (only when spreading) per session: its largest power in the first slots;
 - ``d[j]`` (only when smoothing) per consecutive pair of a session's slots: ``|x[j+1] - x[j]|``.
 
 Rows: ``row_lo <= A @ v <= row_hi``. Built vectorised: no Python loop runs over
@@ -49,6 +50,19 @@ class Weights:
     spreads shortfall over everyone (measured: 1e-4 cut fully served sessions from 311 to 50)."""
     smoothness: float = 0.0
     """Penalize slot-to-slot changes of one session's power (adds a variable per pair; off by default)."""
+    spread: float = 0.0
+    """Per kWh of each session's peak power over the first ``spread_slots`` slots: among plans
+    delivering the same energy, share a full limit between sessions rather than alternate
+    0 A and max between them. It never trades energy for spreading inside the LP (lowering
+    a peak by ``e`` kW removes at least ``e * slot_h`` kWh, worth more than the
+    ``spread * e * slot_h`` it saves), but spread plans have more sessions between 0 and
+    their minimum current, and the repair then pauses some: measured, 5e-7 cost 0.3 % on a
+    test scenario and 1 of 134 fully served sessions on a replayed day, and covering every
+    slot made HiGHS 10-45x slower (docs/optimizer.md). Off by default: identical sessions
+    are made symmetric exactly instead (fairness.py)."""
+    spread_slots: int = 8
+    """Slots from now the spreading term covers: the ones executed before the next re-plan
+    (the exact slots of a non-uniform horizon); a row per session and slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,10 @@ class LpMatrices:
     lazy: npt.NDArray[np.bool_]
     """Per row: a circuit's power row or any phase row. On workplace days under 1 % of them
     bind (1,000 x 96: 43 of 19,296), so lp.solve starts without them."""
+    peak_col: int = -1
+    """First of the per-session peak columns of the spreading term (-1: none)."""
+    d_col: int = -1
+    """First of the smoothness columns (-1: none)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -168,6 +186,17 @@ def fairness_rows(p: Problem, u_col: int, z_col: int) -> Block:
     return Block("fairness", rows, cols, vals, np.full(m, -INF), np.zeros(m))
 
 
+def spread_rows(p: Problem, var_sess: Ints, var_slot: Ints, peak_col: int, slots: int) -> Block:
+    """Per ``x[i,t]`` with ``t < slots`` (an exact slot): ``x[i,t] - peak[i] <= 0``."""
+    j = np.flatnonzero(var_slot < slots).astype(np.int64)
+    m = j.size
+    r = np.arange(m, dtype=np.int64)
+    rows = np.concatenate((r, r))
+    cols = np.concatenate((j, peak_col + var_sess[j]))
+    vals = np.concatenate((np.ones(m), -np.ones(m)))
+    return Block("spread", rows, cols, vals, np.full(m, -INF), np.zeros(m))
+
+
 def smoothness_rows(var_sess: Ints, d_col: int) -> Block:
     """Per consecutive pair ``(j, j+1)`` of one session: ``-d_j <= x[j+1] - x[j] <= d_j``."""
     pair = np.flatnonzero(var_sess[1:] == var_sess[:-1]).astype(np.int64)
@@ -209,11 +238,15 @@ def build(p: Problem, w: Weights | None = None) -> LpMatrices:
         drop_slack(node_phase_rows(p, var_slot, offsets), x_hi),
         fairness_rows(p, u_col, z_col),
     ]
-    smooth = w.smoothness > 0
-    if smooth:
-        pairs = int(np.count_nonzero(var_sess[1:] == var_sess[:-1])) if n_x else 0
-        blocks.append(smoothness_rows(var_sess, n_cols))
-        n_cols += pairs
+    peak_col = d_col = -1
+    if w.spread > 0 and n_x:
+        peak_col = n_cols
+        blocks.append(spread_rows(p, var_sess, var_slot, peak_col, w.spread_slots))
+        n_cols += p.n
+    if w.smoothness > 0:
+        d_col = n_cols
+        blocks.append(smoothness_rows(var_sess, d_col))
+        n_cols += int(np.count_nonzero(var_sess[1:] == var_sess[:-1])) if n_x else 0
     rows, cols, vals, lo, hi, families = _stack(blocks)
     lazy = np.concatenate([b.lazy if b.lazy is not None else np.zeros(b.lo.size, dtype=bool) for b in blocks])
     A = sp.csc_array((vals, (rows, cols)), shape=(lo.size, n_cols))
@@ -223,9 +256,13 @@ def build(p: Problem, w: Weights | None = None) -> LpMatrices:
     col_hi[u_col:z_col] = p.need_kwh
     col_hi[z_col] = 1.0
     cost = objective(p, w, var_sess, var_slot, n_cols)
-    if smooth:
-        cost[z_col + 1 :] = w.smoothness * p.slot_h
-    return LpMatrices(A, cost, col_lo, col_hi, lo, hi, var_sess, var_slot, n_x, u_col, z_col, families, lazy)
+    if peak_col >= 0:
+        cost[peak_col : peak_col + p.n] = w.spread * p.slot_h
+    if d_col >= 0:
+        cost[d_col:] = w.smoothness * p.slot_h
+    return LpMatrices(
+        A, cost, col_lo, col_hi, lo, hi, var_sess, var_slot, n_x, u_col, z_col, families, lazy, peak_col, d_col
+    )
 
 
 def drop_slack(b: Block, x_hi: Floats) -> Block:

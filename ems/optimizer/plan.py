@@ -14,6 +14,7 @@ import numpy as np
 
 from ems.errors import NotAvailable
 from ems.optimizer import baselines, explain, lp
+from ems.optimizer.fairness import symmetrize
 from ems.optimizer.feasibility import check
 from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
 from ems.optimizer.matrices import LpMatrices, Weights, build
@@ -43,6 +44,8 @@ class Options:
     ``None``: the uniform LP (the full model). One-shot plans default to the full model;
     :class:`ems.optimizer.mpc.RollingPlanner` (re-plans, whose tail the next re-plan
     replaces) defaults to ``Horizon()``."""
+    symmetric: bool = True
+    """Give identical sessions identical plans (fairness.py): exact, no energy cost."""
     min_current_rounds: int = 0
     """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
     rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
@@ -110,10 +113,13 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
         raise NotAvailable(f"unknown solver {opts.solver!r} (use highs or pulp-<solver>)")
     stats.update({"iterations": sol.iterations, "method": sol.method, "model_status": sol.model_status})
     if sol.values is not None and sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        x = scale_into_limits(p, expand(p, lp_p, _to_grid(lp_p, m, sol.values)))
+        x = _to_grid(lp_p, m, sol.values)
+        x = scale_into_limits(p, expand(p, lp_p, symmetrize(lp_p, x) if opts.symmetric else x))
         if opts.min_current:
             rounds = opts.min_current_rounds if lp_p is p else 0
             x, sol = _min_current(p, m, x, sol, rounds, exact_slots(lp_p))
+            # The repair and the top-up go in rank order, ties by position: make equals equal again.
+            x = symmetrize(p, x) if opts.symmetric else x
             stats["iterations"] = sol.iterations
         return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
     stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
@@ -137,7 +143,19 @@ def start_values(p: Problem, m: LpMatrices, x: Floats) -> Floats:
     values[m.u_col : m.z_col] = short
     live = p.need_kwh > 0
     values[m.z_col] = float((short[live] / p.need_kwh[live]).max()) if live.any() else 0.0
+    if m.peak_col >= 0:
+        values[m.peak_col : m.peak_col + p.n] = _peaks(m, xs, p.n)  # peak[i] >= every x[i, t] it covers
+    if m.d_col >= 0:
+        pair = np.flatnonzero(m.var_sess[1:] == m.var_sess[:-1])
+        values[m.d_col : m.d_col + pair.size] = np.abs(xs[pair + 1] - xs[pair])
     return values
+
+
+def _peaks(m: LpMatrices, xs: Floats, n: int) -> Floats:
+    """Per session: the largest value among its columns (0 without any)."""
+    out = np.zeros(n)
+    np.maximum.at(out, m.var_sess, xs)
+    return out
 
 
 def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
