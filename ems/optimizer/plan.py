@@ -14,6 +14,7 @@ import numpy as np
 
 from ems.errors import NotAvailable
 from ems.optimizer import baselines, explain, lp
+from ems.optimizer.draw import learned
 from ems.optimizer.fairness import symmetrize
 from ems.optimizer.feasibility import check
 from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
@@ -207,8 +208,11 @@ def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> 
     if hard:
         status = SolveStatus.INFEASIBLE
     volts_phases = np.where(p.amps_per_kw.max(axis=1) > 0, 1000.0 / np.maximum(p.amps_per_kw.max(axis=1), 1e-12), 1.0)
-    evse_phases = {e.id: e.phase_map for e in p.snapshot.evses}
-    phases = tuple(evse_phases[s.evse][: (s.phases or len(evse_phases[s.evse]))] for s in p.snapshot.sessions)
+    evses = {e.id: e for e in p.snapshot.evses}
+    phases = tuple(
+        evses[s.evse].phase_map[: (learned(s, evses[s.evse]).phases or evses[s.evse].phases)]
+        for s in p.snapshot.sessions
+    )
     prices = np.asarray(p.snapshot.prices) if p.snapshot.prices is not None else np.zeros(p.slots)
     need = p.need_kwh
     rel_short = np.where(need > 0, unmet_wh / np.maximum(need * 1000.0, 1e-9), 0.0)

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ems.domain.units import ALL_PHASES
+from ems.optimizer.draw import learned
 from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
 
 MIN_NEED_KWH = 1e-6
@@ -148,9 +149,10 @@ def compile_problem(snapshot: Snapshot) -> Problem:
         first[i] = max(0, math.ceil((s.arrival - snap.start).total_seconds() / snap.slot_s))
         end[i] = min(snap.slots, math.floor((s.departure - snap.start).total_seconds() / snap.slot_s))
         need[i] = max(s.energy_wh - s.delivered_wh, 0.0) / 1000.0
-        phases = s.phases or e.phases
+        took = learned(s, e)
+        phases = took.phases or e.phases
         volts_phases = e.voltage_v * phases
-        own = e.max_a * volts_phases / 1000.0
+        own = (e.max_a if took.max_a is None else took.max_a) * volts_phases / 1000.0
         max_kw[i] = own if s.max_w is None else min(own, s.max_w / 1000.0)
         min_kw[i] = min(e.min_a * volts_phases / 1000.0, max_kw[i])
         for q in e.phase_map[:phases]:
