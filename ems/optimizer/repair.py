@@ -105,7 +105,20 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
             if paused:
                 _redistribute(col, cap, floor, head_w, head_a, paths, order)
         delivered += col * p.slot_h
+    if until is not None and until < p.slots:
+        _clip_tail(p, out[:, until:], delivered)
     return out
+
+
+def _clip_tail(p: Problem, tail: Floats, delivered: Floats) -> None:
+    """Cut the coarse tail (in place) to what each session still needs after the exact slots
+    (raising a slot to the minimum there may have moved some of it forward), then cut
+    power left below a minimum (except where the request completes)."""
+    before = np.cumsum(tail, axis=1) * p.slot_h - tail * p.slot_h
+    room = np.maximum(p.need_kwh - delivered, 0.0)[:, None] - before
+    np.minimum(tail, np.maximum(room, 0.0) / p.slot_h, out=tail)
+    completes = (tail > EPS_KW) & (room <= tail * p.slot_h + 1e-9)
+    tail[(tail > EPS_KW) & (tail < p.min_kw[:, None] - EPS_KW) & ~completes] = 0.0
 
 
 def frac_order_donors(col: Floats, floor: Floats, rank: np.ndarray, i: int) -> np.ndarray:
