@@ -17,8 +17,9 @@ snapshot carries, per session, the last reading (``observed_a``: highest per-pha
 
 Stateless by design: the controller feeds the latest reading and the limit in force then,
 so a bound lowered by mistake (a reading taken mid-ramp) is raised as soon as the car
-draws at it. A reading with no current at all (a paused or full car) teaches nothing about
-phases and lowers the bound to the EVSE minimum only.
+draws at it. A reading with no current at all (``observed_phases == 0``: a car not started
+yet, paused, or full) teaches nothing: held at a low bound, a car that has not started yet
+could not show that it takes more until the next re-plan.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Learned:
 def learned(s: SessionDemand, e: EvseLimits) -> Learned:
     """The rules above for session ``s`` on EVSE ``e``."""
     phases = s.phases
-    if s.observed_a is None or s.allotted_a is None:
+    if s.observed_a is None or s.allotted_a is None or s.observed_phases == 0:
         return Learned(None, phases)
     if s.observed_a >= s.allotted_a - DRAW_MARGIN_A:
         return Learned(None, phases)

@@ -54,11 +54,14 @@ def test_a_one_phase_car_on_a_three_phase_evse_is_planned_on_one_phase() -> None
     assert np.isclose(p.max_kw[0], (16.0 + DRAW_HEADROOM_A) * 230.0 / 1000)
 
 
-def test_a_paused_car_keeps_at_least_the_evse_minimum() -> None:
+def test_a_car_drawing_nothing_teaches_nothing() -> None:
     s = _session("a", "e0", observed_a=0.0, observed_phases=0, allotted_a=32.0)
-    took = learned(s, EVSE)
-    assert took.max_a == EVSE.min_a
-    assert took.phases is None
+    assert learned(s, EVSE).max_a is None
+
+
+def test_a_learned_bound_never_drops_below_the_evse_minimum() -> None:
+    s = _session("a", "e0", observed_a=2.0, observed_phases=3, allotted_a=32.0)
+    assert learned(s, EVSE).max_a == EVSE.min_a
 
 
 def test_capacity_a_slow_car_leaves_goes_to_the_car_that_waits() -> None:
