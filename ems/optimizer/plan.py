@@ -115,7 +115,9 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
     stats.update({"iterations": sol.iterations, "method": sol.method, "model_status": sol.model_status})
     if sol.values is not None and sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
         x = _to_grid(lp_p, m, sol.values)
-        x = scale_into_limits(p, expand(p, lp_p, symmetrize(lp_p, x) if opts.symmetric else x))
+        if opts.symmetric:
+            x = symmetrize(lp_p, x, rotate=lp_p.coarse is None)
+        x = scale_into_limits(p, expand(p, lp_p, x))
         if opts.min_current:
             rounds = opts.min_current_rounds if lp_p is p else 0
             x, sol = _min_current(p, m, x, sol, rounds, exact_slots(lp_p))
