@@ -20,29 +20,32 @@ from ems.optimizer.problem import Floats, Ints, Problem
 
 def identical_groups(p: Problem) -> list[Ints]:
     """Groups (two or more sessions each) that the LP cannot tell apart."""
-    if p.n < 2:
-        return []
-    _, path_id = np.unique(p.incidence.T.toarray() > 0, axis=0, return_inverse=True)
-    key = np.column_stack(
-        (
-            path_id.reshape(-1).astype(np.float64),
-            np.round(p.amps_per_kw, 9),
-            p.first.astype(np.float64),
-            p.end.astype(np.float64),
-            np.round(p.need_kwh, 9),
-            np.round(p.max_kw, 9),
-            np.round(p.min_kw, 9),
-            np.round(p.bonus, 12),
-        )
-    )
     live = np.flatnonzero(p.need_kwh > 0)
     if live.size < 2:
         return []
-    _, group, counts = np.unique(key[live], axis=0, return_inverse=True, return_counts=True)
-    group = group.reshape(-1)
-    order = np.argsort(group, kind="stable")
-    bounds = np.cumsum(counts)[:-1]
-    return [live[g] for g in np.split(order, bounds) if g.size > 1]
+    # The nodes above a session, as one number (a fixed random projection of its column of
+    # the incidence matrix: equal paths give equal numbers, different ones differ).
+    weights = np.random.default_rng(12345).uniform(1.0, 2.0, p.incidence.shape[0])
+    path = p.incidence.T @ weights
+    key = np.column_stack(
+        (
+            path,
+            p.amps_per_kw,
+            p.first.astype(np.float64),
+            p.end.astype(np.float64),
+            p.need_kwh,
+            p.max_kw,
+            p.min_kw,
+            p.bonus,
+        )
+    )[live]
+    key = np.round(key, 9)
+    order = np.lexsort(key.T[::-1])
+    ordered = key[order]
+    new = np.concatenate(([True], (ordered[1:] != ordered[:-1]).any(axis=1)))
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.concatenate((starts, [order.size])))
+    return [live[order[a : a + n]] for a, n in zip(starts.tolist(), sizes.tolist(), strict=True) if n > 1]
 
 
 def symmetrize(p: Problem, x: Floats, groups: list[Ints] | None = None, *, rotate: bool = False) -> Floats:
