@@ -20,8 +20,8 @@ ALWAYS = Horizon(min_columns=0)
 def test_blocks_cover_the_horizon_exact_first_then_doubling() -> None:
     start, length = blocks(96, Horizon())
     assert length.sum() == 96
-    assert (length[:8] == 1).all()
-    assert list(length[8:16]) == [2, 2, 2, 2, 4, 4, 4, 4]
+    assert (length[:4] == 1).all() and length[4] == 2
+    assert list(length[4:10]) == [2, 2, 4, 4, 8, 8]
     assert length.max() == 16
     assert (start == np.concatenate(([0], np.cumsum(length)[:-1]))).all()
     s, lengths = blocks(5, Horizon())
