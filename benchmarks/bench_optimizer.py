@@ -6,7 +6,10 @@
 Group by size to read the ratio end-to-end / bare HiGHS within one run (the machine is
 shared, so absolute numbers drift; ratios measured side by side hold). Sizes above
 1,000 sessions take seconds per round and run one round each. For a one-screen table with
-the ratios computed, run ``PYTHONPATH=. python benchmarks/optimizer_report.py``.
+the ratios computed, run ``PYTHONPATH=. python benchmarks/optimizer_report.py``. Fleet sizes
+(``test_replan``: a cold ``RollingPlanner`` re-plan over the non-uniform horizon) are
+reported as ratios to bare HiGHS on the full uniform LP by ``benchmarks/fleet_report.py``,
+and online over replayed days by ``benchmarks/horizon_report.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 from benchmarks.workplace import workplace_day
 from ems.optimizer import lp
 from ems.optimizer.matrices import LpMatrices, build
+from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import optimize
 from ems.optimizer.problem import compile_problem
 from ems.optimizer.snapshot import Snapshot
@@ -58,3 +62,12 @@ def test_bare_highs(benchmark, matrices, size) -> None:  # type: ignore[no-untyp
         return (lp.make_highs(m, method=method),), {}
 
     benchmark.pedantic(lambda h: h.run(), setup=setup, rounds=_rounds(*size), iterations=1)
+
+
+FLEET = [(1000, 96), (2000, 288), (5000, 96)]
+
+
+@pytest.mark.parametrize("size", FLEET, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_replan(benchmark, size) -> None:  # type: ignore[no-untyped-def]
+    snap = workplace_day(*size)
+    benchmark.pedantic(lambda: RollingPlanner().plan(snap), rounds=3, iterations=1)

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller import capabilities, fixed_loads, views
+from ems.controller import capabilities, fixed_loads, observed, views
 from ems.controller.budget import EvsePlace
 from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
@@ -317,14 +317,17 @@ class Controller:
         planning = self.settings.planning
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
-        full = build_snapshot(site, self.state, now, planning, timelines)
+        seen = observed.draws(site.id, self.state, self.dispatcher.beliefs)
+        full = build_snapshot(site, self.state, now, planning, timelines, draws=seen)
         if self._capacity_changed:
             self._capacity_changed = False
             await self._fast_cut(site, full, online, places, now)
         fixed, exclude = fixed_loads.around_plan(
             site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
         )
-        usable = usable_snapshot(lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex), exclude)
+        usable = usable_snapshot(
+            lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex, draws=seen), exclude
+        )
         left_out = tuple(f"{sid}: {why}" for sid, why in sorted(usable.left_out.items()))
         for line in left_out:
             log.warning("controller: site %s: session %s; left out of the plan, the rest is planned", site_id, line)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ems.controller.budget import SITE, EvsePlace, Limits, NodeLimits
+from ems.controller.observed import Draw
 from ems.controller.state import LiveSession, LiveState
 from ems.domain.capacity import CapacityInterval
 from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
@@ -88,10 +89,13 @@ def build_snapshot(
     settings: PlanningSettings,
     capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
     exclude: frozenset[str] = frozenset(),
+    draws: Mapping[str, Draw] | None = None,
 ) -> Snapshot:
     """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline.
 
-    Sessions in ``exclude`` are left out (the controller plans around them as fixed loads)."""
+    Sessions in ``exclude`` are left out (the controller plans around them as fixed loads).
+    ``draws`` (``observed.draws``): what each car was seen to take; sessions not in it are
+    planned at their EVSE's maximum."""
     capacity = capacity or {}
     start, slots, slot_s = now, settings.horizon_slots, settings.slot_s
     site_iv = capacity.get(None, ())
@@ -118,7 +122,7 @@ def build_snapshot(
         spec = state.evse_spec(s.station_id, s.evse_id)
         key = evse_key(s.station_id, s.evse_id)
         evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
-        demands.append(_demand(s, key, now, settings))
+        demands.append(_with_draw(_demand(s, key, now, settings), (draws or {}).get(s.session_id)))
     return Snapshot(
         start=start,
         slot_s=slot_s,
@@ -140,6 +144,12 @@ def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
         min_a=spec.min_current_a,
         max_a=spec.max_current_a,
     )
+
+
+def _with_draw(d: SessionDemand, draw: Draw | None) -> SessionDemand:
+    if draw is None:
+        return d
+    return replace(d, observed_a=draw.observed_a, observed_phases=draw.observed_phases, allotted_a=draw.allotted_a)
 
 
 def _demand(s: LiveSession, evse: str, now: datetime, settings: PlanningSettings) -> SessionDemand:

@@ -51,15 +51,18 @@ def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...
     names: list[str] = ["own_max"]
     blocks: list[Floats] = [(active & at_max & short[:, None]).sum(axis=1, dtype=np.float64)[:, None]]
     explained = (p.incidence.T @ tight_w.astype(np.float64)) > 0  # (n, T): some full W limit on the path
-    blocks.append((below @ tight_w.T.astype(np.float64)) * on_path)  # (n, K)
+    # Only short sessions and nodes full somewhere can count: the products below are taken
+    # over those rows and columns alone ((n, T) @ (T, K) at 2,000 x 288 was 0.2 s).
+    rows = np.flatnonzero(short)
+    blocks.append(_counts(below, rows, tight_w, on_path))  # (n, K)
     names += [_node_reason(node) for node in p.node_ids]
     for q in range(3):
         if not tight_a[:, q].any():
             continue
         loads = p.amps_per_kw[:, q] > 0
-        a_full = tight_a[:, q].astype(np.float64)
-        explained |= loads[:, None] & ((p.incidence.T @ a_full) > 0)
-        blocks.append(((below * loads[:, None]) @ a_full.T) * on_path)
+        a_full = tight_a[:, q]
+        explained |= loads[:, None] & ((p.incidence.T @ a_full.astype(np.float64)) > 0)
+        blocks.append(_counts(below * loads[:, None], rows, a_full, on_path))
         names += [f"phase:{node}:{ALL_PHASES[q]}" for node in p.node_ids]
     unexplained = (below > 0) & ~explained
     idle = x <= TIGHT_ABS_KW
@@ -81,6 +84,18 @@ def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...
             ranked = hit[np.argsort(-row[hit], kind="stable")]
             out.append(tuple(names[j] for j in ranked))
     return tuple(out)
+
+
+def _counts(
+    below: Floats, rows: npt.NDArray[np.int64], full: npt.NDArray[np.bool_], on_path: npt.NDArray[np.bool_]
+) -> Floats:
+    """(n, K): per session and node, slots the session got less than its max while the node was full."""
+    out = np.zeros(on_path.shape)
+    nodes = np.flatnonzero(full.any(axis=1))
+    if rows.size and nodes.size:
+        part = below[rows] @ full[nodes].T.astype(np.float64)
+        out[np.ix_(rows, nodes)] = part * on_path[np.ix_(rows, nodes)]
+    return out
 
 
 def soft_violations(p: Problem, x: Floats) -> list[Violation]:

@@ -170,6 +170,9 @@ def snapshot_from_json(data: object) -> Snapshot:
                 max_w=r.opt_number(s, "max_w", where),
                 phases=None if s.get("phases") is None else r.integer(s, "phases", where),
                 priority=r.integer(s, "priority", where, 0),
+                observed_a=r.opt_number(s, "observed_a", where),
+                observed_phases=None if s.get("observed_phases") is None else r.integer(s, "observed_phases", where),
+                allotted_a=r.opt_number(s, "allotted_a", where),
             )
         )
     prices = top.get("prices")
@@ -234,6 +237,11 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
                 "max_w": d.max_w,
                 "phases": d.phases,
                 "priority": d.priority,
+                **(
+                    {"observed_a": d.observed_a, "observed_phases": d.observed_phases, "allotted_a": d.allotted_a}
+                    if d.observed_a is not None
+                    else {}
+                ),
             }
             for d in s.sessions
         ],

@@ -6,6 +6,7 @@ Variables (all continuous, in this column order):
   ``0 <= x[j] <= min(max_kw[i], need_kwh[i] / slot_h)``;
 - ``u[i]`` per session: shortfall in kWh, ``0 <= u[i] <= need_kwh[i]``;
 - ``z``: the largest relative shortfall, ``0 <= z <= 1``;
+- ``peak[i]`` (only when spreading) per session: its largest power in the first slots;
 - ``d[j]`` (only when smoothing) per consecutive pair of a session's slots: ``|x[j+1] - x[j]|``.
 
 Rows: ``row_lo <= A @ v <= row_hi``. Built vectorised: no Python loop runs over
@@ -49,6 +50,19 @@ class Weights:
     spreads shortfall over everyone (measured: 1e-4 cut fully served sessions from 311 to 50)."""
     smoothness: float = 0.0
     """Penalize slot-to-slot changes of one session's power (adds a variable per pair; off by default)."""
+    spread: float = 0.0
+    """Per kWh of each session's peak power over the first ``spread_slots`` slots: among plans
+    delivering the same energy, share a full limit between sessions rather than alternate
+    0 A and max between them. It never trades energy for spreading inside the LP (lowering
+    a peak by ``e`` kW removes at least ``e * slot_h`` kWh, worth more than the
+    ``spread * e * slot_h`` it saves), but spread plans have more sessions between 0 and
+    their minimum current, and the repair then pauses some: measured, 5e-7 cost 0.3 % on a
+    test scenario and 1 of 134 fully served sessions on a replayed day, and covering every
+    slot made HiGHS 10-45x slower (docs/optimizer.md). Off by default: identical sessions
+    are made symmetric exactly instead (fairness.py)."""
+    spread_slots: int = 8
+    """Slots from now the spreading term covers: the ones executed before the next re-plan
+    (the exact slots of a non-uniform horizon); a row per session and slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,10 @@ class LpMatrices:
     lazy: npt.NDArray[np.bool_]
     """Per row: a circuit's power row or any phase row. On workplace days under 1 % of them
     bind (1,000 x 96: 43 of 19,296), so lp.solve starts without them."""
+    peak_col: int = -1
+    """First of the per-session peak columns of the spreading term (-1: none)."""
+    d_col: int = -1
+    """First of the smoothness columns (-1: none)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -149,12 +167,12 @@ def node_phase_rows(p: Problem, var_slot: Ints, offsets: Ints) -> Block:
     return Block("node_phase", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy)
 
 
-def request_rows(p: Problem, var_sess: Ints, u_col: int) -> Block:
-    """Per session ``i``: ``slot_h * sum_t x[i,t] + u[i] = need_kwh[i]`` (``u``: shortfall)."""
+def request_rows(p: Problem, var_sess: Ints, var_slot: Ints, u_col: int) -> Block:
+    """Per session ``i``: ``sum_t dur_h[t] x[i,t] + u[i] = need_kwh[i]`` (``u``: shortfall)."""
     n = p.n
     rows = np.concatenate((var_sess, np.arange(n, dtype=np.int64)))
     cols = np.concatenate((np.arange(var_sess.size, dtype=np.int64), u_col + np.arange(n, dtype=np.int64)))
-    vals = np.concatenate((np.full(var_sess.size, p.slot_h), np.ones(n)))
+    vals = np.concatenate((p.dur_h[var_slot], np.ones(n)))
     return Block("request", rows, cols, vals, p.need_kwh.copy(), p.need_kwh.copy())
 
 
@@ -166,6 +184,17 @@ def fairness_rows(p: Problem, u_col: int, z_col: int) -> Block:
     cols = np.concatenate((u_col + sess, np.full(m, z_col))).astype(np.int64)
     vals = np.concatenate((1.0 / p.need_kwh[sess], -np.ones(m)))
     return Block("fairness", rows, cols, vals, np.full(m, -INF), np.zeros(m))
+
+
+def spread_rows(p: Problem, var_sess: Ints, var_slot: Ints, peak_col: int, slots: int) -> Block:
+    """Per ``x[i,t]`` with ``t < slots`` (an exact slot): ``x[i,t] - peak[i] <= 0``."""
+    j = np.flatnonzero(var_slot < slots).astype(np.int64)
+    m = j.size
+    r = np.arange(m, dtype=np.int64)
+    rows = np.concatenate((r, r))
+    cols = np.concatenate((j, peak_col + var_sess[j]))
+    vals = np.concatenate((np.ones(m), -np.ones(m)))
+    return Block("spread", rows, cols, vals, np.full(m, -INF), np.zeros(m))
 
 
 def smoothness_rows(var_sess: Ints, d_col: int) -> Block:
@@ -183,13 +212,13 @@ def smoothness_rows(var_sess: Ints, d_col: int) -> Block:
 
 def objective(p: Problem, w: Weights, var_sess: Ints, var_slot: Ints, n_cols: int) -> Floats:
     """Cost vector (minimized): the negative of the weighted energy described in :class:`Weights`."""
-    T = max(p.slots, 1)
     cost = np.zeros(n_cols)
-    gain = 1.0 + w.departure * p.bonus[var_sess] + w.early * (1.0 - var_slot / T) - w.price * p.price_rel[var_slot]
-    cost[: var_sess.size] = -p.slot_h * gain
+    position = p.slot_position(var_slot)
+    gain = 1.0 + w.departure * p.bonus[var_sess] + w.early * (1.0 - position) - w.price * p.price_rel[var_slot]
+    cost[: var_sess.size] = -p.dur_h[var_slot] * gain
     # z is relative; scale it by an upper bound of the energy any schedule delivers so the
     # weight keeps its meaning (a share of delivered energy) whatever the site size.
-    site_cap = float(np.minimum(p.node_cap_kw[0], 1e12).sum() * p.slot_h)
+    site_cap = float((np.minimum(p.node_cap_kw[0], 1e12) * p.dur_h).sum())
     cost[var_sess.size + p.n] = w.fairness * min(float(p.need_kwh.sum()), site_cap)
     return cost
 
@@ -202,29 +231,55 @@ def build(p: Problem, w: Weights | None = None) -> LpMatrices:
     u_col = n_x
     z_col = n_x + p.n
     n_cols = z_col + 1
+    x_hi = np.minimum(p.max_kw[var_sess] * p.window_share(var_sess, var_slot), p.need_kwh[var_sess] / p.dur_h[var_slot])
     blocks = [
-        request_rows(p, var_sess, u_col),
-        node_power_rows(p, var_slot, offsets),
-        node_phase_rows(p, var_slot, offsets),
+        request_rows(p, var_sess, var_slot, u_col),
+        drop_slack(node_power_rows(p, var_slot, offsets), x_hi),
+        drop_slack(node_phase_rows(p, var_slot, offsets), x_hi),
         fairness_rows(p, u_col, z_col),
     ]
-    smooth = w.smoothness > 0
-    if smooth:
-        pairs = int(np.count_nonzero(var_sess[1:] == var_sess[:-1])) if n_x else 0
-        blocks.append(smoothness_rows(var_sess, n_cols))
-        n_cols += pairs
+    peak_col = d_col = -1
+    if w.spread > 0 and n_x:
+        peak_col = n_cols
+        blocks.append(spread_rows(p, var_sess, var_slot, peak_col, w.spread_slots))
+        n_cols += p.n
+    if w.smoothness > 0:
+        d_col = n_cols
+        blocks.append(smoothness_rows(var_sess, d_col))
+        n_cols += int(np.count_nonzero(var_sess[1:] == var_sess[:-1])) if n_x else 0
     rows, cols, vals, lo, hi, families = _stack(blocks)
     lazy = np.concatenate([b.lazy if b.lazy is not None else np.zeros(b.lo.size, dtype=bool) for b in blocks])
     A = sp.csc_array((vals, (rows, cols)), shape=(lo.size, n_cols))
     col_lo = np.zeros(n_cols)
     col_hi = np.full(n_cols, INF)
-    col_hi[:n_x] = np.minimum(p.max_kw[var_sess], p.need_kwh[var_sess] / p.slot_h)
+    col_hi[:n_x] = x_hi
     col_hi[u_col:z_col] = p.need_kwh
     col_hi[z_col] = 1.0
     cost = objective(p, w, var_sess, var_slot, n_cols)
-    if smooth:
-        cost[z_col + 1 :] = w.smoothness * p.slot_h
-    return LpMatrices(A, cost, col_lo, col_hi, lo, hi, var_sess, var_slot, n_x, u_col, z_col, families, lazy)
+    if peak_col >= 0:
+        cost[peak_col : peak_col + p.n] = w.spread * p.slot_h
+    if d_col >= 0:
+        cost[d_col:] = w.smoothness * p.slot_h
+    return LpMatrices(
+        A, cost, col_lo, col_hi, lo, hi, var_sess, var_slot, n_x, u_col, z_col, families, lazy, peak_col, d_col
+    )
+
+
+def drop_slack(b: Block, x_hi: Floats) -> Block:
+    """``b`` without the rows that cannot bind: ``<=`` rows whose largest possible activity
+    (every column at its upper bound) is within the limit. Exact: the LP is unchanged.
+
+    On workplace days most circuit rows go (a feeder at 60 % of its chargers' sum binds only
+    when enough of its sessions are present at once), and so do slots nobody is plugged in.
+    """
+    if b.rows.size == 0 and b.hi.size == 0:
+        return b
+    most = np.bincount(b.rows, weights=np.abs(b.vals) * x_hi[b.cols], minlength=b.hi.size)
+    keep = most > b.hi * (1.0 + 1e-9) + 1e-12
+    new_row = np.cumsum(keep) - 1
+    entries = keep[b.rows]
+    lazy = None if b.lazy is None else b.lazy[keep]
+    return Block(b.name, new_row[b.rows[entries]], b.cols[entries], b.vals[entries], b.lo[keep], b.hi[keep], lazy)
 
 
 def _cat(rows: list[Ints], cols: list[Ints], vals: list[Floats]) -> tuple[Ints, Ints, Floats]:

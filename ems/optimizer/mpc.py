@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from ems.optimizer import baselines, lp
-from ems.optimizer.matrices import LpMatrices, build
-from ems.optimizer.plan import Options, Solved, finish, solve_lp, start_values
+from ems.optimizer import baselines
+from ems.optimizer.horizon import DEFAULT_HORIZON, Horizon
+from ems.optimizer.plan import Options, Solved, finish, solve_lp
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus
 from ems.optimizer.snapshot import CircuitLimits, SiteLimits, Snapshot
@@ -72,7 +72,11 @@ class RollingPlanner:
     """Plans successive snapshots, warm-starting each LP from the previous plan."""
 
     options: Options = field(default_factory=Options)
-    _last: dict[tuple[str, int], float] = field(default_factory=dict)
+    horizon: Horizon | None = field(default_factory=Horizon)
+    """Used when ``options.horizon`` is ``None``: re-plans are planned over a non-uniform
+    horizon by default (``None`` here too: the full uniform LP every time)."""
+    _last: dict[str, tuple[int, Floats]] = field(default_factory=dict)
+    """Per session: the last plan's first absolute slot number and its power (kW)."""
 
     def plan(self, snapshot: Snapshot) -> Schedule:
         started = time.perf_counter()
@@ -81,30 +85,32 @@ class RollingPlanner:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
             return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
-        built = time.perf_counter()
-        m = build(p, self.options.weights)
-        build_s = time.perf_counter() - built
-        solved = solve_lp(p, self.options, warm=self._warm(p, m), matrices=m)
-        solved.stats["build_s"] = build_s
-        if solved.matrices is not None and solved.solution is not None and solved.solution.values is not None:
-            self._remember(p, solved.matrices, solved.solution.values)
+        opts = self.options if self.options.horizon is not None else replace(self.options, horizon=self.horizon)
+        solved = solve_lp(p, opts, warm_kw=self._warm(p))
+        if solved.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
+            self._remember(p, solved.x_kw)
         return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
 
-    def _keys(self, p: Problem, m: LpMatrices) -> list[tuple[str, int]]:
+    def _remember(self, p: Problem, x_kw: Floats) -> None:
         base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
-        ids = [s.id for s in p.snapshot.sessions]
-        return [(ids[i], base + t) for i, t in zip(m.var_sess.tolist(), m.var_slot.tolist(), strict=True)]
+        self._last = {s.id: (base, x_kw[i].copy()) for i, s in enumerate(p.snapshot.sessions)}
 
-    def _remember(self, p: Problem, m: LpMatrices, values: Floats) -> None:
-        self._last = dict(zip(self._keys(p, m), values[: m.n_x].tolist(), strict=True))
-
-    def _warm(self, p: Problem, m: LpMatrices) -> lp.WarmStart | None:
+    def _warm(self, p: Problem) -> Floats | None:
+        """The last plan on this snapshot's slots (kW), or ``None`` before the first plan."""
         if not self._last:
             return None
+        base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
         grid = np.zeros((p.n, p.slots))
-        grid[m.var_sess, m.var_slot] = [self._last.get(k, 0.0) for k in self._keys(p, m)]
-        values = start_values(p, m, grid)
-        return lp.WarmStart(values)
+        for i, s in enumerate(p.snapshot.sessions):
+            last = self._last.get(s.id)
+            if last is None:
+                continue
+            shift = base - last[0]
+            if shift < 0:
+                continue
+            old = last[1][shift : shift + p.slots]
+            grid[i, : old.size] = old
+        return grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,18 +122,24 @@ class Replay:
     plan_s: tuple[float, ...]
     """Wall time of each re-plan (s)."""
     sessions_planned: tuple[int, ...]
+    statuses: tuple[str, ...] = ()
+    """Status of each re-plan (OPTIMAL for its model, or FEASIBLE/FALLBACK/...)."""
 
 
-def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1) -> Replay:
-    """Re-plan every ``step_slots`` slots with only the sessions arrived so far."""
+def replay(
+    day: Snapshot, options: Options | None = None, *, step_slots: int = 1, horizon: Horizon | None = DEFAULT_HORIZON
+) -> Replay:
+    """Re-plan every ``step_slots`` slots with only the sessions arrived so far
+    (``horizon``: see :class:`RollingPlanner`; ``None``: the full uniform LP)."""
     opts = options or Options()
-    planner = RollingPlanner(opts)
+    planner = RollingPlanner(opts, horizon)
     p_day = compile_problem(day.validate())
     index = {s.id: i for i, s in enumerate(day.sessions)}
     executed = np.zeros((p_day.n, day.slots))
     delivered = {s.id: s.delivered_wh for s in day.sessions}
     times: list[float] = []
     counts: list[int] = []
+    statuses: list[str] = []
     plan: Schedule | None = None
     for t in range(day.slots):
         now = day.slot_start(t)
@@ -137,6 +149,7 @@ def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1
             plan = planner.plan(sub)
             times.append(time.perf_counter() - started)
             counts.append(len(sub.sessions))
+            statuses.append(str(plan.status))
             plan_start = t
         offset = t - plan_start
         for k, sid in enumerate(plan.session_ids):
@@ -144,4 +157,5 @@ def replay(day: Snapshot, options: Options | None = None, *, step_slots: int = 1
             executed[index[sid], t] = kw
             delivered[sid] += kw * 1000.0 * p_day.slot_h
     solved = Solved(executed, SolveStatus.FEASIBLE, f"mpc/{opts.algorithm.value}", float(sum(times)), {})
-    return Replay(finish(p_day, opts.algorithm, solved, float(sum(times))), tuple(times), tuple(counts))
+    day_schedule = finish(p_day, opts.algorithm, solved, float(sum(times)))
+    return Replay(day_schedule, tuple(times), tuple(counts), tuple(statuses))

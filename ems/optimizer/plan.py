@@ -14,7 +14,10 @@ import numpy as np
 
 from ems.errors import NotAvailable
 from ems.optimizer import baselines, explain, lp
+from ems.optimizer.draw import learned
+from ems.optimizer.fairness import symmetrize
 from ems.optimizer.feasibility import check
+from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
 from ems.optimizer.matrices import LpMatrices, Weights, build
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, session_paths, top_up
@@ -37,6 +40,13 @@ class Options:
     weights: Weights = field(default_factory=Weights)
     min_current: bool = True
     """Apply the minimum-current repair (repair.py)."""
+    horizon: Horizon | None = None
+    """Plan over a non-uniform horizon (horizon.py) from ``Horizon.min_columns`` columns;
+    ``None``: the uniform LP (the full model). One-shot plans default to the full model;
+    :class:`ems.optimizer.mpc.RollingPlanner` (re-plans, whose tail the next re-plan
+    replaces) defaults to ``Horizon()``."""
+    symmetric: bool = True
+    """Give identical sessions identical plans (fairness.py): exact, no energy cost."""
     min_current_rounds: int = 0
     """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
     rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
@@ -70,24 +80,30 @@ def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
     return finish(p, opts.algorithm, solved, time.perf_counter() - started)
 
 
-def solve_lp(p: Problem, opts: Options, warm: lp.WarmStart | None = None, matrices: LpMatrices | None = None) -> Solved:
-    """Build (unless given) and solve the LP; fall back to EDF when it gives nothing usable."""
+def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved:
+    """Build and solve the LP (over ``opts.horizon`` when set); fall back to EDF when it gives
+    nothing usable. ``warm_kw`` (kW, sessions x snapshot slots): a plan to start HiGHS from."""
     t0 = time.perf_counter()
-    m = matrices if matrices is not None else build(p, opts.weights)
+    lp_p = coarsen(p, opts.horizon) if opts.horizon is not None and opts.solver == "highs" else p
+    m = build(lp_p, opts.weights)
     build_s = time.perf_counter() - t0
     stats: dict[str, float | int | str] = {
         "build_s": build_s,
         "variables": m.shape[1],
         "rows": m.shape[0],
         "nonzeros": int(m.A.nnz),
+        "lp_slots": lp_p.slots,
     }
     fallback: Floats | None = None
     if opts.solver == "highs":
-        if warm is None and m.shape[1] >= HEURISTIC_START_COLS and lp.choose_method(m, opts.method) == "simplex":
+        warm: lp.WarmStart | None = None
+        if warm_kw is not None:
+            warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, warm_kw)))
+        elif m.shape[1] >= HEURISTIC_START_COLS and lp.choose_method(m, opts.method) == "simplex":
             # Large cold solves start from the EDF plan: it costs 0.7 s at 3,000 x 96 and
             # saves HiGHS 40 % of its iterations (3.4 s -> 1.6 s), and it is the fallback anyway.
             fallback = baselines.plan(p, FALLBACK_ALGORITHM)
-            warm = lp.WarmStart(start_values(p, m, fallback))
+            warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, fallback)))
             stats["start"] = FALLBACK_ALGORITHM.value
         sol = lp.solve(m, time_limit_s=opts.time_limit_s, method=opts.method, warm=warm)
     elif opts.solver.startswith("pulp-"):
@@ -98,9 +114,15 @@ def solve_lp(p: Problem, opts: Options, warm: lp.WarmStart | None = None, matric
         raise NotAvailable(f"unknown solver {opts.solver!r} (use highs or pulp-<solver>)")
     stats.update({"iterations": sol.iterations, "method": sol.method, "model_status": sol.model_status})
     if sol.values is not None and sol.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
-        x = _to_grid(p, m, sol.values)
+        x = _to_grid(lp_p, m, sol.values)
+        if opts.symmetric:
+            x = symmetrize(lp_p, x, rotate=lp_p.coarse is None)
+        x = scale_into_limits(p, expand(p, lp_p, x))
         if opts.min_current:
-            x, sol = _min_current(p, m, x, sol, opts.min_current_rounds)
+            rounds = opts.min_current_rounds if lp_p is p else 0
+            x, sol = _min_current(p, m, x, sol, rounds, exact_slots(lp_p))
+            # The repair and the top-up go in rank order, ties by position: make equals equal again.
+            x = symmetrize(p, x) if opts.symmetric else x
             stats["iterations"] = sol.iterations
         return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
     stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
@@ -116,25 +138,51 @@ def start_values(p: Problem, m: LpMatrices, x: Floats) -> Floats:
     shortfall ``z`` are recomputed: HiGHS starts from a consistent point (an inconsistent
     one once cost 15x the iterations of a cold solve, docs/benchmarks/optimizer.md).
     """
-    xs = scale_into_limits(p, x)[m.var_sess, m.var_slot]
+    xs = np.minimum(scale_into_limits(p, x)[m.var_sess, m.var_slot], m.col_hi[: m.n_x])
     values = np.zeros(m.shape[1])
     values[: m.n_x] = xs
-    energy = np.bincount(m.var_sess, weights=xs * p.slot_h, minlength=p.n)
+    energy = np.bincount(m.var_sess, weights=xs * p.dur_h[m.var_slot], minlength=p.n)
     short = np.maximum(p.need_kwh - energy, 0.0)
     values[m.u_col : m.z_col] = short
     live = p.need_kwh > 0
     values[m.z_col] = float((short[live] / p.need_kwh[live]).max()) if live.any() else 0.0
+    if m.peak_col >= 0:
+        values[m.peak_col : m.peak_col + p.n] = _peaks(m, xs, p.n)  # peak[i] >= every x[i, t] it covers
+    if m.d_col >= 0:
+        pair = np.flatnonzero(m.var_sess[1:] == m.var_sess[:-1])
+        values[m.d_col : m.d_col + pair.size] = np.abs(xs[pair + 1] - xs[pair])
     return values
+
+
+def _peaks(m: LpMatrices, xs: Floats, n: int) -> Floats:
+    """Per session: the largest value among its columns (0 without any)."""
+    out = np.zeros(n)
+    np.maximum.at(out, m.var_sess, xs)
+    return out
 
 
 def _to_grid(p: Problem, m: LpMatrices, values: Floats) -> Floats:
     x = np.zeros((p.n, p.slots))
     x[m.var_sess, m.var_slot] = values[: m.n_x]
-    return scale_into_limits(p, x)
+    return x
 
 
-def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int) -> tuple[Floats, lp.LpSolution]:
-    """Repair, then let the LP re-plan around the sessions the repair paused (repair.py)."""
+def exact_slots(p: Problem) -> int | None:
+    """Slots before the first coarse block (``None``: every slot is exact)."""
+    if p.coarse is None:
+        return None
+    coarse = np.flatnonzero(p.coarse.length > 1)
+    return int(p.coarse.start[coarse[0]]) if coarse.size else None
+
+
+def _min_current(
+    p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, rounds: int, until: int | None = None
+) -> tuple[Floats, lp.LpSolution]:
+    """Repair, then let the LP re-plan around the sessions the repair paused (repair.py).
+
+    Over a non-uniform horizon the full repair and the top-up run on the exact slots
+    (``until``); later slots are a forecast and are only cut below the minimum current.
+    """
     paths = session_paths(p)
     for _ in range(rounds):
         repaired = enforce_min_current(p, x, paths)
@@ -147,8 +195,8 @@ def _min_current(p: Problem, m: LpMatrices, x: Floats, sol: lp.LpSolution, round
         if again.status is not SolveStatus.OPTIMAL or again.values is None:
             return top_up(p, repaired, paths), sol
         sol = again
-        x = _to_grid(p, m, again.values)
-    return top_up(p, enforce_min_current(p, x, paths), paths), sol
+        x = scale_into_limits(p, _to_grid(p, m, again.values))
+    return top_up(p, enforce_min_current(p, x, paths, until), paths, until), sol
 
 
 def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> Schedule:
@@ -162,8 +210,11 @@ def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> 
     if hard:
         status = SolveStatus.INFEASIBLE
     volts_phases = np.where(p.amps_per_kw.max(axis=1) > 0, 1000.0 / np.maximum(p.amps_per_kw.max(axis=1), 1e-12), 1.0)
-    evse_phases = {e.id: e.phase_map for e in p.snapshot.evses}
-    phases = tuple(evse_phases[s.evse][: (s.phases or len(evse_phases[s.evse]))] for s in p.snapshot.sessions)
+    evses = {e.id: e for e in p.snapshot.evses}
+    phases = tuple(
+        evses[s.evse].phase_map[: (learned(s, evses[s.evse]).phases or evses[s.evse].phases)]
+        for s in p.snapshot.sessions
+    )
     prices = np.asarray(p.snapshot.prices) if p.snapshot.prices is not None else np.zeros(p.slots)
     need = p.need_kwh
     rel_short = np.where(need > 0, unmet_wh / np.maximum(need * 1000.0, 1e-9), 0.0)

@@ -23,12 +23,24 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ems.domain.units import ALL_PHASES
+from ems.optimizer.draw import learned
 from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
 
 MIN_NEED_KWH = 1e-6
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Coarse:
+    """LP slots as blocks of snapshot slots: block ``b`` covers ``start[b] .. start[b] + length[b]``."""
+
+    start: Ints
+    length: Ints
+    fine_first: Ints
+    """Each session's window in snapshot slots (the LP's ``first``/``end`` are in blocks)."""
+    fine_end: Ints
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,9 @@ class Problem:
     """(slots,): base load minus PV above the site capacity (the EVs cannot fix it)."""
     price_rel: Floats
     """(slots,): prices scaled to [0, 1] (0 when there are no prices or all are equal)."""
+    coarse: Coarse | None = None
+    """Set on a problem planned over a non-uniform horizon (horizon.py): its slots are blocks
+    of the snapshot's slots; ``None``: one LP slot per snapshot slot."""
 
     @property
     def n(self) -> int:
@@ -69,7 +84,32 @@ class Problem:
 
     @property
     def slots(self) -> int:
-        return self.snapshot.slots
+        return self.snapshot.slots if self.coarse is None else int(self.coarse.length.size)
+
+    @property
+    def dur_h(self) -> Floats:
+        """(slots,): hours per LP slot (``slot_h`` each, or a block's length times it)."""
+        if self.coarse is None:
+            return np.full(self.slots, self.slot_h)
+        out: Floats = (self.coarse.length * self.slot_h).astype(np.float64)
+        return out
+
+    def slot_position(self, slot: Ints) -> Floats:
+        """Where LP slots start, as a fraction of the snapshot's horizon (for the ``early`` weight)."""
+        T = max(self.snapshot.slots, 1)
+        start = slot if self.coarse is None else self.coarse.start[slot]
+        out: Floats = (start / T).astype(np.float64)
+        return out
+
+    def window_share(self, sess: Ints, slot: Ints) -> Floats:
+        """Share of each (session, LP slot) pair's duration inside the session's window (1 when uniform)."""
+        if self.coarse is None:
+            return np.ones(sess.size)
+        c = self.coarse
+        lo = np.maximum(c.fine_first[sess], c.start[slot])
+        hi = np.minimum(c.fine_end[sess], c.start[slot] + c.length[slot])
+        out: Floats = np.maximum(hi - lo, 0) / c.length[slot]
+        return out
 
     @property
     def window_slots(self) -> Ints:
@@ -109,9 +149,10 @@ def compile_problem(snapshot: Snapshot) -> Problem:
         first[i] = max(0, math.ceil((s.arrival - snap.start).total_seconds() / snap.slot_s))
         end[i] = min(snap.slots, math.floor((s.departure - snap.start).total_seconds() / snap.slot_s))
         need[i] = max(s.energy_wh - s.delivered_wh, 0.0) / 1000.0
-        phases = s.phases or e.phases
+        took = learned(s, e)
+        phases = took.phases or e.phases
         volts_phases = e.voltage_v * phases
-        own = e.max_a * volts_phases / 1000.0
+        own = (e.max_a if took.max_a is None else took.max_a) * volts_phases / 1000.0
         max_kw[i] = own if s.max_w is None else min(own, s.max_w / 1000.0)
         min_kw[i] = min(e.min_a * volts_phases / 1000.0, max_kw[i])
         for q in e.phase_map[:phases]:

@@ -34,7 +34,7 @@ EPS_KW = 1e-6
 def clip_to_sessions(p: Problem, x: Floats) -> Floats:
     """Zero outside windows, clip to [0, own max], scale each session down to its request."""
     out: Floats = np.clip(x, 0.0, p.max_kw[:, None]) * p.active()
-    energy = out.sum(axis=1) * p.slot_h
+    energy = out @ p.dur_h
     over = energy > p.need_kwh
     factor = np.ones(p.n)
     factor[over] = p.need_kwh[over] / energy[over]
@@ -63,16 +63,23 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
 Paths = list[tuple[np.ndarray, Floats]]
 
 
-def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
-    """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above)."""
+def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+    """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above).
+
+    With ``until``, slots from ``until`` on (the coarse tail of a non-uniform horizon, a
+    forecast the next re-plan replaces) are only cut: power below a minimum becomes 0.
+    """
     out = clip_to_sessions(p, x)
+    if until is not None and until < p.slots:
+        tail = out[:, until:]
+        tail[(tail > EPS_KW) & (tail < p.min_kw[:, None] - EPS_KW)] = 0.0
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     delivered = np.zeros(p.n)
     active = p.active()
-    for t in range(p.slots):
+    for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
         np.minimum(col, np.maximum(room, 0.0), out=col)
@@ -98,7 +105,20 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None) -> Fl
             if paused:
                 _redistribute(col, cap, floor, head_w, head_a, paths, order)
         delivered += col * p.slot_h
+    if until is not None and until < p.slots:
+        _clip_tail(p, out[:, until:], delivered)
     return out
+
+
+def _clip_tail(p: Problem, tail: Floats, delivered: Floats) -> None:
+    """Cut the coarse tail (in place) to what each session still needs after the exact slots
+    (raising a slot to the minimum there may have moved some of it forward), then cut
+    power left below a minimum (except where the request completes)."""
+    before = np.cumsum(tail, axis=1) * p.slot_h - tail * p.slot_h
+    room = np.maximum(p.need_kwh - delivered, 0.0)[:, None] - before
+    np.minimum(tail, np.maximum(room, 0.0) / p.slot_h, out=tail)
+    completes = (tail > EPS_KW) & (room <= tail * p.slot_h + 1e-9)
+    tail[(tail > EPS_KW) & (tail < p.min_kw[:, None] - EPS_KW) & ~completes] = 0.0
 
 
 def frac_order_donors(col: Floats, floor: Floats, rank: np.ndarray, i: int) -> np.ndarray:
@@ -148,14 +168,14 @@ def _borrow(
     return False
 
 
-def top_up(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
+def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
     """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
 
     Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
     unused; later slots with headroom (after the peak) can make up for it. Slot by slot,
     sessions whose planned total is below their request get more (earliest departure and
     smallest need first), each to at least its minimum or not at all. Only headroom is used,
-    so every limit still holds.
+    so every limit still holds. With ``until``, only slots before it are topped up.
     """
     out = x.copy()
     short = p.need_kwh - out.sum(axis=1) * p.slot_h
@@ -164,7 +184,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None) -> Floats:
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
-    for t in range(p.slots):
+    for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         want = active[:, t] & (short > EPS_KW * p.slot_h)
         if not want.any():

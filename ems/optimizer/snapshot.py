@@ -72,7 +72,8 @@ class SessionDemand:
     ``energy_wh`` is the total the driver asked for, ``delivered_wh`` what it already got;
     the optimizer plans the rest. ``max_w`` is the EV's own limit; ``phases`` the phases the
     EV charges on (``None``: all of the EVSE's; a 1-phase EV on a 3-phase EVSE loads the
-    EVSE's L1). Higher ``priority`` is served first.
+    EVSE's L1). Higher ``priority`` is served first. ``observed_a``/``observed_phases``/
+    ``allotted_a``: what the EV actually takes (see ``ems.optimizer.draw``).
     """
 
     id: str
@@ -84,6 +85,13 @@ class SessionDemand:
     max_w: float | None = None
     phases: int | None = None
     priority: int = 0
+    observed_a: float | None = None
+    """What the EV drew at its last meter reading: the highest of its per-phase currents (A).
+    ``None``: no reading yet (the EV is planned at what its EVSE and ``max_w`` allow)."""
+    observed_phases: int | None = None
+    """Phases the EV drew on at that reading (1-3; 0: it drew nothing)."""
+    allotted_a: float | None = None
+    """The per-phase limit the EV had at that reading (what it was allowed to draw), if known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,12 @@ class Snapshot:
                 out.append(f"{where}: delivered_wh must not be negative, got {s.delivered_wh}")
             if s.max_w is not None and not s.max_w > 0:
                 out.append(f"{where}: max_w must be positive, got {s.max_w}")
+            if s.observed_a is not None and not s.observed_a >= 0:
+                out.append(f"{where}: observed_a must not be negative, got {s.observed_a}")
+            if s.allotted_a is not None and not s.allotted_a >= 0:
+                out.append(f"{where}: allotted_a must not be negative, got {s.allotted_a}")
+            if s.observed_phases is not None and s.observed_phases not in (0, 1, 2, 3):
+                out.append(f"{where}: observed_phases must be 0-3, got {s.observed_phases}")
         for evse_id, group in by_evse.items():
             if any(s.arrival.tzinfo is None or s.departure.tzinfo is None for s in group):
                 continue
