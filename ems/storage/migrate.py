@@ -6,7 +6,7 @@ per dialect) and optionally ``NNNN_name.sqlite.sql`` / ``NNNN_name.postgresql.sq
 (run after the shared file, for one back end only). Each version is applied once, in
 order, in its own transaction together with its row in ``schema_migrations``; running
 ``upgrade`` again is a no-op. Reserved numbers: 0001 foundation, 0002 ocpp (quarantine, sample natural key),
-0003 grid, 0004 billing, 0008 API key expiry.
+0003 grid, 0004 billing, 0008 API key expiry, 0020 analytics (rollups, monthly partitions).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.adapt import Dumper, PyFormat
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -151,6 +151,33 @@ class PostgresTx(Tx):
                     )
                 )
                 await self._conn.execute(pgsql.SQL("DELETE FROM {}").format(staging))
+
+    async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
+        if not rows:
+            return []
+        names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
+        staging = pgsql.Identifier(f"ems_new_{table}")
+        with _mapped(self._url):
+            await self._conn.execute(
+                pgsql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                    staging, pgsql.Identifier(table)
+                )
+            )
+            async with (
+                self._conn.cursor() as cur,
+                cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy,
+            ):
+                for row in rows:
+                    await copy.write_row(row)
+            async with self._conn.cursor(row_factory=tuple_row) as returned:
+                await returned.execute(
+                    pgsql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}").format(
+                        pgsql.Identifier(table), names, names, staging, names
+                    )
+                )
+                inserted: list[Params] = list(await returned.fetchall())
+            await self._conn.execute(pgsql.SQL("DELETE FROM {}").format(staging))
+        return inserted
 
     async def next_value(self, sequence: str) -> int:
         return int(await self.fetchval("SELECT nextval(?)", (sequence,)))
