@@ -59,7 +59,7 @@ from ems.sim.demo import (
 from ems.sim.demo_billing import seed_demo_billing
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
-from ems.storage.factory import open_database, open_storage
+from ems.storage.factory import SqlStorage, open_database, open_storage
 from ems.storage.migrate import upgrade
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 
@@ -207,7 +207,12 @@ async def build_system(runtime: Runtime) -> System:
         )
         changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
         mqtt = MqttGridAdapter(capacity, options, changes=changes)
+    analytics = None
+    if isinstance(storage, SqlStorage):
+        await storage.rollups.place_sites(runtime.sites)  # the site and time zone rollups bucket by
+        analytics = storage.analytics
     services = ApiServices(
+        analytics=analytics,
         storage=storage,
         clock=clock,
         sites=runtime.sites,

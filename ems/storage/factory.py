@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ems.config import Settings
+from ems.storage.analytics import SqlAnalytics
 from ems.storage.api_keys import SqlApiKeyStore
 from ems.storage.billing import SqlBillingStores
 from ems.storage.cards import SqlCardStore
@@ -13,6 +14,7 @@ from ems.storage.db import Database
 from ems.storage.migrate import upgrade
 from ems.storage.postgres import PostgresDatabase
 from ems.storage.quarantine import SqlQuarantineStore
+from ems.storage.rollups import writer_for
 from ems.storage.samples import SqlMeterSampleStore
 from ems.storage.sessions import SqlSessionStore
 from ems.storage.signals import SqlCapacitySignalStore
@@ -37,6 +39,8 @@ class SqlStorage:
         self.api_keys = SqlApiKeyStore(db)
         self.billing = SqlBillingStores(db)
         self.quarantine = SqlQuarantineStore(db)
+        self.rollups = writer_for(db)
+        self.analytics = SqlAnalytics(db)
 
     @property
     def backend(self) -> str:

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from ems.domain.billing import SessionCost
 from ems.domain.session import Measurand
+from ems.domain.site import Site
 from ems.domain.station import ConnectorStatus
 from ems.storage.db import Database, Params, Tx
 
@@ -174,6 +175,19 @@ class RollupWriter:
                 "INSERT INTO analytics_placement (station_id, site_id, timezone) VALUES (?, ?, ?)", rows
             )
         self._placements = None
+
+    async def place_sites(self, sites: Sequence[Site]) -> None:
+        """The placement the site files give (as billing reads it): a station in a site's file is there;
+        others are in the only site, or in none (UTC) when there are several. Written only when changed."""
+        placement = {spec.id: Placement(site.id, site.timezone) for site in sites for spec in site.stations}
+        default = Placement(sites[0].id, sites[0].timezone) if len(sites) == 1 else Placement("", "UTC")
+        async with self._db.transaction() as tx:
+            current = {
+                r["station_id"]: Placement(r["site_id"], r["timezone"])
+                for r in await tx.fetchall("SELECT station_id, site_id, timezone FROM analytics_placement")
+            }
+        if current != {**placement, DEFAULT_STATION: default}:
+            await self.set_placement(placement, default)
 
     async def placements(self, tx: Tx) -> dict[str, Placement]:
         if self._placements is None:
