@@ -46,6 +46,7 @@ from ems.services.billing import BillingPolicy
 from ems.services.billing_listener import BillingListener
 from ems.services.billing_setup import Billing, build_billing
 from ems.services.capacity import CapacityService
+from ems.services.plan_recorder import PlanRecorder
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import (
     DEMO_SPEED,
@@ -121,6 +122,7 @@ class System:
     billing: Billing
     billing_listener: BillingListener
     supervisor: Supervisor
+    plan_recorder: PlanRecorder | None = None
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -132,6 +134,8 @@ class System:
         ]
         if self.mqtt is not None:
             out.append(self.mqtt)
+        if self.plan_recorder is not None:
+            out.append(self.plan_recorder)
         return out
 
 
@@ -227,7 +231,11 @@ async def build_system(runtime: Runtime) -> System:
         ),
     )
     api = build_api(runtime, services)
-    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
+    system = System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
+    if isinstance(storage, SqlStorage):  # the planned load and capacity in force, for the load curve
+        sites = tuple(site.id for site in runtime.sites)
+        system.plan_recorder = PlanRecorder(sites, controller, capacity, storage.rollups, clock)
+    return system
 
 
 async def serve(settings: Settings) -> None:

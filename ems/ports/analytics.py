@@ -48,3 +48,13 @@ class AnalyticsQueries(Protocol):
 
     async def station_daily(self, first: date, last: date, station_id: str | None) -> list[AnalyticsRow]:
         """The operator's station-daily report (priced sessions by the local day they started)."""
+
+
+class PlanLog(Protocol):
+    """Where the controller's plans and the capacity in force are recorded, per site and 5-minute bucket."""
+
+    async def record_plan(self, site_id: str, planned_w: Sequence[tuple[int, float]], at: datetime) -> None:
+        """(bucket start in epoch seconds, planned site power): the newest plan for a bucket wins."""
+
+    async def record_capacity(self, site_id: str, bucket_s: int, capacity_w: float, at: datetime) -> None:
+        """The capacity in force seen during the bucket (the lowest seen is kept)."""

@@ -199,6 +199,32 @@ class RollupWriter:
     def place(placements: Mapping[str, Placement], station_id: str) -> Placement:
         return placements.get(station_id) or placements.get(DEFAULT_STATION) or Placement("", "UTC")
 
+    # --- plans and capacity (implements ``ems.ports.analytics.PlanLog``) ---------------------
+
+    async def record_plan(self, site_id: str, planned_w: Sequence[tuple[int, float]], at: datetime) -> None:
+        rows = [(site_id, bucket, watts, at) for bucket, watts in planned_w]
+        async with self._db.transaction() as tx:
+            for i in range(0, len(rows), _CHUNK):
+                chunk = rows[i : i + _CHUNK]
+                await tx.execute(
+                    "INSERT INTO analytics_site_plan (site_id, bucket_s, planned_w, recorded_at) VALUES "
+                    + ", ".join("(?, ?, ?, ?)" for _ in chunk)
+                    + " ON CONFLICT (site_id, bucket_s) DO UPDATE SET planned_w = excluded.planned_w, "
+                    "recorded_at = excluded.recorded_at",
+                    [v for row in chunk for v in row],
+                )
+
+    async def record_capacity(self, site_id: str, bucket_s: int, capacity_w: float, at: datetime) -> None:
+        async with self._db.transaction() as tx:
+            least = "LEAST" if tx.dialect.name == "postgresql" else "min"
+            await tx.execute(
+                "INSERT INTO analytics_site_plan (site_id, bucket_s, capacity_w, recorded_at) VALUES (?, ?, ?, ?) "
+                f"ON CONFLICT (site_id, bucket_s) DO UPDATE SET capacity_w = {least}("
+                "COALESCE(analytics_site_plan.capacity_w, excluded.capacity_w), excluded.capacity_w), "
+                "recorded_at = excluded.recorded_at",
+                (site_id, bucket_s, capacity_w, at),
+            )
+
     # --- partitions (PostgreSQL) -----------------------------------------------------------
 
     async def ensure_partitions(self, tx: Tx, table: str, times: Iterable[datetime]) -> None:
