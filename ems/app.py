@@ -62,6 +62,7 @@ from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
 from ems.storage.factory import SqlStorage, open_database, open_storage
 from ems.storage.migrate import upgrade
+from ems.storage.rollups import create_analyst_role
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 
 log = logging.getLogger(__name__)
@@ -339,6 +340,23 @@ async def upgrade_database(settings: Settings) -> list[int]:
         return await upgrade(db)
     finally:
         await db.close()
+
+
+async def rebuild_rollups(settings: Settings) -> dict[str, int]:
+    """Recompute every analytics rollup from the raw rows (after an upgrade or a site file change)."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        await storage.rollups.place_sites(runtime.sites)
+        return await storage.rollups.rebuild()
+
+
+async def analyst_role(settings: Settings, name: str, password: str | None) -> str:
+    """Create (or update) a read-only PostgreSQL role for analysts; returns the schema it reads."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        return await create_analyst_role(storage.db, name, password)
 
 
 async def add_station(settings: Settings, station_id: str, password: str | None) -> Station:

@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database maintenance")
     db_sub = p.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     db_sub.add_parser("upgrade", help="apply pending migrations")
+    db_sub.add_parser("rebuild-rollups", help="recompute the analytics rollups from the raw rows")
+    p = db_sub.add_parser("analyst-role", help="create a read-only PostgreSQL role for analysts (views, rollups)")
+    p.add_argument("name", help="the role (login) name")
+    p.add_argument("--password", help="its password (else set it yourself, or use trust/peer auth)")
 
     p = sub.add_parser("station", help="manage stations")
     st_sub = p.add_subparsers(dest="station_command", metavar="STATION_COMMAND", required=True)
@@ -169,6 +173,18 @@ def _cmd_db(args: argparse.Namespace) -> int:
     from ems.app import upgrade_database
 
     settings = _settings(args)
+    if args.db_command == "rebuild-rollups":
+        from ems.app import rebuild_rollups
+
+        counts = asyncio.run(rebuild_rollups(settings))
+        print("ems db rebuild-rollups: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()))
+        return EXIT_OK
+    if args.db_command == "analyst-role":
+        from ems.app import analyst_role
+
+        schema = asyncio.run(analyst_role(settings, args.name, args.password))
+        print(f"ems db analyst-role: {args.name} can read the analytics views in schema {schema} and write nothing")
+        return EXIT_OK
     applied = asyncio.run(upgrade_database(settings))
     print(
         f"ems db upgrade: {len(applied)} migration(s) applied"
