@@ -150,6 +150,37 @@ def interval_energy(points: Sequence[tuple[datetime, float]], out: dict[int, int
             out[bucket] = out.get(bucket, 0) + sign * mwh
 
 
+def _pg_type(column: str) -> str:
+    if column in ("evse_id", "sessions") or column.endswith("_n"):
+        return "integer"
+    if column == "bucket_s" or column.endswith(("_mwh", "_mw", "_us", "_minor")):
+        return "bigint"
+    if column.endswith("_w") or column == "last_wh":
+        return "double precision"
+    if column.endswith("_at"):
+        return "timestamptz"
+    return "text"
+
+
+def _values_source(tx: Tx, columns: Sequence[str], rows: Sequence[Params]) -> tuple[str, list[Any]]:
+    """Rows to insert as a SQL source and its parameters: on PostgreSQL one typed array per column
+    (``SELECT * FROM unnest(...)``: planning cost does not grow with the rows), on SQLite a VALUES list."""
+    if tx.dialect.name == "postgresql":
+        arrays = ", ".join(f"?::{_pg_type(c)}[]" for c in columns)
+        columns_values = []
+        for name, col in zip(columns, zip(*rows, strict=True), strict=True):
+            kind = _pg_type(name)
+            if kind == "double precision":
+                columns_values.append([None if v is None else float(v) for v in col])
+            elif kind in ("integer", "bigint"):
+                columns_values.append([None if v is None else int(v) for v in col])
+            else:
+                columns_values.append(list(col))
+        return f"SELECT * FROM unnest({arrays})", columns_values
+    marks = "(" + ", ".join("?" for _ in columns) + ")"
+    return "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
+
+
 def _greatest(tx: Tx) -> str:
     return "GREATEST" if tx.dialect.name == "postgresql" else "max"
 
@@ -316,13 +347,14 @@ class RollupWriter:
                 out[(*key, bucket)] = mwh
             if last is None or newest != last:
                 new_state.append((key[0], key[1], newest[0], newest[1]))
-        if new_state:
-            await tx.executemany(
-                "INSERT INTO rollup_register_state (station_id, evse_id, last_at, last_wh) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (station_id, evse_id) DO UPDATE SET "
-                "last_at = excluded.last_at, last_wh = excluded.last_wh",
-                new_state,
-            )
+        await _upsert_adding(
+            tx,
+            "rollup_register_state",
+            ("station_id", "evse_id"),
+            ("last_at", "last_wh"),
+            new_state,
+            keep=("last_at", "last_wh"),
+        )
         return out
 
     async def _late_points(
@@ -381,13 +413,9 @@ class RollupWriter:
         items = sorted(evse.items())
         for i in range(0, len(items), _CHUNK):
             chunk = items[i : i + _CHUNK]
-            row_marks = "(" + ", ".join("?" for _ in columns) + ")"
-            params: list[Any] = []
-            for key, vec in chunk:
-                params.extend(key)
-                params.extend(vec)
+            source, params = _values_source(tx, columns, [(*key, *vec) for key, vec in chunk])
             returned = await tx.fetchall(
-                f"INSERT INTO rollup_evse_5min ({', '.join(columns)}) VALUES {', '.join(row_marks for _ in chunk)} "
+                f"INSERT INTO rollup_evse_5min ({', '.join(columns)}) {source} "
                 f"ON CONFLICT (station_id, evse_id, bucket_s) DO UPDATE SET {updates} RETURNING {returning}",
                 params,
             )
@@ -591,13 +619,12 @@ async def _upsert_adding(
             return f"{c} = {greatest}({table}.{c}, excluded.{c})"
         return f"{c} = {table}.{c} + excluded.{c}"
 
-    marks = "(" + ", ".join("?" for _ in columns) + ")"
     for i in range(0, len(rows), _CHUNK):
-        chunk = rows[i : i + _CHUNK]
+        source, params = _values_source(tx, columns, rows[i : i + _CHUNK])
         await tx.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(marks for _ in chunk)} "
+            f"INSERT INTO {table} ({', '.join(columns)}) {source} "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}",
-            [v for row in chunk for v in row],
+            params,
         )
 
 
