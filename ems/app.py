@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from ems.api.app import create_app
 from ems.api.server import ApiServer
@@ -40,6 +40,7 @@ from ems.metrics import SystemCollector
 from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.runtime import OcppRuntime, journal_path, ocpp_config
 from ems.ports.stores import Storage
+from ems.report_html import render as render_site_month
 from ems.services.admin import MAX_KEY_DAYS, register_card, register_station
 from ems.services.admin import create_api_key as new_key
 from ems.services.billing import BillingPolicy
@@ -60,6 +61,7 @@ from ems.sim.demo import (
 from ems.sim.demo_billing import seed_demo_billing
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
+from ems.storage.analytics import site_month
 from ems.storage.factory import SqlStorage, open_database, open_storage
 from ems.storage.migrate import upgrade
 from ems.storage.rollups import create_analyst_role
@@ -357,6 +359,19 @@ async def analyst_role(settings: Settings, name: str, password: str | None) -> s
         storage = runtime.storage
         assert isinstance(storage, SqlStorage)
         return await create_analyst_role(storage.db, name, password)
+
+
+async def site_report(settings: Settings, site_id: str, month: date) -> str:
+    """The monthly site report (self-contained HTML); raises ``InvalidInput`` for a site not in the site files."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        site = next((s for s in runtime.sites if s.id == site_id), None)
+        if site is None:
+            known = ", ".join(s.id for s in runtime.sites) or "none"
+            raise InvalidInput("unknown site", [f"--site: no site {site_id!r} (sites: {known})"])
+        await storage.rollups.place_sites(runtime.sites)
+        return render_site_month(await site_month(storage.analytics, site.id, site.name, month))
 
 
 async def add_station(settings: Settings, station_id: str, password: str | None) -> Station:

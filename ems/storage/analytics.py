@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from ems.domain.money import Money
 from ems.errors import InvalidInput
 from ems.ports.analytics import AnalyticsRow, Page, SessionFilter
+from ems.report_html import SiteMonth
 from ems.storage.db import Database
 from ems.storage.rollups import BUCKET_S, DEFAULT_STATION, EPOCH, at_of
 
@@ -294,6 +295,79 @@ class SqlAnalytics:
             }
             for r in rows
         ]
+
+
+async def site_month(analytics: SqlAnalytics, site_id: str, site_name: str, month: date) -> SiteMonth:
+    """Everything the monthly site report shows, from the rollups (top users: from the priced sessions)."""
+    db = analytics._db
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    last = following - timedelta(days=1)
+    zone, lo, hi = await analytics._local_range(site_id, month, last)
+    days = await db.fetchall(
+        "SELECT day, sum(energy_mwh) AS energy_mwh, sum(in_use_us) AS in_use_us, count(*) AS stations "
+        "FROM rollup_station_day WHERE site_id = ? AND day >= ? AND day <= ? GROUP BY day ORDER BY day",
+        (site_id, month.isoformat(), last.isoformat()),
+    )
+    stations = await db.fetchone(
+        "SELECT count(DISTINCT station_id) AS n FROM rollup_station_day WHERE site_id = ? AND day >= ? AND day <= ?",
+        (site_id, month.isoformat(), last.isoformat()),
+    )
+    cells: dict[tuple[int, int], list[int]] = {}
+    for r in await db.fetchall(
+        "SELECT bucket_s, load_mw FROM rollup_site_5min WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?",
+        (site_id, lo, hi),
+    ):
+        local = at_of(int(r["bucket_s"])).astimezone(zone)
+        cell = cells.setdefault((local.weekday(), local.hour), [0, 0])
+        cell[0] += int(r["load_mw"])
+        cell[1] += 1
+    curve = await analytics.load_curve(site_id, at_of(lo), at_of(hi), 3600)
+    users = await db.fetchall(
+        "SELECT COALESCE(u.name, a.user_id, c.user_id, sc.card_uid, 'unknown') AS who, "
+        "count(*) AS sessions, sum(sc.energy_wh) AS energy_wh FROM session_costs sc "
+        "LEFT JOIN billing_accounts a ON a.id = sc.account_id LEFT JOIN cards c ON c.uid = sc.card_uid "
+        "LEFT JOIN billing_users u ON u.id = COALESCE(a.user_id, c.user_id) "
+        "WHERE sc.station_id IN (SELECT station_id FROM analytics_placement WHERE site_id = ?) "
+        "AND sc.started_at >= ? AND sc.started_at < ? GROUP BY 1 ORDER BY 3 DESC, 1 LIMIT 10",
+        (site_id, at_of(lo), at_of(hi)),
+    )
+    fees = await db.fetchall(
+        "SELECT day, currency, sum(priced_minor) AS priced, sum(collected_minor) AS collected "
+        "FROM rollup_station_day_fees WHERE site_id = ? AND day >= ? AND day <= ? GROUP BY day, currency ORDER BY day",
+        (site_id, month.isoformat(), last.isoformat()),
+    )
+    peak = (await analytics.site_peaks(site_id, month, month))[0]
+    return SiteMonth(
+        site_id=site_id,
+        site_name=site_name,
+        month=month.strftime("%Y-%m"),
+        timezone=zone.key,
+        days=[(r["day"], int(r["energy_mwh"]) / 1e6) for r in days],
+        load_by_weekday_hour={k: v[0] / v[1] / 1e6 for k, v in cells.items()},
+        load_curve=[
+            (
+                datetime.fromisoformat(p["start"]).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                (p["load_w"] or 0.0) / 1000,
+                None if p["capacity_w"] is None else p["capacity_w"] / 1000,
+                None if p["planned_w"] is None else p["planned_w"] / 1000,
+            )
+            for p in curve
+        ],
+        top_users=[(r["who"], float(r["energy_wh"]) / 1000, int(r["sessions"])) for r in users],
+        revenue=[
+            (
+                r["day"],
+                r["currency"],
+                float(Money.from_minor(int(r["priced"]), r["currency"]).amount),
+                float(Money.from_minor(int(r["collected"]), r["currency"]).amount),
+            )
+            for r in fees
+        ],
+        stations=int(stations["n"]) if stations else 0,
+        hours_in_use=sum(int(r["in_use_us"]) for r in days) / 3.6e9,
+        peak_kw=None if peak["peak_w"] is None else peak["peak_w"] / 1000,
+        peak_at=peak["at"],
+    )
 
 
 def _encode_cursor(at: datetime, session_id: str) -> str:
