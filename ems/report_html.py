@@ -67,7 +67,7 @@ def _bars(
                 f'<text x="{x + step * 0.35:.1f}" y="{height - 10}" text-anchor="middle" class=axis>'
                 f"{html.escape(label[-2:])}</text>"
             )
-    parts.append(f'<text x="6" y="12" class=axis>{unit}</text></svg>')
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -129,7 +129,7 @@ def _lines(points: Sequence[tuple[str, float, float | None, float | None]], widt
             f'<text x="{left + plot_w * i / n:.1f}" y="{height - 8}" text-anchor="middle" class=axis>'
             f"{html.escape(points[i][0][:10])}</text>"
         )
-    parts.append('<text x="6" y="12" class=axis>kW</text></svg>')
+    parts.append("</svg>")
     return "".join(parts)
 
 
@@ -202,7 +202,7 @@ def render(data: SiteMonth) -> str:
 <div class=tiles>{"".join(f"<div class=tile>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in tiles)}</div>
 <h2>Energy per day (kWh)</h2>{_bars(data.days, unit="kWh")}
 <h2>Utilisation: mean load by weekday and hour (kW)</h2>{_heatmap(data.load_by_weekday_hour)}
-<h2>Load against capacity (hourly means)</h2>
+<h2>Load against capacity (hourly means, kW)</h2>
 {_LEGEND}
 {_lines(data.load_curve)}
 <h2>Top users by energy</h2>{_hbars(data.top_users)}
