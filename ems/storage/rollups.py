@@ -318,13 +318,16 @@ class RollupWriter:
     ) -> dict[tuple[str, int, int], int]:
         """Energy per (station, EVSE, bucket) that the new register points add (or move); updates the state."""
         keys = sorted(new_points)
+        # Locked (PostgreSQL) until commit: a concurrent batch for the same EVSEs waits and then
+        # extends the series from what this one wrote, instead of both extending the same point.
         state: dict[tuple[str, int], tuple[datetime, float]] = {}
         stations = sorted({s for s, _ in keys})
         for i in range(0, len(stations), _CHUNK):
             chunk = stations[i : i + _CHUNK]
             rows = await tx.fetchall(
                 "SELECT station_id, evse_id, last_at, last_wh FROM rollup_register_state "
-                f"WHERE station_id IN ({', '.join('?' for _ in chunk)})",
+                f"WHERE station_id IN ({', '.join('?' for _ in chunk)}) "
+                f"ORDER BY station_id, evse_id{tx.dialect.for_update}",
                 chunk,
             )
             for r in rows:
