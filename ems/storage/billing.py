@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ems.billing.codec import cdr_from_json, cdr_to_json, tariff_from_json, tariff_to_json
+from ems.billing.codec import cdr_to_json, tariff_from_json, tariff_to_json
 from ems.billing.ledger import check_balance, settled_cost
 from ems.domain.billing import Account, Applied, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
 from ems.domain.ledger import AccountState, Balance, Book, Decision, Entry, Hold, HoldStatus, Movement, MovementKind
 from ems.domain.tariff import Tariff
 from ems.errors import Conflict, IdempotencyConflict, NotFound
 from ems.storage.db import Database, Json, Row, Tx
-from ems.storage.rollups import RollupWriter, writer_for
+from ems.storage.rollups import RollupWriter, cost_from_row, writer_for
 from ems.storage.rows import build, field_names, insert_sql, select_sql, values
 
 LEDGER_SEQUENCE = "ledger_seq"
@@ -376,20 +376,6 @@ async def _insert_cost(tx: Tx, cost: SessionCost, rollups: RollupWriter) -> None
         ),
     )
     await rollups.apply_cost(tx, cost)
-
-
-def cost_from_row(row: Row) -> SessionCost:
-    return SessionCost(
-        session_id=row["session_id"],
-        station_id=row["station_id"],
-        cdr=cdr_from_json(row["cdr"]),
-        priced_at=row["priced_at"],
-        account_id=row["account_id"],
-        card_uid=row["card_uid"],
-        hold_id=row["hold_id"],
-        captured_minor=int(row["captured_minor"]),
-        uncollected_minor=int(row["uncollected_minor"]),
-    )
 
 
 class SqlCostStore:

@@ -32,12 +32,13 @@ from typing import Any
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
+from ems.billing.codec import cdr_from_json
 from ems.domain.billing import SessionCost
 from ems.domain.session import Measurand
 from ems.domain.site import Site
 from ems.domain.station import ConnectorStatus
 from ems.errors import InvalidInput
-from ems.storage.db import Database, Params, Tx
+from ems.storage.db import Database, Params, Row, Tx
 
 BUCKET_S = 300
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -539,8 +540,6 @@ class RollupWriter:
 
     async def rebuild(self, *, on_station: Any = None) -> dict[str, int]:
         """Recompute every rollup from the raw rows, in one transaction. Returns counts of what was read."""
-        from ems.storage.billing import cost_from_row  # here: billing imports this module
-
         counts = {"samples": 0, "status_changes": 0, "sessions_priced": 0}
         async with self._db.transaction() as tx:
             for table in (
@@ -585,6 +584,20 @@ class RollupWriter:
                 await self.apply_cost(tx, cost_from_row(row))
                 counts["sessions_priced"] += 1
         return counts
+
+
+def cost_from_row(row: Row) -> SessionCost:
+    return SessionCost(
+        session_id=row["session_id"],
+        station_id=row["station_id"],
+        cdr=cdr_from_json(row["cdr"]),
+        priced_at=row["priced_at"],
+        account_id=row["account_id"],
+        card_uid=row["card_uid"],
+        hold_id=row["hold_id"],
+        captured_minor=int(row["captured_minor"]),
+        uncollected_minor=int(row["uncollected_minor"]),
+    )
 
 
 _WRITERS: WeakKeyDictionary[Database, RollupWriter] = WeakKeyDictionary()
