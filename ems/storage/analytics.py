@@ -206,11 +206,14 @@ class SqlAnalytics:
 
     async def load_curve(self, site_id: str, since: datetime, until: datetime, step_s: int) -> list[AnalyticsRow]:
         lo, hi = _epoch_s(since) // BUCKET_S * BUCKET_S, _epoch_s(until)
+        # Means and sums computed in SQL as floats (PostgreSQL's numeric avg of bigint is slow to make and to read).
+        f = "CAST({} AS DOUBLE PRECISION)"
         measured = await self._db.fetchall(
-            "SELECT t, avg(load_mw) AS load_mw, avg(l1_mw) AS l1_mw, avg(l2_mw) AS l2_mw, avg(l3_mw) AS l3_mw, "
-            "max(load_mw) AS peak_mw, sum(energy_mwh) AS energy_mwh FROM ("
+            f"SELECT t, avg({f.format('load_mw')}) / 1000 AS load_w, avg({f.format('l1_mw')}) / 1000 AS l1_w, "
+            f"avg({f.format('l2_mw')}) / 1000 AS l2_w, avg({f.format('l3_mw')}) / 1000 AS l3_w, "
+            f"max({f.format('load_mw')}) / 1000 AS peak_w, sum({f.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
             "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
-            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t",
+            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t ORDER BY t",
             (step_s, step_s, site_id, lo, hi),
         )
         planned = await self._db.fetchall(
@@ -219,36 +222,41 @@ class SqlAnalytics:
             "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t",
             (step_s, step_s, site_id, lo, hi),
         )
-        rows: dict[int, AnalyticsRow] = {}
-        for m in measured:
-            rows[int(m["t"])] = {
-                "load_w": round(float(m["load_mw"]) / 1000, 3),
-                "l1_w": round(float(m["l1_mw"]) / 1000, 3),
-                "l2_w": round(float(m["l2_mw"]) / 1000, 3),
-                "l3_w": round(float(m["l3_mw"]) / 1000, 3),
-                "peak_w": int(m["peak_mw"]) / 1000,
-                "energy_wh": _wh(m["energy_mwh"]),
-            }
-        for p in planned:
-            r = rows.setdefault(int(p["t"]), {})
-            r["planned_w"] = None if p["planned_w"] is None else round(float(p["planned_w"]), 3)
-            r["capacity_w"] = None if p["capacity_w"] is None else float(p["capacity_w"])
+        plans = {int(p["t"]): p for p in planned}
+        empty = {"planned_w": None, "capacity_w": None}
         out: list[AnalyticsRow] = []
-        for t in sorted(rows):
-            r = rows[t]
+        for m in measured:
+            t = int(m["t"])
+            p = plans.pop(t, empty)
             out.append(
                 {
                     "start": at_of(t).isoformat(),
-                    "load_w": r.get("load_w"),
-                    "l1_w": r.get("l1_w"),
-                    "l2_w": r.get("l2_w"),
-                    "l3_w": r.get("l3_w"),
-                    "peak_w": r.get("peak_w"),
-                    "energy_wh": r.get("energy_wh", "0"),
-                    "capacity_w": r.get("capacity_w"),
-                    "planned_w": r.get("planned_w"),
+                    "load_w": m["load_w"],
+                    "l1_w": m["l1_w"],
+                    "l2_w": m["l2_w"],
+                    "l3_w": m["l3_w"],
+                    "peak_w": m["peak_w"],
+                    "energy_wh": m["energy_wh"],
+                    "capacity_w": p["capacity_w"],
+                    "planned_w": p["planned_w"],
                 }
             )
+        for t, p in plans.items():  # planned where nothing was measured
+            out.append(
+                {
+                    "start": at_of(t).isoformat(),
+                    "load_w": None,
+                    "l1_w": None,
+                    "l2_w": None,
+                    "l3_w": None,
+                    "peak_w": None,
+                    "energy_wh": 0.0,
+                    "capacity_w": p["capacity_w"],
+                    "planned_w": p["planned_w"],
+                }
+            )
+        if plans:
+            out.sort(key=lambda r: r["start"])
         return out
 
     async def site_peaks(self, site_id: str, first: date, last: date) -> list[AnalyticsRow]:
