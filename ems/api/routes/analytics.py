@@ -27,6 +27,13 @@ Format = Annotated[Literal["json", "csv"] | None, Query(description="csv: the sa
 Day = Annotated[date, Query(ge=MIN_DATE, le=MAX_DATE, description="2000-01-01 to 2199-12-31, site-local")]
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 NOT_ENABLED = problem("analytics are not enabled in this process")
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The rows as JSON, or as CSV (`Accept: text/csv` or `?format=csv`)",
+        "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+    },
+    501: NOT_ENABLED,
+}
 
 
 def _analytics(services: Any) -> AnalyticsQueries:
@@ -77,7 +84,7 @@ def _site(services: Any, site_id: str) -> None:
 @router.get(
     "/api/v1/sessions",
     summary="Sessions, newest first, with filters and cursor pagination",
-    responses={501: NOT_ENABLED},
+    responses=ANSWERS,
 )
 async def list_sessions(
     request: Request,
@@ -111,7 +118,7 @@ async def list_sessions(
 @router.get(
     "/api/v1/analytics/station-days",
     summary="Per station and site-local day: energy, hours in use, peak, sessions, fees",
-    responses={501: NOT_ENABLED},
+    responses=ANSWERS,
 )
 async def station_days(
     request: Request,
@@ -130,7 +137,7 @@ async def station_days(
 @router.get(
     "/api/v1/sites/{site_id}/load",
     summary="Load curve: measured per phase and total, capacity in force, planned",
-    responses={501: NOT_ENABLED},
+    responses=ANSWERS,
 )
 async def load_curve(
     request: Request,
@@ -161,7 +168,7 @@ async def load_curve(
 @router.get(
     "/api/v1/sites/{site_id}/peaks",
     summary="The highest 5-minute load per site-local month",
-    responses={501: NOT_ENABLED},
+    responses=ANSWERS,
 )
 async def site_peaks(
     request: Request,
@@ -182,7 +189,7 @@ async def site_peaks(
 @router.get(
     "/api/v1/analytics/users/{user_id}/months",
     summary="A user's priced sessions per site-local month and currency",
-    responses={501: NOT_ENABLED},
+    responses=ANSWERS,
 )
 async def user_months(
     request: Request,
