@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ems.api.app import create_app
@@ -44,6 +44,7 @@ from ems.metrics import SystemCollector
 from ems.ocpp.control import LinkRegistry, OcppChargerControl
 from ems.ocpp.runtime import OcppRuntime, journal_path, ocpp_config
 from ems.ports.stores import Storage
+from ems.report_html import render as render_site_month
 from ems.services.admin import MAX_KEY_DAYS, register_card, register_station
 from ems.services.admin import create_api_key as new_key
 from ems.services.billing import BillingPolicy
@@ -53,6 +54,7 @@ from ems.services.capacity import CapacityService
 from ems.services.drivers import DriverAuth
 from ems.services.operators import create_operator as new_operator
 from ems.services.operators import operator_problems
+from ems.services.plan_recorder import PlanRecorder
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import (
     DEMO_SPEED,
@@ -66,8 +68,10 @@ from ems.sim.demo import (
 from ems.sim.demo_billing import DEMO_DRIVER_PHONE, DEMO_DRIVER_PIN, seed_demo_billing, seed_demo_driver
 from ems.sim.fleet import DEFAULT_CARDS, FleetComponent
 from ems.sitefile import load_site_file
-from ems.storage.factory import open_database, open_storage
+from ems.storage.analytics import site_month
+from ems.storage.factory import SqlStorage, open_database, open_storage
 from ems.storage.migrate import upgrade
+from ems.storage.rollups import create_analyst_role
 from ems.supervisor import Component, Supervisor, first, install_signal_handlers, run_components
 from ems.web.app import web_router
 from ems.web.i18n import Texts
@@ -137,6 +141,7 @@ class System:
     billing: Billing
     billing_listener: BillingListener
     supervisor: Supervisor
+    plan_recorder: PlanRecorder | None = None
 
     def components(self) -> list[Component]:
         out: list[Component] = [
@@ -148,6 +153,8 @@ class System:
         ]
         if self.mqtt is not None:
             out.append(self.mqtt)
+        if self.plan_recorder is not None:
+            out.append(self.plan_recorder)
         return out
 
 
@@ -273,7 +280,12 @@ async def build_system(runtime: Runtime) -> System:
         )
         changes = bus.subscribe(CapacityChanged, name="grid-mqtt-status", maxsize=1_000)
         mqtt = MqttGridAdapter(capacity, options, changes=changes)
+    analytics = None
+    if isinstance(storage, SqlStorage):
+        await storage.rollups.place_sites(runtime.sites)  # the site and time zone rollups bucket by
+        analytics = storage.analytics
     services = ApiServices(
+        analytics=analytics,
         storage=storage,
         clock=clock,
         sites=runtime.sites,
@@ -288,7 +300,11 @@ async def build_system(runtime: Runtime) -> System:
         ),
     )
     api = build_api(runtime, services)
-    return System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
+    system = System(api, ocpp, capacity, controller, mqtt, services, billing, billing_listener, supervisor)
+    if isinstance(storage, SqlStorage):  # the planned load and capacity in force, for the load curve
+        sites = tuple(site.id for site in runtime.sites)
+        system.plan_recorder = PlanRecorder(sites, controller, capacity, storage.rollups, clock)
+    return system
 
 
 async def serve(settings: Settings) -> None:
@@ -406,6 +422,36 @@ async def upgrade_database(settings: Settings) -> list[int]:
         return await upgrade(db)
     finally:
         await db.close()
+
+
+async def rebuild_rollups(settings: Settings) -> dict[str, int]:
+    """Recompute every analytics rollup from the raw rows (after an upgrade or a site file change)."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        await storage.rollups.place_sites(runtime.sites)
+        return await storage.rollups.rebuild()
+
+
+async def analyst_role(settings: Settings, name: str, password: str | None) -> str:
+    """Create (or update) a read-only PostgreSQL role for analysts; returns the schema it reads."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        return await create_analyst_role(storage.db, name, password)
+
+
+async def site_report(settings: Settings, site_id: str, month: date) -> str:
+    """The monthly site report (self-contained HTML); raises ``InvalidInput`` for a site not in the site files."""
+    async with open_runtime(settings) as runtime:
+        storage = runtime.storage
+        assert isinstance(storage, SqlStorage)
+        site = next((s for s in runtime.sites if s.id == site_id), None)
+        if site is None:
+            known = ", ".join(s.id for s in runtime.sites) or "none"
+            raise InvalidInput("unknown site", [f"--site: no site {site_id!r} (sites: {known})"])
+        await storage.rollups.place_sites(runtime.sites)
+        return render_site_month(await site_month(storage.analytics, site.id, site.name, month))
 
 
 async def add_station(settings: Settings, station_id: str, password: str | None) -> Station:

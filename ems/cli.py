@@ -13,7 +13,7 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -73,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database maintenance")
     db_sub = p.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     db_sub.add_parser("upgrade", help="apply pending migrations")
+    db_sub.add_parser("rebuild-rollups", help="recompute the analytics rollups from the raw rows")
+    p = db_sub.add_parser("analyst-role", help="create a read-only PostgreSQL role for analysts (views, rollups)")
+    p.add_argument("name", help="the role (login) name")
+    p.add_argument("--password", help="its password (else set it yourself, or use trust/peer auth)")
+
+    p = sub.add_parser("report", help="write the monthly site report (self-contained HTML with charts)")
+    p.add_argument("--site", required=True, dest="site_id", help="the site id (from the site file)")
+    p.add_argument("--month", required=True, help="YYYY-MM, site-local")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    p.add_argument("--site-file", type=Path, dest="site", help="site file (default: EMS_SITE_FILE)")
 
     p = sub.add_parser("station", help="manage stations")
     st_sub = p.add_subparsers(dest="station_command", metavar="STATION_COMMAND", required=True)
@@ -183,6 +193,18 @@ def _cmd_db(args: argparse.Namespace) -> int:
     from ems.app import upgrade_database
 
     settings = _settings(args)
+    if args.db_command == "rebuild-rollups":
+        from ems.app import rebuild_rollups
+
+        counts = asyncio.run(rebuild_rollups(settings))
+        print("ems db rebuild-rollups: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()))
+        return EXIT_OK
+    if args.db_command == "analyst-role":
+        from ems.app import analyst_role
+
+        schema = asyncio.run(analyst_role(settings, args.name, args.password))
+        print(f"ems db analyst-role: {args.name} can read the analytics views in schema {schema} and write nothing")
+        return EXIT_OK
     applied = asyncio.run(upgrade_database(settings))
     print(
         f"ems db upgrade: {len(applied)} migration(s) applied"
@@ -250,6 +272,21 @@ def _cmd_qr(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ems.app import site_report
+
+    try:
+        month = date.fromisoformat(f"{args.month}-01")
+    except ValueError:
+        month = None
+    if month is None or len(args.month) != 7:
+        raise InvalidInput("bad month", [f"--month: want YYYY-MM, got {args.month!r}"])
+    page = asyncio.run(site_report(_settings(args), args.site_id, month))
+    args.out.write_text(page, encoding="utf-8")
+    print(f"ems report: {args.site_id} {args.month} written to {args.out} ({len(page) // 1024} KiB)")
+    return EXIT_OK
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     print(f"ems {__version__}")
     return EXIT_OK
@@ -267,6 +304,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "operator": _cmd_operator,
     "qr": _cmd_qr,
     "version": _cmd_version,
+    "report": _cmd_report,
 }
 
 

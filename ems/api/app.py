@@ -10,6 +10,7 @@ from ems.api.limits import BodySizeLimit
 from ems.api.observe import HttpMetrics, HttpStats
 from ems.api.routes import (
     accounts,
+    analytics,
     api_keys,
     capacity,
     cards,
@@ -52,6 +53,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     payments.router,
     quarantine.router,
+    analytics.router,
 )
 """Every router; a feature adds its module here."""
 

@@ -9,6 +9,7 @@ from ems.clock import Clock
 from ems.domain.site import Site
 from ems.health import HealthChecks
 from ems.metrics import Collector
+from ems.ports.analytics import AnalyticsQueries
 from ems.ports.control import ChargerControl
 from ems.ports.grid import CapacitySignals
 from ems.ports.monitor import SiteMonitor
@@ -34,6 +35,9 @@ class ApiServices:
     """Readiness of the process's components (``ems.health.SystemHealth``); ``None``: database only."""
     metrics: Collector | None = None
     """What ``/metrics`` shows of the components (``ems.metrics.SystemCollector``); ``None``: API only."""
+    analytics: AnalyticsQueries | None = None
+    """Rollup-backed analytics (``ems.storage.analytics``); ``None``: those endpoints answer 501 and the
+    station-daily report is computed from the priced sessions."""
 
     def site(self, site_id: str) -> Site | None:
         return next((s for s in self.sites if s.id == site_id), None)

@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ems.billing.codec import cdr_from_json, cdr_to_json, tariff_from_json, tariff_to_json
+from ems.billing.codec import cdr_to_json, tariff_from_json, tariff_to_json
 from ems.billing.ledger import check_balance, settled_cost
 from ems.domain.billing import Account, Applied, AssignmentScope, IdempotencyClaim, SessionCost, TariffAssignment, User
 from ems.domain.ledger import AccountState, Balance, Book, Decision, Entry, Hold, HoldStatus, Movement, MovementKind
 from ems.domain.tariff import Tariff
 from ems.errors import Conflict, IdempotencyConflict, NotFound
 from ems.storage.db import Database, Json, Row, Tx
+from ems.storage.rollups import RollupWriter, cost_from_row, writer_for
 from ems.storage.rows import build, field_names, insert_sql, select_sql, values
 
 LEDGER_SEQUENCE = "ledger_seq"
@@ -145,7 +146,7 @@ class SqlLedgerStore:
                     (idempotency.scope, idempotency.key, idempotency.request_hash, movement.id, movement.at),
                 )
             if cost is not None:
-                await _insert_cost(tx, settled_cost(cost, movement))
+                await _insert_cost(tx, settled_cost(cost, movement), writer_for(self._db))
             return Applied(movement, after, decision.holds)
 
     async def statement(self, account_id: str, *, limit: int = 100) -> list[Applied]:
@@ -353,7 +354,7 @@ _COST_COLUMNS = (
 )
 
 
-async def _insert_cost(tx: Tx, cost: SessionCost) -> None:
+async def _insert_cost(tx: Tx, cost: SessionCost, rollups: RollupWriter) -> None:
     cdr = cost.cdr
     await tx.execute(
         insert_sql("session_costs", _COST_COLUMNS),
@@ -374,20 +375,7 @@ async def _insert_cost(tx: Tx, cost: SessionCost) -> None:
             Json(cdr_to_json(cdr)),
         ),
     )
-
-
-def _cost(row: Row) -> SessionCost:
-    return SessionCost(
-        session_id=row["session_id"],
-        station_id=row["station_id"],
-        cdr=cdr_from_json(row["cdr"]),
-        priced_at=row["priced_at"],
-        account_id=row["account_id"],
-        card_uid=row["card_uid"],
-        hold_id=row["hold_id"],
-        captured_minor=int(row["captured_minor"]),
-        uncollected_minor=int(row["uncollected_minor"]),
-    )
+    await rollups.apply_cost(tx, cost)
 
 
 class SqlCostStore:
@@ -398,12 +386,12 @@ class SqlCostStore:
         async with self._db.transaction() as tx:
             if await tx.fetchone("SELECT 1 FROM session_costs WHERE session_id = ?", (cost.session_id,)):
                 return False
-            await _insert_cost(tx, cost)
+            await _insert_cost(tx, cost, writer_for(self._db))
             return True
 
     async def get(self, session_id: str) -> SessionCost | None:
         row = await self._db.fetchone("SELECT * FROM session_costs WHERE session_id = ?", (session_id,))
-        return None if row is None else _cost(row)
+        return None if row is None else cost_from_row(row)
 
     async def query(
         self,
@@ -428,7 +416,7 @@ class SqlCostStore:
             clauses.append("started_at < ?")
             params.append(until)
         sql = f"SELECT * FROM session_costs WHERE {' AND '.join(clauses)} ORDER BY started_at DESC LIMIT ?"
-        return [_cost(r) for r in await self._db.fetchall(sql, (*params, limit))]
+        return [cost_from_row(r) for r in await self._db.fetchall(sql, (*params, limit))]
 
 
 class SqlBillingStores:

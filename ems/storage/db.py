@@ -133,6 +133,16 @@ class Tx(ABC):
         """
 
     @abstractmethod
+    async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
+        """Insert ``rows`` skipping those whose unique key is stored already (or earlier in ``rows``);
+        returns the rows inserted now (``rows``' own tuples on SQLite, the stored values on PostgreSQL).
+
+        PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT
+        DO NOTHING RETURNING``. SQLite: one ``executemany``; only when it inserted fewer rows than
+        given is it rolled back (to a savepoint) and redone row by row to tell which were new.
+        """
+
+    @abstractmethod
     async def next_value(self, sequence: str) -> int:
         """Next value of a sequence created with ``{{sequence NAME}}``: unique, increasing, never reused."""
 

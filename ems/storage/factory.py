@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ems.config import Settings
+from ems.storage.analytics import SqlAnalytics
 from ems.storage.api_keys import SqlApiKeyStore
 from ems.storage.billing import SqlBillingStores
 from ems.storage.cards import SqlCardStore
@@ -14,6 +15,7 @@ from ems.storage.migrate import upgrade
 from ems.storage.operators import SqlOperatorStore
 from ems.storage.postgres import PostgresDatabase
 from ems.storage.quarantine import SqlQuarantineStore
+from ems.storage.rollups import writer_for
 from ems.storage.samples import SqlMeterSampleStore
 from ems.storage.sessions import SqlSessionStore
 from ems.storage.signals import SqlCapacitySignalStore
@@ -41,6 +43,8 @@ class SqlStorage:
         self.quarantine = SqlQuarantineStore(db)
         self.operators = SqlOperatorStore(db)
         self.driver_auth = SqlDriverAuthStore(db)
+        self.rollups = writer_for(db)
+        self.analytics = SqlAnalytics(db)
 
     @property
     def backend(self) -> str:

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +20,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.adapt import Dumper, PyFormat
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.types.datetime import DatetimeDumper
 from psycopg.types.json import JsonbDumper
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -152,6 +153,36 @@ class PostgresTx(Tx):
                 )
                 await self._conn.execute(pgsql.SQL("DELETE FROM {}").format(staging))
 
+    async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
+        if not rows:
+            return []
+        # One statement, one round trip: the rows as one array per column, unnested.
+        types = await self._column_types(table)
+        names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
+        arrays = pgsql.SQL(", ").join(pgsql.SQL("%s::{}[]").format(pgsql.SQL(types[c])) for c in columns)
+        transposed = [[v.value if isinstance(v, Enum) else v for v in column] for column in zip(*rows, strict=True)]
+        with _mapped(self._url):
+            async with self._conn.cursor(row_factory=tuple_row) as returned:
+                await returned.execute(
+                    pgsql.SQL(
+                        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING RETURNING {}"
+                    ).format(pgsql.Identifier(table), names, arrays, names),
+                    transposed,
+                )
+                inserted: list[Params] = list(await returned.fetchall())
+        return inserted
+
+    async def _column_types(self, table: str) -> dict[str, str]:
+        types = _COLUMN_TYPES.get(table)
+        if types is None:
+            rows = await self.fetchall(
+                "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+                "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            types = _COLUMN_TYPES[table] = {r["attname"]: r["type"] for r in rows}
+        return types
+
     async def next_value(self, sequence: str) -> int:
         return int(await self.fetchval("SELECT nextval(?)", (sequence,)))
 
@@ -159,6 +190,10 @@ class PostgresTx(Tx):
         with _mapped(self._url):
             # No parameters: psycopg sends the text as is, several statements allowed.
             await self._conn.execute(sql.encode())
+
+
+_COLUMN_TYPES: dict[str, dict[str, str]] = {}
+"""Column types per table, for ``insert_new``'s typed arrays (the same in every schema ems migrates)."""
 
 
 def _conninfo(url: str, schema: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Meter samples: the time series, written in batches (COPY on PostgreSQL)."""
+"""Meter samples: the time series, written in batches (one INSERT from arrays on PostgreSQL), rollups kept up."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.errors import InvalidInput
 from ems.storage.db import Database, Row
+from ems.storage.rollups import writer_for
 from ems.storage.rows import build, field_names, select_sql, values
 
 _COLUMNS = field_names(MeterSample)
@@ -30,15 +31,19 @@ class SqlMeterSampleStore:
 
         Each sample is stored once: a sample whose natural key (station, EVSE, time, measurand, phase,
         context, raw value: migration 0002) is stored already is skipped, so replaying a journal
-        batch after a crash, or a station resending meter values, adds nothing.
+        batch after a crash, or a station resending meter values, adds nothing. The samples stored now
+        (and only those) are added to the rollups in the same transaction (``ems.storage.rollups``).
         """
         bad = [i for i, s in enumerate(samples) if math.isnan(s.value)]
         if bad:
             raise InvalidInput("meter samples with NaN values", [f"sample {i}: value is NaN" for i in bad[:10]])
         if not samples:
             return
+        rollups = writer_for(self._db)
         async with self._db.transaction() as tx:
-            await tx.copy_rows("meter_samples", _COLUMNS, (values(s, _COLUMNS) for s in samples), skip_duplicates=True)
+            await rollups.ensure_partitions(tx, "meter_samples", {s.measured_at for s in samples})
+            new = await tx.insert_new("meter_samples", _COLUMNS, [values(s, _COLUMNS) for s in samples])
+            await rollups.apply_samples(tx, new, _COLUMNS)
 
     async def for_session(self, session_id: str) -> list[MeterSample]:
         """Oldest first."""

@@ -124,6 +124,23 @@ def _fetchall(conn: sqlite3.Connection, sql: str, params: Params) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in cur]
 
 
+def _insert_new(conn: sqlite3.Connection, sql: str, rows: Sequence[Params]) -> list[Params]:
+    conn.execute("SAVEPOINT ems_insert_new")
+    try:
+        before = conn.total_changes
+        conn.executemany(sql, rows)
+        if conn.total_changes - before == len(rows):
+            return list(rows)
+        # Some were stored already: redo row by row to tell which (rare: replays, resends).
+        conn.execute("ROLLBACK TO ems_insert_new")
+        return [row for row in rows if conn.execute(sql, row).rowcount == 1]
+    except BaseException:
+        conn.execute("ROLLBACK TO ems_insert_new")
+        raise
+    finally:
+        conn.execute("RELEASE ems_insert_new")
+
+
 def _execute_script(conn: sqlite3.Connection, sql: str) -> None:
     # executescript() would COMMIT first; run statement by statement inside our transaction.
     statement = ""
@@ -170,6 +187,13 @@ class SqliteTx(Tx):
         marks = ", ".join("?" for _ in columns)
         conflict = " ON CONFLICT DO NOTHING" if skip_duplicates else ""
         await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){conflict}", rows)
+
+    async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
+        if not rows:
+            return []
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        return await self._db.call(lambda c: _insert_new(c, sql, rows))
 
     async def next_value(self, sequence: str) -> int:
         sql = "UPDATE ems_sequences SET value = value + 1 WHERE name = ? RETURNING value"

@@ -7,6 +7,7 @@ from datetime import datetime
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, OcppVersion, Station
 from ems.errors import Conflict, NotFound
 from ems.storage.db import Database
+from ems.storage.rollups import writer_for
 from ems.storage.rows import build, field_names, insert_sql, select_sql, update_sql, values
 
 _COLUMNS = field_names(Station)
@@ -45,10 +46,18 @@ class SqlStationStore:
             raise NotFound(f"no station {station_id!r}")
 
     async def record_status(self, record: ConnectorStatusRecord) -> None:
+        """Stores the change and adds the interval it closes (and, when late, the one it opens) to the rollups."""
+        rollups = writer_for(self._db)
         try:
-            await self._db.execute(
-                insert_sql("connector_status_history", _STATUS_COLUMNS), values(record, _STATUS_COLUMNS)
-            )
+            async with self._db.transaction() as tx:
+                await rollups.ensure_partitions(tx, "connector_status_history", (record.at,))
+                record_id = await tx.fetchval(
+                    f"{insert_sql('connector_status_history', _STATUS_COLUMNS)} RETURNING id",
+                    values(record, _STATUS_COLUMNS),
+                )
+                await rollups.apply_status(
+                    tx, record.station_id, record.evse_id, record.connector_id, record.status, record.at, int(record_id)
+                )
         except Conflict as error:  # the only constraint here is the station foreign key
             raise NotFound(f"no station {record.station_id!r}") from error
 

@@ -61,6 +61,7 @@ def app(tmp_path: Path) -> Iterator[FastAPI]:
         # Schemathesis drives the app on an event loop of its own: the storage is opened there.
         storage = await open_storage(config)
         services.storage = storage
+        services.analytics = storage.analytics
         services.billing = build_billing(
             storage,
             clock=services.clock,
