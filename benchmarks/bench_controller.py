@@ -180,6 +180,7 @@ async def run(n: int, watch_s: float, mqtt_host: str, mqtt_port: int) -> dict[st
         api_port=0,
         ocpp_port=0,
         ocpp_auto_register=True,
+        ocpp_require_password=False,  # the simulated stations register themselves, without passwords
         data_dir=tmp,
         mqtt_url=f"mqtt://{mqtt_host}:{mqtt_port}",
         mqtt_client_id=f"bench-{uuid.uuid4().hex[:8]}",

@@ -92,6 +92,33 @@ def build_snapshot(
     """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline.
 
     Sessions in ``exclude`` are left out (the controller plans around them as fixed loads)."""
+    site_limits, circuits = _tree(site, now, settings, capacity)
+    sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
+    evses: dict[str, EvseLimits] = {}
+    demands: list[SessionDemand] = []
+    for s in sorted(sessions, key=lambda x: x.session_id):
+        spec = state.evse_spec(s.station_id, s.evse_id)
+        key = evse_key(s.station_id, s.evse_id)
+        evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
+        demands.append(_demand(s, key, now, settings))
+    return Snapshot(
+        start=now,
+        slot_s=settings.slot_s,
+        slots=settings.horizon_slots,
+        site=site_limits,
+        circuits=circuits,
+        evses=tuple(evses.values()),
+        sessions=tuple(demands),
+    )
+
+
+def _tree(
+    site: Site,
+    now: datetime,
+    settings: PlanningSettings,
+    capacity: Mapping[str | None, Sequence[CapacityInterval]] | None,
+) -> tuple[SiteLimits, tuple[CircuitLimits, ...]]:
+    """The limits of the site and of each circuit in force per slot from ``now``."""
     capacity = capacity or {}
     start, slots, slot_s = now, settings.horizon_slots, settings.slot_s
     site_iv = capacity.get(None, ())
@@ -111,23 +138,19 @@ def build_snapshot(
         )
         for c in site.circuits
     )
-    sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
-    evses: dict[str, EvseLimits] = {}
-    demands: list[SessionDemand] = []
-    for s in sorted(sessions, key=lambda x: x.session_id):
-        spec = state.evse_spec(s.station_id, s.evse_id)
-        key = evse_key(s.station_id, s.evse_id)
-        evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
-        demands.append(_demand(s, key, now, settings))
-    return Snapshot(
-        start=start,
-        slot_s=slot_s,
-        slots=slots,
-        site=SiteLimits(capacity_w=site_cap, phase_limits_a=site_phase),
-        circuits=circuits,
-        evses=tuple(evses.values()),
-        sessions=tuple(demands),
-    )
+    return SiteLimits(capacity_w=site_cap, phase_limits_a=site_phase), circuits
+
+
+def limits_now(
+    site: Site,
+    now: datetime,
+    settings: PlanningSettings,
+    capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
+) -> Limits:
+    """The limits in force per node from ``now`` (what ``limits_of(build_snapshot(...))`` gives), without
+    the sessions: what a capacity drop's cuts are weighed against, before any snapshot is built."""
+    site_limits, circuits = _tree(site, now, settings, capacity)
+    return _limits(now, settings.slot_s, site_limits, circuits)
 
 
 def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
@@ -215,7 +238,10 @@ def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int, *, busy: bool 
 
 def limits_of(snapshot: Snapshot) -> Limits:
     """The limits in force per node of the circuit tree, as the optimizer saw them (for the dispatch budget)."""
-    site = snapshot.site
+    return _limits(snapshot.start, snapshot.slot_s, snapshot.site, snapshot.circuits)
+
+
+def _limits(start: datetime, slot_s: int, site: SiteLimits, circuits: Sequence[CircuitLimits]) -> Limits:
     capacity = site.capacity_w
     if capacity is not None and (site.base_load_w is not None or site.pv_w is not None):
         base = site.base_load_w or (0.0,) * len(capacity)
@@ -224,9 +250,9 @@ def limits_of(snapshot: Snapshot) -> Limits:
     nodes = [NodeLimits(SITE, None, capacity, dict(site.phase_limits_a))]
     nodes.extend(
         NodeLimits(c.id, c.parent if c.parent is not None else SITE, c.capacity_w, dict(c.phase_limits_a))
-        for c in snapshot.circuits
+        for c in circuits
     )
-    return Limits(snapshot.start, snapshot.slot_s, tuple(nodes))
+    return Limits(start, slot_s, tuple(nodes))
 
 
 def evse_place(state: LiveState, station_id: str, evse_id: int) -> EvsePlace:
