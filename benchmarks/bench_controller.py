@@ -26,8 +26,11 @@ installs and reports:
   ``over_future_when_under``: cuts of later periods may still be on their way then);
 - the re-plan at N sessions: solve time and status (OPTIMAL / FEASIBLE).
 
-Timings are wall time on a shared, loaded machine: the OCPP round trip of an idle
-WebSocket on the same host (the floor) is measured in the same run and reported next to them.
+Timings are wall time on a shared, loaded machine, so two floors are measured in the same
+run and reported next to them: the OCPP round trip of an idle WebSocket on the same host,
+and the transport floor of the drop: as many commands as EVSEs had to be lowered, sent at
+once through the same server to the same simulated stations (``p95_over_floor``: the p95
+above divided by the time until all of those were answered).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from ems.clock import SystemClock
 from ems.config import Settings
 from ems.domain import composite
 from ems.domain.card import Card
+from ems.domain.commands import GetCompositeSchedule
 from ems.domain.site import EvseSpec, Site, StationSpec
 from ems.domain.station import OcppVersion
 from ems.sim.ev import Ev
@@ -94,6 +98,20 @@ async def connect(s: SimStation) -> None:
             if error.response.status_code != 503 or attempt == 4:
                 raise
             await asyncio.sleep(1.0)
+
+
+async def transport_floor(control: Any, station_ids: list[str]) -> dict[str, float]:
+    """Seconds until half and until all of ``station_ids`` answered one command sent to each at once."""
+    command = GetCompositeSchedule(evse_id=1, duration_s=60)
+    start = time.perf_counter()
+    done: list[float] = []
+
+    async def one(station_id: str) -> None:
+        await control.execute(station_id, command)
+        done.append(time.perf_counter() - start)
+
+    await asyncio.gather(*(one(i) for i in station_ids))
+    return {"commands": len(station_ids), "half_answered": pct(done, 0.5), "all_answered": max(done)}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -324,6 +342,11 @@ async def run(n: int, watch_s: float, mqtt_host: str, mqtt_port: int) -> dict[st
         plan = controller.plan(site_id)
         assert plan is not None
         out["replan_after"] = {"status": plan.status, "solve_s": plan.solve_s, "sessions": plan.sessions}
+        # The transport floor, now: as many commands as EVSEs had to be lowered, sent at once through the same
+        # server to the same simulated stations (a read-only GetCompositeSchedule each), answered in this time.
+        floor = await transport_floor(system.ocpp.control, [s.id for s in stations[: max(1, len(lowered))]])
+        out["transport_floor_s"] = floor
+        out["p95_over_floor"] = out["lowered_s"]["p95"] / floor["all_answered"] if floor["all_answered"] else None
         stats = controller.stats()
         out["profiles"] = {
             "sent": stats.sent,

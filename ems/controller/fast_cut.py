@@ -39,15 +39,21 @@ from ems.domain.composite import Hardware
 EvseKey = tuple[str, int]
 
 
-def node_factors(budget: Budget) -> dict[str, float]:
-    """Per node: the factor (<= 1) its load must be scaled by to be within its limits at every instant."""
+def node_factors(budget: Budget, fixed: Budget | None = None) -> dict[str, float]:
+    """Per node: the factor (<= 1) its load must be scaled by to be within its limits at every instant.
+
+    ``fixed``: the part of the load that is not scaled (EVSEs without a session keep their default), on the
+    same grid: only the rest is scaled, into the room the fixed part leaves."""
     out: dict[str, float] = {}
     for node, load in budget.load.items():
         cap = budget.cap[node]
         over = load > cap + budget.tol
         if not over.any():
             continue
-        ratios = np.where(over, cap / np.where(load > 0, load, 1.0), 1.0)
+        rigid = fixed.load[node] if fixed is not None else np.zeros_like(load)
+        movable = load - rigid
+        room = np.maximum(cap - rigid, 0.0)
+        ratios = np.where(over, room / np.where(movable > 0, movable, 1.0), 1.0)
         out[node] = float(max(0.0, min(1.0, ratios.min())))
     return out
 
@@ -60,10 +66,12 @@ def proportional_cuts(
     now: datetime,
     horizon_s: int,
     profile_id_base: int,
+    fixed: Budget | None = None,
 ) -> list[Desired]:
     """TxProfiles for the sessions ``(evse key, session id, transaction id, min current A)`` under nodes over,
-    the one that lowers its EVSE's limit now the most first. An EVSE whose bound would not fall is left out."""
-    factors = node_factors(budget)
+    the one that lowers its EVSE's limit now the most first. An EVSE whose bound would not fall is left out.
+    ``fixed``: the EVSEs ``budget`` counts that are not among ``sessions`` (see ``node_factors``)."""
+    factors = node_factors(budget, fixed)
     if not factors:
         return []
     base = now.replace(microsecond=0)

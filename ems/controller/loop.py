@@ -30,7 +30,7 @@ from typing import Protocol
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
 from ems.controller import capabilities, fixed_loads, views
-from ems.controller.budget import EvsePlace, Limits
+from ems.controller.budget import Budget, EvsePlace, Limits
 from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
 from ems.controller.fast_cut import proportional_cuts
@@ -459,8 +459,20 @@ class Controller:
             if s.station_id in controlled and s.transaction_id is not None
         ]
         budget = self.dispatcher.budget(limits, places, now)
+        scaled = {key for key, *_ in sessions}
+        fixed = Budget(limits, budget.grid)  # idle EVSEs and the like keep what they may draw: scale the rest
+        for key, belief in self.dispatcher.beliefs.items():
+            if key in places and key not in scaled:
+                fixed.book(key, belief.bound(now), places[key])
         cuts = proportional_cuts(
-            budget, self.dispatcher.beliefs, places, sessions, now, planning.profile_horizon_s, TX_PROFILE_ID_BASE
+            budget,
+            self.dispatcher.beliefs,
+            places,
+            sessions,
+            now,
+            planning.profile_horizon_s,
+            TX_PROFILE_ID_BASE,
+            fixed,
         )
         if not cuts:
             return

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ems.controller.budget import SITE, EvsePlace, Limits, NodeLimits
+from ems.controller.budget import SITE, Budget, EvsePlace, Limits, NodeLimits
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, Kind
 from ems.controller.fast_cut import proportional_cuts, scaled_periods
 from ems.domain import composite
@@ -149,3 +149,26 @@ def test_an_evse_that_may_draw_nothing_gets_no_cut() -> None:
     cuts = proportional_cuts(budget, d.beliefs, places, [(k, "s", "t", 6.0) for k in places], NOW, 900, 1000)
     assert [c.station_id for c in cuts] == ["A"]
     assert cuts[0].command.periods[0].limit == 15.9  # 11 kW / (32 A * 3 * 230 V) of 32 A, rounded down
+
+
+def test_only_evses_with_a_session_are_scaled_into_the_room_the_others_leave() -> None:
+    """An idle EVSE keeps its 16 A default: the charging ones share what is left, and the site fits."""
+    d = Dispatcher(DispatchSettings())
+    place = EvsePlace(None, ALL_PHASES, V)
+    for station in ("A", "B", "IDLE"):
+        d.belief(station, 1, Hardware(32.0, 3, V)).transaction(None if station == "IDLE" else "t", T0)
+        send(d, station, default(1, 16.0 if station == "IDLE" else 0.0), CommandStatus.ACCEPTED)
+    for station in ("A", "B"):
+        send(d, station, tx(1, [(0, 32.0, 3)], T0), CommandStatus.ACCEPTED)
+    places = {(s, 1): place for s in ("A", "B", "IDLE")}
+    limits = Limits(T0, 300, (NodeLimits(SITE, None, (30_000.0,) * 12, {}),))
+    budget = d.budget(limits, places, NOW)
+    sessions = [((s, 1), f"s-{s}", "t", 6.0) for s in ("A", "B")]
+    fixed = Budget(limits, budget.grid)
+    fixed.book(("IDLE", 1), d.beliefs[("IDLE", 1)].bound(NOW), place)
+    cuts = proportional_cuts(budget, d.beliefs, places, sessions, NOW, 900, 1000, fixed)
+    for s in d.cuts(cuts, NOW):
+        d.answered(s, CommandStatus.ACCEPTED)
+    assert not d.budget(limits, places, NOW).violations()
+    # 30 kW less the idle EVSE's 11 kW, shared by two 22 kW EVSEs: 18.96 kW / 44.16 kW of 32 A each.
+    assert [c.command.periods[0].limit for c in cuts] == [13.7, 13.7]
