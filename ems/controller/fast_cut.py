@@ -140,14 +140,27 @@ def scaled_periods(
         prev_phases = prev.number_phases or 1
         if amps == prev.limit and (amps == 0 or phases == prev_phases):
             continue
-        rising = amps > prev.limit or (amps > 0 and phases > prev_phases)
         exact = (t - base).total_seconds()
-        # Whole seconds on the wire: a higher limit starts late (ceil), a lower one early (floor).
-        offset = math.ceil(exact - 1e-9) if rising else math.floor(exact + 1e-9)
-        if offset <= prev.start_offset_s:  # two changes within a second: the lower of both, in each respect
-            periods[-1] = ChargingSchedulePeriod(
-                start_offset_s=prev.start_offset_s, limit=min(prev.limit, amps), number_phases=min(prev_phases, phases)
-            )
-            continue
-        periods.append(ChargingSchedulePeriod(start_offset_s=offset, limit=amps, number_phases=phases))
+        early, late = math.floor(exact + 1e-9), math.ceil(exact - 1e-9)
+        rising = amps > prev.limit or (amps > 0 and phases > prev_phases)
+        falling = amps < prev.limit or phases < prev_phases
+        # Whole seconds on the wire: what rises starts late (ceil), what falls early (floor); a change that
+        # does both (more A on fewer phases) holds the lower of each in between.
+        if falling:
+            low_phases = phases if not rising else min(phases, prev_phases)
+            _append(periods, early, min(amps, prev.limit), low_phases)
+        if rising:
+            _append(periods, late, amps, phases)
     return tuple(periods)
+
+
+def _append(periods: list[ChargingSchedulePeriod], offset: int, amps: float, phases: int) -> None:
+    """Add a period; one starting at or before the last one's start merges into it, the lower in each respect."""
+    last = periods[-1]
+    last_phases = last.number_phases or 1
+    if offset <= last.start_offset_s:
+        periods[-1] = ChargingSchedulePeriod(
+            start_offset_s=last.start_offset_s, limit=min(last.limit, amps), number_phases=min(last_phases, phases)
+        )
+    elif amps != last.limit or (amps > 0 and phases != last_phases):
+        periods.append(ChargingSchedulePeriod(start_offset_s=offset, limit=amps, number_phases=phases))

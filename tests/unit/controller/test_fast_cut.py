@@ -3,13 +3,14 @@ and together they bring every node within its new limits."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ems.controller.budget import SITE, Budget, EvsePlace, Limits, NodeLimits
-from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, Kind
+from ems.controller.dispatch import Dispatcher, DispatchSettings, Kind
 from ems.controller.fast_cut import proportional_cuts, scaled_periods
 from ems.domain import composite
 from ems.domain.commands import ChargingSchedulePeriod, CommandStatus, SetChargingLimit
@@ -45,11 +46,16 @@ def default(evse: int, amps: float) -> SetChargingLimit:
     )
 
 
+_tokens = itertools.count(1)
+
+
 def send(d: Dispatcher, station: str, command: SetChargingLimit, status: CommandStatus | None) -> None:
-    """``command`` sent outside any round; answered with ``status`` (``None``: still in flight)."""
-    (s,) = d.cuts([Desired(station, command)], NOW)  # the belief only records it; kind does not matter here
+    """``command`` sent outside any round (the belief records it); answered with ``status`` (``None``: in flight)."""
+    belief = d.beliefs[(station, command.evse_id)]
+    token = next(_tokens)
+    belief.sent(token, composite.from_command(command))
     if status is not None:
-        d.answered(s, status)
+        belief.answered(token, status)
 
 
 periods = st.lists(
