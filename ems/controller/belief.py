@@ -94,35 +94,36 @@ class EvseBelief:
     """Sends awaiting an answer, by send token."""
     tx_id: str | None = None
     tx_started_at: datetime | None = None
+    version: int = 0
+    """Bumped by every change of what the EVSE may have (a send, an answer, a transaction, a boot): a bound
+    computed at one version says nothing about another."""
     _cache: tuple[object, datetime, Bound] | None = None
 
     # ------------------------------------------------------------ what happened
 
-    def sent(self, token: int, profile: InstalledProfile, if_accepted: Bound | None = None) -> None:
-        """``profile`` went out; ``if_accepted`` (the bound once it is accepted, when known) saves a recomputation."""
+    def sent(self, token: int, profile: InstalledProfile, if_accepted: tuple[int, Bound] | None = None) -> None:
+        """``profile`` went out. ``if_accepted``: ``(version, bound)``, the bound once it is accepted as computed
+        at ``version``; it saves a recomputation only if nothing changed since (another profile sent meanwhile
+        adds worlds the bound does not cover)."""
         cached = self._cache
-        # The shortcut holds only for one send at a time: with another in flight, the worlds where both
-        # are installed are not covered by either send's own bound, so the bound is recomputed.
-        alone = not self.in_flight
-        before_key = self._key() if cached is not None and if_accepted is not None and alone else None
+        known = if_accepted[1] if if_accepted is not None and if_accepted[0] == self.version else None
+        before_key = self._key() if known is not None and cached is not None else None
         self.in_flight[token] = profile
-        if not alone:
-            self._cache = None
-        elif cached is not None and if_accepted is not None and cached[0] == before_key:
+        self.version += 1
+        if known is not None and cached is not None and cached[0] == before_key:
             since = cached[1]
-            self._cache = (self._key(), since, cached[2].maximum(if_accepted, since))
+            # A cut sent with the bound itself as ``if_accepted`` leaves the bound as it is.
+            bound = cached[2] if known is cached[2] else cached[2].maximum(known, since)
+            self._cache = (self._key(), since, bound)
 
     def _key(self) -> object:
         return (frozenset(self.possible()), self.tx_id, self.tx_started_at)
-
-    def state(self) -> object:
-        """What the bounds are computed from: equal states give equal bounds."""
-        return self._key()
 
     def answered(self, token: int, status: CommandStatus) -> None:
         profile = self.in_flight.pop(token, None)
         if profile is None:
             return
+        self.version += 1
         if status is CommandStatus.ACCEPTED:
             self.worlds = {composite.install(w, profile) for w in self.worlds}
         elif status not in DEFINITE_NO:
@@ -132,11 +133,14 @@ class EvseBelief:
         """The transaction the controller believes runs on this EVSE (``None``: none)."""
         if tx_id != self.tx_id and self.tx_id is not None:
             self.worlds = {composite.end_transaction(w, self.evse_id, self.tx_id) for w in self.worlds}
+        if (tx_id, started_at) != (self.tx_id, self.tx_started_at):
+            self.version += 1
         self.tx_id, self.tx_started_at = tx_id, started_at
 
     def rebooted(self) -> None:
         """A BootNotification: its transactions may have ended (their TxProfiles with them), or not."""
         self.worlds |= {composite.end_transaction(w) for w in self.worlds}
+        self.version += 1
 
     # ------------------------------------------------------------ what it may apply
 

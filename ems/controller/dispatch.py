@@ -38,8 +38,7 @@ from ems.domain.commands import ChargingSchedulePeriod, CommandStatus, SetChargi
 from ems.domain.composite import Hardware
 
 EvseKey = tuple[str, int]
-ChangeKey = tuple[str, int, int]
-"""(station, EVSE, profile id)."""
+ProfileKey = tuple[str, int, int]
 SAME_A = 0.05
 """Two limits within 0.05 A are the same (profiles carry 0.1 A steps)."""
 
@@ -64,8 +63,7 @@ class Desired:
         return (self.station_id, self.command.evse_id)
 
     @property
-    def change(self) -> ChangeKey:
-        """One EVSE may get several profiles in a round (its TxDefaultProfile and its TxProfile)."""
+    def profile_key(self) -> ProfileKey:
         return (self.station_id, self.command.evse_id, self.command.profile_id)
 
 
@@ -100,19 +98,9 @@ class Round:
     raises: list[Desired] = field(default_factory=list)
     mixed: list[Desired] = field(default_factory=list)
     stepped: set[EvseKey] = field(default_factory=set)
-    if_accepted: dict[ChangeKey, tuple[object, Bound]] = field(default_factory=dict)
-    """Per change (EVSE and profile): the EVSE's bound once it is accepted, with the state of the belief it was
-    computed from (``EvseBelief.state``); once that state has moved on (an answer, another send), it is recomputed."""
-
-    def bound_if_accepted(self, d: Desired, belief: EvseBelief) -> Bound:
-        known = self.if_accepted.get(d.change)
-        state = belief.state()
-        if known is not None and known[0] == state:
-            return known[1]
-        bound = belief.bound_if_accepted(composite.from_command(d.command), self.now)
-        self.if_accepted[d.change] = (state, bound)
-        return bound
-
+    if_accepted: dict[ProfileKey, tuple[int, Bound]] = field(default_factory=dict)
+    """Per change (EVSE and profile id: an EVSE may have its default and its TxProfile in one round): the
+    EVSE's bound once it is accepted, and the belief's version it was computed at (when classified)."""
     throttled: int = 0
     """Raises not sent this round (minimum interval, deadband): a later round sends them."""
 
@@ -203,7 +191,7 @@ class Dispatcher:
             return None
         before = belief.bound(now)
         after = belief.bound_if_accepted(new, now)
-        rnd.if_accepted[d.change] = (belief.state(), after)
+        rnd.if_accepted[d.profile_key] = (belief.version, after)
         if before.dominates(after, since=now):
             return Kind.CUT
         if not after.dominates(before, since=now):
@@ -248,8 +236,30 @@ class Dispatcher:
         return False
 
     def first_wave(self, rnd: Round) -> list[Send]:
-        """The cuts: safe to send at once."""
-        return [self._send(d, d.command, Kind.CUT, rnd.bound_if_accepted(d, self.beliefs[d.key])) for d in rnd.cuts]
+        """The cuts: safe to send at once; those that lower what an EVSE may draw *now* the most go first."""
+        order = sorted(rnd.cuts, key=lambda d: -self._drop_now_w(d, rnd))
+        return [self._send(d, d.command, Kind.CUT, rnd.if_accepted.get(d.profile_key)) for d in order]
+
+    def cuts(self, desired: Iterable[Desired], now: datetime) -> list[Send]:
+        """Profiles built nowhere above their EVSE's bound (``fast_cut.py``): cuts by construction, sent as they
+        are, in the order given, without weighing. While unanswered the EVSE stays counted at its bound (the
+        higher of the two); an EVSE without a belief is skipped."""
+        out: list[Send] = []
+        for d in desired:
+            belief = self.beliefs.get(d.key)
+            if belief is not None:
+                out.append(self._send(d, d.command, Kind.CUT, (belief.version, belief.bound(now))))
+        return out
+
+    def _drop_now_w(self, d: Desired, rnd: Round) -> float:
+        """How much lower the EVSE's bound is now once ``d`` is accepted, in W (0: only later periods fall)."""
+        entry = rnd.if_accepted.get(d.profile_key)
+        belief = self.beliefs.get(d.key)
+        if entry is None or belief is None:
+            return 0.0
+        (a, pa), (b, pb) = belief.bound(rnd.now).at(rnd.now), entry[1].at(rnd.now)
+        top = belief.hw.max_current_a
+        return max(0.0, (min(a, top) * pa - min(b, top) * pb) * belief.hw.voltage_v)
 
     def next_wave(self, rnd: Round, budget: Budget, places: Mapping[EvseKey, EvsePlace]) -> list[Send]:
         """Raises (and mixed changes) that fit now; mixed ones that do not fit go out as their step-down."""
@@ -261,12 +271,16 @@ class Dispatcher:
             if self._busy.get(d.key):
                 left.append(d)  # one change at a time per EVSE
                 continue
-            if_accepted = rnd.bound_if_accepted(d, belief)
+            entry = rnd.if_accepted.get(d.profile_key)
+            if entry is None or entry[0] != belief.version:  # something was sent or answered since: afresh
+                entry = (belief.version, belief.bound_if_accepted(composite.from_command(d.command), rnd.now))
+                rnd.if_accepted[d.profile_key] = entry
+            if_accepted = entry[1]
             after = belief.bound(rnd.now).maximum(if_accepted, rnd.now)  # while unanswered: either
             place = places[d.key]
             if budget.fits(d.key, after, place):
                 budget.book(d.key, after, place)
-                sends.append(self._send(d, d.command, Kind.RAISE, if_accepted))
+                sends.append(self._send(d, d.command, Kind.RAISE, entry))
             elif id(d) in mixed and d.key not in rnd.stepped:
                 step = step_down(d.command, belief.bound(rnd.now), belief.hw, rnd.now, self.settings.max_periods)
                 rnd.stepped.add(d.key)
@@ -279,7 +293,9 @@ class Dispatcher:
         rnd.mixed = [d for d in left if id(d) in mixed]
         return sends
 
-    def _send(self, d: Desired, command: SetChargingLimit, kind: Kind, if_accepted: Bound | None = None) -> Send:
+    def _send(
+        self, d: Desired, command: SetChargingLimit, kind: Kind, if_accepted: tuple[int, Bound] | None = None
+    ) -> Send:
         send = Send(next(self._tokens), d.station_id, command, kind, d.session_id)
         self.beliefs[d.key].sent(send.token, composite.from_command(command), if_accepted)
         self._in_flight[send.token] = send
@@ -301,9 +317,9 @@ class Dispatcher:
             times.update(t for t in bound.times if t >= now)
         if rnd is not None:
             for d in rnd.pending:
-                belief = self.beliefs.get(d.key)
-                if belief is not None:
-                    times.update(t for t in rnd.bound_if_accepted(d, belief).times if t >= now)
+                entry = rnd.if_accepted.get(d.profile_key)
+                if entry is not None:
+                    times.update(t for t in entry[1].times if t >= now)
         budget = Budget(limits, times)
         for k, bound in bounds.items():
             budget.book(k, bound, places[k])

@@ -8,6 +8,10 @@ The optimizer runs in a worker thread with a time limit and always returns a sch
 
 Dispatch goes through ``ChargerControl`` only, ordered so that the site never goes over its
 limits (``dispatch.py``: cuts first, raises once they fit; ``sending.py`` carries it out).
+A capacity change is answered at once, outside the plan loop (which may be solving or
+waiting for answers): proportional cuts against the new limits (``fast_cut.py``), and the
+rounds still under way weigh their next raises against the new limits too; the re-plan
+follows once the cuts are out.
 Every EVSE of a connected station gets its fail-safe ``TxDefaultProfile`` and every session
 its ``TxProfile``; all are sent again after every connect and boot.
 """
@@ -18,15 +22,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
 from ems.controller import capabilities, fixed_loads, observed, views
-from ems.controller.budget import EvsePlace
+from ems.controller.budget import Budget, EvsePlace, Limits
 from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
 from ems.controller.fast_cut import proportional_cuts
@@ -37,6 +41,7 @@ from ems.controller.planning import (
     build_snapshot,
     evse_place,
     failsafe_profile,
+    limits_now,
     limits_of,
     reserve,
     tx_profile,
@@ -65,7 +70,6 @@ from ems.errors import StorageError
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
-from ems.optimizer.snapshot import Snapshot
 from ems.ports.control import ChargerControl
 from ems.ports.stores import SessionStore
 
@@ -88,6 +92,10 @@ class ControllerSettings:
     """Fold a burst of events (a fleet reconnecting) into one re-plan."""
     wave_wait_s: float = 5.0
     """How long raises wait for answers to the cuts before going ahead (unanswered cuts count at old limits)."""
+    max_in_flight: int = 64
+    """Profile sends out at once (a sliding window: the most urgent cuts are in force first)."""
+    shutdown_grace_s: float = 2.0
+    """At shutdown, how long sends still out may take to be answered before they are cancelled."""
 
 
 class Controller:
@@ -135,12 +143,20 @@ class Controller:
                 clock=clock,
                 still_running=lambda session_id: session_id in self.state.sessions,
                 wave_wait_s=self.settings.wave_wait_s,
+                max_in_flight=self.settings.max_in_flight,
                 on_answer=self._answered,
             )
         self._dispatch_lock = asyncio.Lock()
         self._retry_soon = False
         self._urgent = False
-        self._capacity_changed = False
+        self._limits: dict[str, Limits] = {}
+        """Per site: the limits in force as last read; every wave of a round is weighed against these, so a
+        capacity change (which updates them at once) holds back the raises of a round under way."""
+        self._cut_due: set[str] = set()
+        """Sites whose capacity changed since their last proportional cuts were computed."""
+        self._cutting: dict[str, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        """Capability queries and capacity cuts under way (cancelled at stop)."""
         self.capabilities: dict[str, Capabilities] = {}
         self._versions: dict[str, OcppVersion] = {}
         self.plans: dict[str, PlanRecord] = {}
@@ -191,6 +207,8 @@ class Controller:
         self.subscribe()
         assert self._subscription is not None
         sub = self._subscription
+        if self.runner is not None:
+            self.runner.open()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -199,11 +217,16 @@ class Controller:
                 await stop.wait()
                 consumer.cancel()
                 planner.cancel()
+                for task in list(self._side_tasks):
+                    task.cancel()
         finally:
             self._group = None
             if stop.is_set():  # a failure keeps the subscription for the restart: no event is lost
                 sub.close()
                 self._subscription = None
+                if self.runner is not None:
+                    # Sends the cancelled rounds left out: answered within the grace, or cancelled.
+                    await self.runner.close(self.settings.shutdown_grace_s)
 
     async def _consume(self, sub: Subscription[DomainEvent]) -> None:
         while True:
@@ -225,16 +248,43 @@ class Controller:
             # A boot may mean new firmware: capabilities are learned again, refusals forgotten.
             self.capabilities[event.station_id] = Capabilities()
             if self._group is not None:  # not awaited here: a slow station must not hold up other events
-                self._group.create_task(self._learn(event.station_id), name=f"capabilities-{event.station_id}")
+                self._side(self._group.create_task(self._learn(event.station_id), name=f"learn-{event.station_id}"))
             relevant = True
         elif isinstance(event, SessionEnded):
             sync_transactions(self.state, self.dispatcher.beliefs, event.station_id)
         elif isinstance(event, CapacityChanged):
             relevant = True
             self._urgent = True  # a lower limit must reach the stations now: no debounce
-            self._capacity_changed = True
+            self._capacity_change(event.site_id)
         if relevant:
             self._dirty.set()
+
+    def _side(self, task: asyncio.Task[None]) -> None:
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def _capacity_change(self, site_id: str) -> None:
+        """Cut now, without waiting for the plan loop (it may be solving, or waiting for answers)."""
+        if not any(s.id == site_id for s in self.sites):
+            return
+        self._cut_due.add(site_id)
+        if self._group is not None and site_id not in self._cutting and self.runner is not None:
+            task = self._group.create_task(self._cut_soon(site_id), name=f"capacity-cuts-{site_id}")
+            self._cutting[site_id] = task
+            self._side(task)
+
+    async def _cut_soon(self, site_id: str) -> None:
+        site = next(s for s in self.sites if s.id == site_id)
+        try:
+            while site_id in self._cut_due:  # a change that came in meanwhile is weighed again
+                self._cut_due.discard(site_id)
+                try:
+                    await self._fast_cut(site)
+                except Exception:
+                    # The re-plan that follows still cuts what the plan wants; the loop must not end here.
+                    log.exception("controller: proportional cuts for site %s failed", site_id)
+        finally:
+            self._cutting.pop(site_id, None)
 
     async def _learn(self, station_id: str) -> None:
         """Ask a station what it can do with profiles (answers fold into ``capabilities``)."""
@@ -304,6 +354,11 @@ class Controller:
 
     async def replan(self, site_id: str) -> PlanRecord | None:
         """Plan ``site_id`` now and dispatch; the attempt (its status, error, sessions left out) is kept."""
+        cutting = self._cutting.get(site_id)
+        if cutting is not None:
+            # The capacity cuts go out first, alone: the solve would only slow them down. (``wait``, so that
+            # cancelling the re-plan does not cancel the cuts.)
+            await asyncio.wait({cutting})
         now = self._clock.now()
         try:
             return await self._replan(site_id, now)
@@ -315,13 +370,15 @@ class Controller:
     async def _replan(self, site_id: str, now: datetime) -> PlanRecord | None:
         site = next(s for s in self.sites if s.id == site_id)
         planning = self.settings.planning
+        if site_id in self._cut_due:  # a change not cut yet (no running loop to cut it at once)
+            self._cut_due.discard(site_id)
+            await self._fast_cut(site)
+            now = self._clock.now()
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
         seen = observed.draws(site.id, self.state, self.dispatcher.beliefs)
         full = build_snapshot(site, self.state, now, planning, timelines, draws=seen)
-        if self._capacity_changed:
-            self._capacity_changed = False
-            await self._fast_cut(site, full, online, places, now)
+        self._set_limits(site_id, limits_of(full))
         fixed, exclude = fixed_loads.around_plan(
             site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
         )
@@ -337,14 +394,14 @@ class Controller:
             error = "invalid optimizer snapshot: " + "; ".join(usable.problems)
             self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", error, left_out)
             log.error("controller: site %s not planned: %s", site_id, error)
-            await self._dispatch(site, None, full, online, places)  # defaults and re-installs still go out
+            await self._dispatch(site, None, online, places)  # defaults and re-installs still go out
             self.replanned.set()
             return None
         if not usable.snapshot.sessions:
             self.plans.pop(site_id, None)
             self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
             waiting = self._uncontrolled(exclude)
-            sent, _ = await self._dispatch(site, None, full, online, places)
+            sent, _ = await self._dispatch(site, None, online, places)
             if sent and waiting:
                 self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
             self.replanned.set()
@@ -361,7 +418,7 @@ class Controller:
             site_id, now, schedule.status.value, None if solver_error is None else str(solver_error), left_out
         )
         waiting = self._uncontrolled(exclude)
-        sent, rejected = await self._dispatch(site, schedule, full, online, places)
+        sent, rejected = await self._dispatch(site, schedule, online, places)
         if sent and waiting:
             self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
         record = PlanRecord(site_id, now, schedule, sent, rejected)
@@ -385,35 +442,61 @@ class Controller:
             for s in sessions
         )
 
-    async def _fast_cut(
-        self, site: Site, full: Snapshot, online: list[str], places: dict[EvseKey, EvsePlace], now: datetime
-    ) -> None:
-        """A capacity drop: cut every EVSE under a node that is now over, in proportion, before solving."""
+    async def _fast_cut(self, site: Site) -> None:
+        """A capacity change: every EVSE under a node that is now over is cut, in proportion, before any solve.
+
+        Weighed against the limits in force now (no snapshot of the sessions: only the tree's limits),
+        on the hot path of a drop: everything here is one pass over the site's EVSEs."""
         if self.runner is None:
             return
-        limits = limits_of(full)
+        now = self._clock.now()
+        planning = self.settings.planning
+        online, places = self._prepare(site)
+        limits = limits_now(site, now, planning, self._timelines(site, planning))
+        self._set_limits(site.id, limits)  # rounds under way weigh their next raises against these
         spec = self.state.evse_spec
+        controlled = {sid for sid in online if self.capabilities.get(sid, Capabilities()).takes_profiles()}
         sessions = [
             ((s.station_id, s.evse_id), s.session_id, s.transaction_id, spec(s.station_id, s.evse_id).min_current_a)
             for s in self.state.active(site.id)
-            if s.station_id in online and s.transaction_id is not None
+            if s.station_id in controlled and s.transaction_id is not None
         ]
-        async with self._dispatch_lock:
-            budget = self.dispatcher.budget(limits, places, now)
-            desired = proportional_cuts(
-                budget,
-                self.dispatcher.beliefs,
-                places,
-                sessions,
-                now,
-                self.settings.planning.profile_horizon_s,
-                TX_PROFILE_ID_BASE,
-            )
-            if desired:
-                log.info(
-                    "controller: site %s over its new capacity: %d proportional cut(s) first", site.id, len(desired)
-                )
-                await self.runner.run(desired, limits, places)
+        budget = self.dispatcher.budget(limits, places, now)
+        scaled = {key for key, *_ in sessions}
+        fixed = Budget(limits, budget.grid)  # idle EVSEs and the like keep what they may draw: scale the rest
+        for key, belief in self.dispatcher.beliefs.items():
+            if key in places and key not in scaled:
+                fixed.book(key, belief.bound(now), places[key])
+        cuts = proportional_cuts(
+            budget,
+            self.dispatcher.beliefs,
+            places,
+            sessions,
+            now,
+            planning.profile_horizon_s,
+            TX_PROFILE_ID_BASE,
+            fixed,
+        )
+        if not cuts:
+            return
+        desired = []
+        for d in cuts:  # as each station takes profiles (W, stack level, periods): each only ever lower
+            evse = spec(d.station_id, d.command.evse_id)
+            caps = self.capabilities.get(d.station_id, Capabilities())
+            desired.append(replace(d, command=capabilities.shape(d.command, caps, evse.voltage_v, evse.phases)))
+        log.info("controller: site %s over its new capacity: %d proportional cut(s) first", site.id, len(desired))
+        # Not under the dispatch lock: a round under way may hold it for seconds, waiting for answers, and
+        # cuts are safe whatever else is in flight. Built below each EVSE's bound, they need no weighing.
+        await self.runner.cut(desired)
+
+    def _set_limits(self, site_id: str, limits: Limits) -> None:
+        """Keep the limits read last (a re-plan's snapshot may be older than a capacity change's cuts)."""
+        kept = self._limits.get(site_id)
+        if kept is None or limits.start >= kept.start:
+            self._limits[site_id] = limits
+
+    def _site_limits(self, site_id: str) -> Callable[[], Limits]:
+        return lambda: self._limits[site_id]
 
     def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
         if self._capacity is None:
@@ -459,9 +542,11 @@ class Controller:
             for evse_id in station_evses(site, self.state, station_id):
                 spec = self.state.evse_spec(station_id, evse_id)
                 self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
-        for station_id in {k[0] for k in self.dispatcher.beliefs}:
-            if self.state.site_of(station_id).id == site.id:
-                sync_transactions(self.state, self.dispatcher.beliefs, station_id)
+        sync_transactions(
+            self.state,
+            self.dispatcher.beliefs,
+            {k[0] for k in self.dispatcher.beliefs if self.state.site_of(k[0]).id == site.id},
+        )
         places = {
             key: evse_place(self.state, *key)
             for key in self.dispatcher.beliefs
@@ -499,7 +584,6 @@ class Controller:
         self,
         site: Site,
         schedule: Schedule | None,
-        snapshot: Snapshot,
         online: list[str],
         places: dict[EvseKey, EvsePlace],
     ) -> tuple[int, int]:
@@ -507,7 +591,7 @@ class Controller:
             return 0, 0
         async with self._dispatch_lock:
             desired = self._desired(site, schedule, online)
-            outcome = await self.runner.run(desired, limits_of(snapshot), places)
+            outcome = await self.runner.run(desired, self._site_limits(site.id), places)
         if outcome.held or outcome.throttled:
             self._retry_soon = True
         return outcome.sent, outcome.refused

@@ -96,6 +96,33 @@ def build_snapshot(
     Sessions in ``exclude`` are left out (the controller plans around them as fixed loads).
     ``draws`` (``observed.draws``): what each car was seen to take; sessions not in it are
     planned at their EVSE's maximum."""
+    site_limits, circuits = _tree(site, now, settings, capacity)
+    sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
+    evses: dict[str, EvseLimits] = {}
+    demands: list[SessionDemand] = []
+    for s in sorted(sessions, key=lambda x: x.session_id):
+        spec = state.evse_spec(s.station_id, s.evse_id)
+        key = evse_key(s.station_id, s.evse_id)
+        evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
+        demands.append(_with_draw(_demand(s, key, now, settings), (draws or {}).get(s.session_id)))
+    return Snapshot(
+        start=now,
+        slot_s=settings.slot_s,
+        slots=settings.horizon_slots,
+        site=site_limits,
+        circuits=circuits,
+        evses=tuple(evses.values()),
+        sessions=tuple(demands),
+    )
+
+
+def _tree(
+    site: Site,
+    now: datetime,
+    settings: PlanningSettings,
+    capacity: Mapping[str | None, Sequence[CapacityInterval]] | None,
+) -> tuple[SiteLimits, tuple[CircuitLimits, ...]]:
+    """The limits of the site and of each circuit in force per slot from ``now``."""
     capacity = capacity or {}
     start, slots, slot_s = now, settings.horizon_slots, settings.slot_s
     site_iv = capacity.get(None, ())
@@ -115,23 +142,19 @@ def build_snapshot(
         )
         for c in site.circuits
     )
-    sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
-    evses: dict[str, EvseLimits] = {}
-    demands: list[SessionDemand] = []
-    for s in sorted(sessions, key=lambda x: x.session_id):
-        spec = state.evse_spec(s.station_id, s.evse_id)
-        key = evse_key(s.station_id, s.evse_id)
-        evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
-        demands.append(_with_draw(_demand(s, key, now, settings), (draws or {}).get(s.session_id)))
-    return Snapshot(
-        start=start,
-        slot_s=slot_s,
-        slots=slots,
-        site=SiteLimits(capacity_w=site_cap, phase_limits_a=site_phase),
-        circuits=circuits,
-        evses=tuple(evses.values()),
-        sessions=tuple(demands),
-    )
+    return SiteLimits(capacity_w=site_cap, phase_limits_a=site_phase), circuits
+
+
+def limits_now(
+    site: Site,
+    now: datetime,
+    settings: PlanningSettings,
+    capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
+) -> Limits:
+    """The limits in force per node from ``now`` (what ``limits_of(build_snapshot(...))`` gives), without
+    the sessions: what a capacity drop's cuts are weighed against, before any snapshot is built."""
+    site_limits, circuits = _tree(site, now, settings, capacity)
+    return _limits(now, settings.slot_s, site_limits, circuits)
 
 
 def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
@@ -144,12 +167,6 @@ def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
         min_a=spec.min_current_a,
         max_a=spec.max_current_a,
     )
-
-
-def _with_draw(d: SessionDemand, draw: Draw | None) -> SessionDemand:
-    if draw is None:
-        return d
-    return replace(d, observed_a=draw.observed_a, observed_phases=draw.observed_phases, allotted_a=draw.allotted_a)
 
 
 def _demand(s: LiveSession, evse: str, now: datetime, settings: PlanningSettings) -> SessionDemand:
@@ -225,7 +242,10 @@ def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int, *, busy: bool 
 
 def limits_of(snapshot: Snapshot) -> Limits:
     """The limits in force per node of the circuit tree, as the optimizer saw them (for the dispatch budget)."""
-    site = snapshot.site
+    return _limits(snapshot.start, snapshot.slot_s, snapshot.site, snapshot.circuits)
+
+
+def _limits(start: datetime, slot_s: int, site: SiteLimits, circuits: Sequence[CircuitLimits]) -> Limits:
     capacity = site.capacity_w
     if capacity is not None and (site.base_load_w is not None or site.pv_w is not None):
         base = site.base_load_w or (0.0,) * len(capacity)
@@ -234,9 +254,9 @@ def limits_of(snapshot: Snapshot) -> Limits:
     nodes = [NodeLimits(SITE, None, capacity, dict(site.phase_limits_a))]
     nodes.extend(
         NodeLimits(c.id, c.parent if c.parent is not None else SITE, c.capacity_w, dict(c.phase_limits_a))
-        for c in snapshot.circuits
+        for c in circuits
     )
-    return Limits(snapshot.start, snapshot.slot_s, tuple(nodes))
+    return Limits(start, slot_s, tuple(nodes))
 
 
 def evse_place(state: LiveState, station_id: str, evse_id: int) -> EvsePlace:
@@ -285,3 +305,9 @@ def reserve(snapshot: Snapshot, fixed: Sequence[tuple[EvsePlace, float, float]])
         for c in snapshot.circuits
     )
     return replace(snapshot, site=site, circuits=circuits)
+
+
+def _with_draw(d: SessionDemand, draw: Draw | None) -> SessionDemand:
+    if draw is None:
+        return d
+    return replace(d, observed_a=draw.observed_a, observed_phases=draw.observed_phases, allotted_a=draw.allotted_a)

@@ -26,7 +26,7 @@ from ems.domain.events import (
     StatusChanged,
 )
 from ems.domain.session import ChargingSession, Measurand, MeterSample
-from ems.domain.site import EvseSpec, Site
+from ems.domain.site import EvseSpec, Site, StationSpec
 from ems.domain.station import ConnectorStatus
 from ems.domain.units import ALL_PHASES, NOMINAL_VOLTAGE_V, Phase
 
@@ -67,6 +67,14 @@ class LiveState:
         self.sites = {s.id: s for s in sites}
         self._default_site = sites[0]
         self._station_site: dict[str, Site] = {st.id: s for s in sites for st in s.stations}
+        first: dict[tuple[str, str], StationSpec] = {}
+        for site in sites:
+            for st in site.stations:
+                first.setdefault((site.id, st.id), st)
+        self._station_spec: dict[str, StationSpec] = {sid: first[(s.id, sid)] for sid, s in self._station_site.items()}
+        """The station's entry in the site ``site_of`` names (its first entry there), as ``Site.station`` finds it."""
+        self._evse_spec: dict[tuple[str, int], EvseSpec] = {}
+        """Looked up once per (station, EVSE): the site file does not change while the controller runs."""
         self.stations: dict[str, StationLive] = {}
         self.sessions: dict[str, LiveSession] = {}
 
@@ -77,15 +85,23 @@ class LiveState:
         return self._station_site.get(station_id, self._default_site)
 
     def evse_spec(self, station_id: str, evse_id: int) -> EvseSpec:
-        spec = self.site_of(station_id).station(station_id)
+        key = (station_id, evse_id)
+        found = self._evse_spec.get(key)
+        if found is not None:
+            return found
+        out = EvseSpec(evse_id=evse_id)
+        spec = self._station_spec.get(station_id)
         if spec is not None:
-            for evse in spec.evses:
-                if evse.evse_id == evse_id:
-                    return evse
-        return EvseSpec(evse_id=evse_id)
+            out = next((e for e in spec.evses if e.evse_id == evse_id), out)
+        self._evse_spec[key] = out
+        return out
+
+    def station_spec(self, station_id: str) -> StationSpec | None:
+        """The station in the site file (``None``: not in it)."""
+        return self._station_spec.get(station_id)
 
     def circuit_of(self, station_id: str) -> str | None:
-        spec = self.site_of(station_id).station(station_id)
+        spec = self._station_spec.get(station_id)
         return spec.circuit_id if spec is not None else None
 
     # ------------------------------------------------------------ events

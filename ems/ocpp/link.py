@@ -1,9 +1,11 @@
 """One station's live connection: frame routing, validation, handler dispatch, outgoing calls.
 
 Built on the library's ``ChargePoint`` for what it does well (``call()`` with its
-unique-id matching, response timeout and response validation), with the inbound path
-replaced, because the library's costs ~1 ms per message (jsonschema in a thread pool,
-regex camel/snake conversion, dataclass round trips) and a bad frame is silently dropped:
+unique-id matching and response timeout; commands and their answers are validated with the
+compiled schemas, not the library's jsonschema in a thread pool: a capacity drop sends
+hundreds at once), with the inbound path replaced, because the library's costs ~1 ms per
+message (jsonschema in a thread pool, regex camel/snake conversion, dataclass round trips)
+and a bad frame is silently dropped:
 
 - frames are parsed once; a frame that is not JSON or not an OCPP-J message gets a
   CALLERROR with message id ``"-1"`` (OCPP 2.0.1 part 4, 4.2.3) and the connection stays;
@@ -24,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
-from ocpp.charge_point import ChargePoint
+from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import (
     FormatViolationError,
     InternalError,
@@ -45,7 +47,7 @@ from ems.domain.station import OcppVersion
 from ems.ocpp.journal import Journal
 from ems.ocpp.service import OcppService
 from ems.ocpp.translate import Payload
-from ems.ocpp.validation import MAX_JSON_DEPTH, message_id_of, nesting_exceeds, validate
+from ems.ocpp.validation import MAX_JSON_DEPTH, Kind, message_id_of, nesting_exceeds, validate
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class StationLink(ChargePoint):  # type: ignore[misc]
         self.call_errors_sent = 0
         self.replaced = False
         """Set when a new connection for the same station took over (the station is not offline)."""
+        self._awaiting: dict[str, str] = {}
+        """The action of each command sent and not answered yet, by message id (to validate its answer)."""
 
     async def start(self) -> None:
         """Serve this station until the connection closes (raises ``ConnectionClosed`` then)."""
@@ -187,11 +191,29 @@ class StationLink(ChargePoint):  # type: ignore[misc]
         return NotSupportedError(details={"cause": f"{action} not supported by OCPP{_LIB_VERSION[self.version]}."})
 
     async def call_command(self, payload: Any) -> Any:
-        """``call(payload, suppress=False)``: the station's answer, or the ``OCPPError`` of its CALLERROR."""
+        """``call(payload, suppress=False)``: the station's answer, or the ``OCPPError`` of its CALLERROR.
+
+        The command and the answer are validated with the compiled schemas (``validation.py``, the
+        library's own schemas and error codes): an invalid command raises before it is sent, an
+        answer that fails its schema raises as the library's validation would."""
         traffic = self.service.traffic
-        traffic.calls_out[(self.version.value, type(payload).__name__)] += 1
+        action = type(payload).__name__
+        traffic.calls_out[(self.version.value, action)] += 1
+        validate(self.version, action, remove_nones(snake_to_camel_case(serialize_as_dict(payload))))
+        unique_id = str(self._unique_id_generator())
+        self._awaiting[unique_id] = action
         try:
-            return await self.call(payload, suppress=False)
+            return await self.call(payload, suppress=False, unique_id=unique_id, skip_schema_validation=True)
         except OCPPError as error:
             traffic.call_errors_in[(self.version.value, getattr(error, "code", "GenericError"))] += 1
             raise
+        finally:
+            self._awaiting.pop(unique_id, None)
+
+    async def _get_specific_response(self, unique_id: str, timeout: float) -> Any:  # noqa: ASYNC109 (the library's)
+        """The library's answer matching, with the answer validated (``call`` runs with its own skipped)."""
+        response = await super()._get_specific_response(unique_id, timeout)
+        action = self._awaiting.get(unique_id)
+        if action is not None and isinstance(response, CallResult):
+            validate(self.version, action, response.payload, Kind.RESPONSE)
+        return response

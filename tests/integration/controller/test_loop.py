@@ -12,9 +12,9 @@ from ems.bus import EventBus
 from ems.clock import FakeClock
 from ems.controller.loop import Controller, ControllerSettings
 from ems.controller.planning import PlanningSettings
-from ems.domain.capacity import CapacityInterval, LimitSource
+from ems.domain.capacity import CapacityChangeReason, CapacityInterval, LimitSource
 from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit, StationCommand
-from ems.domain.events import SessionStarted, StationBooted
+from ems.domain.events import CapacityChanged, SessionStarted, StationBooted
 from ems.domain.session import ChargingSession
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
 from ems.domain.station import Station
@@ -231,3 +231,86 @@ async def test_a_failed_attempt_is_what_the_plan_status_shows(storage: Storage) 
     view = controller.plan("depot")
     assert view is not None and view.status == "ERROR" and view.error == "RuntimeError: solver crashed"
     assert view.attempted_at == T0 + timedelta(seconds=60) and view.planned_at == T0, "the plan in force is older"
+
+
+async def test_a_capacity_drop_is_cut_at_once_even_while_a_round_holds_the_dispatch(storage: Storage) -> None:
+    """The cuts do not wait for the plan loop: here a round under way (the dispatch lock held) would block them."""
+    await seed(storage)
+    control = RecordingControl()
+    capacity = FixedCapacity(22_000)
+    controller, bus, clock = make(storage, control, capacity)
+    for n, station in enumerate(("CP1", "CP2")):
+        await controller.handle(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1))
+    await controller.replan("depot")  # the defaults
+    await controller.replan("depot")
+    before = first_slot_w(control)
+    assert before > 5_000
+    stop = asyncio.Event()
+    controller.subscribe()
+    task = asyncio.create_task(controller.run(stop))
+    try:
+        async with controller._dispatch_lock:  # a round under way, waiting for answers
+            await asyncio.sleep(0)  # the controller's task group is up
+            control.sent.clear()
+            capacity.capacity_w = 5_000
+            clock.advance(15)
+            await bus.publish(
+                CapacityChanged(
+                    at=clock.now(),
+                    site_id="depot",
+                    circuit_id=None,
+                    capacity_w=5_000,
+                    reason=CapacityChangeReason.IMMEDIATE_LIMIT,
+                )
+            )
+            async with asyncio.timeout(10):
+                while len(control.profiles()) < 2:
+                    control.arrived.clear()
+                    await control.arrived.wait()
+            assert first_slot_w(control) <= 5_000, "both cut in proportion, before the round let go"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+class StuckControl(RecordingControl):
+    """Accepts fail-safe defaults; never answers a TxProfile (a station that went silent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = 0
+
+    async def execute(self, station_id: str, command: StationCommand) -> CommandResult:
+        if isinstance(command, SetChargingLimit) and command.purpose == "TxProfile":
+            self.sent.append((station_id, command))
+            self.arrived.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        return await super().execute(station_id, command)
+
+
+async def test_shutdown_waits_briefly_for_sends_then_cancels_them(storage: Storage) -> None:
+    await seed(storage)
+    control = StuckControl()
+    bus, clock = EventBus(), FakeClock(T0)
+    settings = ControllerSettings(
+        planning=PlanningSettings(horizon_slots=36), debounce_s=0, wave_wait_s=0.05, shutdown_grace_s=0.1
+    )
+    controller = Controller(
+        sites=[SITE], bus=bus, clock=clock, sessions=storage.sessions, charger_control=control, settings=settings
+    )
+    await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults
+    await controller.replan("depot")  # the TxProfile: never answered
+    assert controller.runner is not None and controller.runner.in_flight == 1
+    stop = asyncio.Event()
+    task = asyncio.create_task(controller.run(stop))
+    await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert controller.runner.in_flight == 0 and control.cancelled == 1, "cancelled after the grace"
+    belief = controller.dispatcher.beliefs[("CP1", 1)]
+    assert not belief.in_flight and len(belief.worlds) == 2, "it may or may not have been applied"

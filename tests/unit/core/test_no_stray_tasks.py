@@ -14,11 +14,11 @@ ACCOUNTED: dict[str, tuple[int, str]] = {
     "api/server.py": (2, "uvicorn's serve task and a stop waiter: both awaited by ApiServer.run"),
     "app.py": (5, "tasks of serve's and demo's TaskGroups (the supervised components, announce, demo timer)"),
     "clock.py": (2, "sleep_until_set: waiters awaited and cancelled in place"),
-    "controller/loop.py": (3, "tasks of the controller's TaskGroup"),
+    "controller/loop.py": (4, "tasks of the controller's TaskGroup (events, plans, capability queries, capacity cuts)"),
     "controller/sending.py": (
         1,
         "one profile send: _one turns every adapter failure into a result; a send still out after the wave's "
-        "wait stays in RoundRunner._tasks (drain() awaits them)",
+        "wait stays in RoundRunner._tasks (close() at the controller's stop awaits them, then cancels)",
     ),
     "grid/mqtt.py": (4, "tasks of the adapter's TaskGroups"),
     "ocpp/journal.py": (
