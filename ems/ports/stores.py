@@ -101,6 +101,17 @@ class SessionStore(Protocol):
         ...
 
 
+class SessionHistory(Protocol):
+    """Finished sessions, read for the departure and energy estimates (``ems.optimizer.estimates``)."""
+
+    async def finished(
+        self, *, since: datetime, id_tag: str | None = None, limit: int = 100_000
+    ) -> list[ChargingSession]:
+        """Completed sessions (with a stop time) started at or after ``since``, newest first; ``id_tag``:
+        only that card's."""
+        ...
+
+
 class QuarantineStore(Protocol):
     """Inbound messages that could not be applied, with their reasons (``ems.domain.quarantine``)."""
 

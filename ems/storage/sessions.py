@@ -71,6 +71,20 @@ class SqlSessionStore:
         rows = await self._db.fetchall(f"{_SELECT}{clause} ORDER BY started_at DESC, id DESC LIMIT ?", (*params, limit))
         return [_session(row) for row in rows]
 
+    async def finished(
+        self, *, since: datetime, id_tag: str | None = None, limit: int = 100_000
+    ) -> list[ChargingSession]:
+        """Completed sessions (with a stop time) started at or after ``since``, newest first (the
+        ``SessionHistory`` port: what the departure and energy estimates learn from)."""
+        where = [f"status = '{SessionStatus.COMPLETED.value}'", "stopped_at IS NOT NULL", "started_at >= ?"]
+        params: list[Any] = [since]
+        if id_tag is not None:
+            where.append("id_tag = ?")
+            params.append(id_tag)
+        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY started_at DESC, id DESC LIMIT ?"
+        rows = await self._db.fetchall(sql, (*params, limit))
+        return [_session(row) for row in rows]
+
     async def update(self, session: ChargingSession) -> None:
         """Replace every field; raises ``NotFound``."""
         params = (*values(session, _UPDATABLE), session.id)

@@ -168,3 +168,20 @@ async def test_sqlite_transaction_ids_unique_across_two_connections(tmp_path: Pa
     finally:
         await a.close()
         await b.close()
+
+
+async def test_finished_sessions_for_the_estimates(stations: SqlStorage) -> None:
+    done = {"status": SessionStatus.COMPLETED}
+    await stations.sessions.add(_session(1, id_tag="A", stopped_at=T0 + timedelta(hours=8), energy_wh=9000.0, **done))
+    await stations.sessions.add(
+        _session(2, station="cp2", minutes=60, id_tag="B", stopped_at=T0 + timedelta(hours=9), **done)
+    )
+    await stations.sessions.add(_session(3, minutes=-3 * 24 * 60, id_tag="A", stopped_at=T0, **done))  # too old
+    await stations.sessions.add(_session(4, evse=2, minutes=30, id_tag="A"))  # still active
+    since = T0 - timedelta(days=1)
+    got = await stations.sessions.finished(since=since)
+    assert [s.id for s in got] == ["s2", "s1"]  # newest first, no active one, none before `since`
+    assert got[1].energy_wh == 9000.0 and got[1].stopped_at == T0 + timedelta(hours=8)
+    assert [s.id for s in await stations.sessions.finished(since=since, id_tag="A")] == ["s1"]
+    assert [s.id for s in await stations.sessions.finished(since=since - timedelta(days=5), id_tag="A")] == ["s1", "s3"]
+    assert [s.id for s in await stations.sessions.finished(since=since, limit=1)] == ["s2"]
