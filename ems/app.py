@@ -266,6 +266,7 @@ async def build_system(runtime: Runtime) -> System:
         charger_control=control,
         capacity=capacity,
         state=live,
+        history=storage.sessions,
     )
     controller.subscribe()
     mqtt = None

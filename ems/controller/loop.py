@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ems.bus import EventBus, Subscription
@@ -64,14 +64,16 @@ from ems.domain.events import (
     StationDisconnected,
 )
 from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
+from ems.domain.session import ChargingSession
 from ems.domain.site import Site
 from ems.domain.station import OcppVersion
 from ems.errors import StorageError
+from ems.optimizer.estimates import History, past_session
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
 from ems.ports.control import ChargerControl
-from ems.ports.stores import SessionStore
+from ems.ports.stores import SessionHistory, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +117,12 @@ class Controller:
         capacity: CapacityTimelines | None = None,
         settings: ControllerSettings | None = None,
         state: LiveState | None = None,
+        history: SessionHistory | None = None,
     ) -> None:
         """``state``: the live site state, when the composition root shares it (the capacity service
-        reads the measured site load from it); ``None``: a new one for ``sites``."""
+        reads the measured site load from it); ``None``: a new one for ``sites``. ``history``: finished
+        sessions, read at start and every ``history_refresh_s`` for the departure and energy estimates
+        (``None``: sessions that say nothing get the planning defaults)."""
         self.sites = tuple(sites)
         self.state = state if state is not None else LiveState(self.sites)
         self.settings = settings or ControllerSettings()
@@ -126,6 +131,9 @@ class Controller:
         self._sessions = sessions
         self._control = charger_control
         self._capacity = capacity
+        self._history = history
+        self.histories: dict[str, History] = {}
+        """Per site: the estimates from its past sessions (absent: the planning defaults)."""
         self._dirty = asyncio.Event()
         planning = self.settings.planning
         self.dispatcher = Dispatcher(
@@ -214,9 +222,11 @@ class Controller:
                 self._group = group
                 consumer = group.create_task(self._consume(sub), name="controller-events")
                 planner = group.create_task(self._plan_loop(), name="controller-plans")
+                learner = group.create_task(self._history_loop(), name="controller-history")
                 await stop.wait()
                 consumer.cancel()
                 planner.cancel()
+                learner.cancel()
                 for task in list(self._side_tasks):
                     task.cancel()
         finally:
@@ -324,6 +334,36 @@ class Controller:
         if session is not None:
             self.state.update_session(session)
 
+    async def _history_loop(self) -> None:
+        while self._history is not None:
+            await self.load_history()
+            await asyncio.sleep(self.settings.planning.history_refresh_s)
+
+    async def load_history(self) -> None:
+        """Read the finished sessions of the last ``history_days`` and rebuild every site's estimates.
+
+        A failure keeps the estimates there were (logged; tried again at the next refresh)."""
+        if self._history is None:
+            return
+        planning = self.settings.planning
+        try:
+            since = self._clock.now() - timedelta(days=planning.history_days)
+            finished = await self._history.finished(since=since)
+        except Exception:
+            log.exception("controller: past sessions not readable now; estimates kept as they were")
+            return
+        by_site: dict[str, list[ChargingSession]] = {}
+        for session in finished:
+            by_site.setdefault(self.state.site_of(session.station_id).id, []).append(session)
+        for site in self.sites:
+            self.histories[site.id] = History(
+                past_session(s.id_tag, s.started_at, s.stopped_at, s.energy_wh, site.timezone)
+                for s in by_site.get(site.id, ())
+                if s.stopped_at is not None
+            )
+        log.info("controller: estimates from %d past session(s)", len(finished))
+        self._dirty.set()
+
     async def _plan_loop(self) -> None:
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the event.
@@ -377,13 +417,15 @@ class Controller:
         online, places = self._prepare(site)
         timelines = self._timelines(site, planning)
         seen = observed.draws(site.id, self.state, self.dispatcher.beliefs)
-        full = build_snapshot(site, self.state, now, planning, timelines, draws=seen)
+        history = self.histories.get(site_id)
+        full = build_snapshot(site, self.state, now, planning, timelines, draws=seen, history=history)
         self._set_limits(site_id, limits_of(full))
         fixed, exclude = fixed_loads.around_plan(
             site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
         )
         usable = usable_snapshot(
-            lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex, draws=seen), exclude
+            lambda ex: build_snapshot(site, self.state, now, planning, timelines, ex, draws=seen, history=history),
+            exclude,
         )
         left_out = tuple(f"{sid}: {why}" for sid, why in sorted(usable.left_out.items()))
         for line in left_out:

@@ -5,7 +5,9 @@ it has had and what it still wants, and the capacity in force per slot (the grid
 operator's timeline; the lowest bound within a slot counts, so a limit starting mid-slot
 is honoured for the whole slot). Sessions without a departure are assumed to stay
 ``default_stay_s``; without an energy request they want ``default_request_wh`` (as much
-as the car takes): the optimizer then shares fairly rather than guessing.
+as the car takes): the optimizer then shares fairly rather than guessing. When the site has
+history (``ems.optimizer.estimates``), the card's or the site's past sessions replace these
+defaults: a robust early departure and the median energy, per weekday when there are enough.
 
 Profiles (the fail-safe design): each charging session gets a ``TxProfile`` covering only
 the next ``profile_horizon_s``; a station whose link drops follows it to its end and then
@@ -28,6 +30,7 @@ from ems.domain.capacity import CapacityInterval
 from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
 from ems.domain.site import EvseSpec, Site
 from ems.domain.units import Phase, current_a_from_power_w
+from ems.optimizer.estimates import Estimate, History, Source, local_weekday
 from ems.optimizer.schedule import Schedule
 from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
 
@@ -49,6 +52,9 @@ class PlanningSettings:
     min_interval_s: float = 10
     solve_time_limit_s: float = 2.0
     """A re-plan at 500 sessions takes tens of ms; 2 s leaves room on a busy machine."""
+    history_days: int = 56
+    """Finished sessions of the last 8 weeks feed the departure and energy estimates."""
+    history_refresh_s: float = 3600.0
 
 
 def evse_key(station_id: str, evse_id: int) -> str:
@@ -90,12 +96,14 @@ def build_snapshot(
     capacity: Mapping[str | None, Sequence[CapacityInterval]] | None = None,
     exclude: frozenset[str] = frozenset(),
     draws: Mapping[str, Draw] | None = None,
+    history: History | None = None,
 ) -> Snapshot:
     """The optimizer's view of ``site`` at ``now``. ``capacity`` maps circuit id (``None``: site) to its timeline.
 
     Sessions in ``exclude`` are left out (the controller plans around them as fixed loads).
     ``draws`` (``observed.draws``): what each car was seen to take; sessions not in it are
-    planned at their EVSE's maximum."""
+    planned at their EVSE's maximum. ``history``: the site's past sessions, for the departure and energy
+    of sessions whose EV and driver said nothing (``ems.optimizer.estimates``); ``None``: the defaults."""
     site_limits, circuits = _tree(site, now, settings, capacity)
     sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
     evses: dict[str, EvseLimits] = {}
@@ -104,7 +112,8 @@ def build_snapshot(
         spec = state.evse_spec(s.station_id, s.evse_id)
         key = evse_key(s.station_id, s.evse_id)
         evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
-        demands.append(_with_draw(_demand(s, key, now, settings), (draws or {}).get(s.session_id)))
+        demand = _demand(s, key, now, settings, _estimate(s, site, history))
+        demands.append(_with_draw(demand, (draws or {}).get(s.session_id)))
     return Snapshot(
         start=now,
         slot_s=settings.slot_s,
@@ -169,11 +178,24 @@ def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
     )
 
 
-def _demand(s: LiveSession, evse: str, now: datetime, settings: PlanningSettings) -> SessionDemand:
-    departure = s.departure_at or s.started_at + timedelta(seconds=settings.default_stay_s)
+def _estimate(s: LiveSession, site: Site, history: History | None) -> Estimate | None:
+    """What the site's history says of ``s``, when it is needed (no departure or no energy from the EV or
+    the driver) and rests on past sessions (``None``: the settings' defaults apply)."""
+    if history is None or (s.departure_at is not None and s.energy_requested_wh is not None):
+        return None
+    found = history.estimate(s.id_tag, local_weekday(s.started_at, site.timezone))
+    return None if found.source is Source.DEFAULT else found
+
+
+def _demand(
+    s: LiveSession, evse: str, now: datetime, settings: PlanningSettings, estimate: Estimate | None = None
+) -> SessionDemand:
+    stay_s = estimate.stay_s if estimate is not None else settings.default_stay_s
+    departure = s.departure_at or s.started_at + timedelta(seconds=stay_s)
     if departure <= now + timedelta(seconds=settings.slot_s):
         departure = now + timedelta(hours=1)  # overstaying: keep serving it for the next hour
-    requested = s.energy_requested_wh if s.energy_requested_wh is not None else settings.default_request_wh
+    default_wh = estimate.energy_wh if estimate is not None else settings.default_request_wh
+    requested = s.energy_requested_wh if s.energy_requested_wh is not None else default_wh
     return SessionDemand(
         id=s.session_id,
         evse=evse,

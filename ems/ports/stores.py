@@ -92,6 +92,12 @@ class SessionStore(Protocol):
         """Sessions started in ``[since, until)``, newest first."""
         ...
 
+    async def finished(
+        self, *, since: datetime, id_tag: str | None = None, limit: int = 100_000
+    ) -> list[ChargingSession]:
+        """Completed sessions started at or after ``since``, newest first (``SessionHistory``)."""
+        ...
+
     async def update(self, session: ChargingSession) -> None:
         """Replace every field of an existing session; raises ``NotFound``."""
         ...

@@ -15,10 +15,11 @@ from ems.controller.planning import PlanningSettings
 from ems.domain.capacity import CapacityChangeReason, CapacityInterval, LimitSource
 from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit, StationCommand
 from ems.domain.events import CapacityChanged, SessionStarted, StationBooted
-from ems.domain.session import ChargingSession
+from ems.domain.session import ChargingSession, SessionStatus
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
 from ems.domain.station import Station
 from ems.domain.units import Phase
+from ems.optimizer.estimates import Source
 from ems.ports.stores import Storage
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -314,3 +315,72 @@ async def test_shutdown_waits_briefly_for_sends_then_cancels_them(storage: Stora
     assert controller.runner.in_flight == 0 and control.cancelled == 1, "cancelled after the grace"
     belief = controller.dispatcher.beliefs[("CP1", 1)]
     assert not belief.in_flight and len(belief.worlds) == 2, "it may or may not have been applied"
+
+
+async def test_history_is_read_at_start_and_estimates_sessions_that_say_nothing(storage: Storage) -> None:
+    await storage.stations.add(Station(id="CP1"))
+    for week in range(1, 5):  # card A on the last four Mondays: 6-9 h, 10-16 kWh
+        start = T0 - timedelta(weeks=week)
+        await storage.sessions.add(
+            ChargingSession(
+                id=f"past{week}",
+                station_id="CP1",
+                evse_id=1,
+                connector_id=1,
+                transaction_id=f"p{week}",
+                started_at=start,
+                stopped_at=start + timedelta(hours=5 + week),
+                energy_wh=8_000.0 + 2_000 * week,
+                id_tag="A",
+                status=SessionStatus.COMPLETED,
+            )
+        )
+    await storage.sessions.add(ChargingSession("now", "CP1", 1, 1, "200", T0, id_tag="A"))
+    control = RecordingControl()
+    bus, clock = EventBus(), FakeClock(T0)
+    settings = ControllerSettings(planning=PlanningSettings(horizon_slots=36, history_refresh_s=3600), debounce_s=0)
+    controller = Controller(
+        sites=[SITE],
+        bus=bus,
+        clock=clock,
+        sessions=storage.sessions,
+        charger_control=control,
+        settings=settings,
+        history=storage.sessions,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(controller.run(stop))
+    try:
+        async with asyncio.timeout(5):
+            await controller.replanned.wait()  # history read, then the re-plan it asks for
+    finally:
+        stop.set()
+        await runner
+    estimate = controller.histories["depot"].estimate("A", T0.weekday())
+    assert estimate.source is Source.TOKEN_WEEKDAY and estimate.sessions == 4
+    assert estimate.stay_s == 6.75 * 3600 and estimate.energy_wh == 13_000
+    await controller.handle(SessionStarted(at=T0, session_id="now", station_id="CP1", evse_id=1, id_tag="A"))
+    await controller.replan("depot")  # the fail-safe defaults first
+    record = await controller.replan("depot")
+    assert record is not None and record.schedule.session_ids == ("now",)
+    # 13 kWh planned, not 80: what the schedule delivers is bounded by the estimate.
+    assert 0 < record.schedule.session("now").energy_wh <= 13_000 + 1
+
+
+async def test_history_unreadable_keeps_the_defaults(storage: Storage) -> None:
+    class Broken:
+        async def finished(
+            self, *, since: datetime, id_tag: str | None = None, limit: int = 100_000
+        ) -> list[ChargingSession]:
+            raise RuntimeError("database gone")
+
+    controller = Controller(
+        sites=[SITE],
+        bus=EventBus(),
+        clock=FakeClock(T0),
+        sessions=storage.sessions,
+        charger_control=None,
+        history=Broken(),
+    )
+    await controller.load_history()
+    assert controller.histories == {}

@@ -258,6 +258,13 @@ class FakeSessions:
     async def next_transaction_id(self) -> int:
         return len(self.rows) + 1
 
+    async def finished(
+        self, *, since: datetime, id_tag: str | None = None, limit: int = 100_000
+    ) -> list[ChargingSession]:
+        done = [s for s in self.rows.values() if s.stopped_at is not None and s.started_at >= since]
+        done = [s for s in done if id_tag is None or s.id_tag == id_tag]
+        return sorted(done, key=lambda s: (s.started_at, s.id), reverse=True)[:limit]
+
 
 class FakeSamples:
     def __init__(self) -> None:

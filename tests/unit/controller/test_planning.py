@@ -15,6 +15,7 @@ from ems.domain.events import SessionStarted
 from ems.domain.session import ChargingSession
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
 from ems.domain.units import Phase
+from ems.optimizer.estimates import History, PastSession
 from ems.optimizer.plan import optimize
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -107,3 +108,29 @@ def test_failsafe_share_respects_site_failsafe_and_minimum_current() -> None:
     assert failsafe_profile(Site(id="x"), EvseSpec(1), 1).periods[0].limit == 0.0, "no fail-safe set: pause"
     busy = failsafe_profile(SITE, SITE.stations[0].evses[0], evse_count=2, busy=True)
     assert busy.periods[0].limit == 0.0, "an EVSE with a session: its default never adds to its TxProfile"
+
+
+def test_sessions_that_say_nothing_get_the_estimate_from_history() -> None:
+    state = LiveState([SITE])
+    # s0: card A, says nothing; s1: card A with a departure from the EV; s2: a stranger, says nothing.
+    for n, (station, tag) in enumerate((("CP1", "A"), ("CP2", "A"))):
+        state.apply(SessionStarted(at=T0, session_id=f"s{n}", station_id=station, evse_id=1, id_tag=tag))
+    state.sessions["s1"].departure_at = T0 + timedelta(hours=2)
+    monday = T0.weekday()
+    past = [PastSession("A", monday, h * 3600, kwh * 1000) for h, kwh in ((5, 12), (6, 14), (7, 16), (8, 18))]
+    history = History(past)
+
+    def demands(h: History | None) -> dict[str, tuple[datetime, float]]:
+        snap = build_snapshot(SITE, state, T0, SETTINGS, history=h)
+        return {s.id: (s.departure, s.energy_wh) for s in snap.sessions}
+
+    with_history = demands(history)
+    assert with_history["s0"] == (T0 + timedelta(hours=5.75), 15_000)  # 25th pct stay, median energy
+    assert with_history["s1"] == (T0 + timedelta(hours=2), 15_000)  # the EV's departure wins
+    without = demands(None)
+    assert without["s0"] == (T0 + timedelta(hours=8), 80_000)
+    # No usable history at all: the planning defaults, not the estimator's.
+    assert demands(History(past[:2]))["s0"] == (T0 + timedelta(hours=8), 80_000)
+    # A driver's energy request wins over the estimate.
+    state.sessions["s0"].energy_requested_wh = 30_000
+    assert demands(history)["s0"] == (T0 + timedelta(hours=5.75), 30_000)

@@ -14,7 +14,10 @@ ACCOUNTED: dict[str, tuple[int, str]] = {
     "api/server.py": (2, "uvicorn's serve task and a stop waiter: both awaited by ApiServer.run"),
     "app.py": (5, "tasks of serve's and demo's TaskGroups (the supervised components, announce, demo timer)"),
     "clock.py": (2, "sleep_until_set: waiters awaited and cancelled in place"),
-    "controller/loop.py": (4, "tasks of the controller's TaskGroup (events, plans, capability queries, capacity cuts)"),
+    "controller/loop.py": (
+        5,
+        "tasks of the controller's TaskGroup (events, plans, history refresh, capability queries, capacity cuts)",
+    ),
     "controller/sending.py": (
         1,
         "one profile send: _one turns every adapter failure into a result; a send still out after the wave's "
