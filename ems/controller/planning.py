@@ -55,6 +55,9 @@ class PlanningSettings:
     history_days: int = 56
     """Finished sessions of the last 8 weeks feed the departure and energy estimates."""
     history_refresh_s: float = 3600.0
+    estimate_headroom_wh: float = 2_000.0
+    """A session planned on an estimated energy that reached it is planned this much further (a car that
+    wanted more than its median keeps charging; one that is full stops drawing)."""
 
 
 def evse_key(station_id: str, evse_id: int) -> str:
@@ -194,8 +197,13 @@ def _demand(
     departure = s.departure_at or s.started_at + timedelta(seconds=stay_s)
     if departure <= now + timedelta(seconds=settings.slot_s):
         departure = now + timedelta(hours=1)  # overstaying: keep serving it for the next hour
-    default_wh = estimate.energy_wh if estimate is not None else settings.default_request_wh
-    requested = s.energy_requested_wh if s.energy_requested_wh is not None else default_wh
+    if s.energy_requested_wh is not None:
+        requested = s.energy_requested_wh
+    elif estimate is not None:
+        # A guess, not a request: a car past it that still draws is offered more, ``estimate_headroom_wh`` ahead.
+        requested = max(estimate.energy_wh, s.delivered_wh + settings.estimate_headroom_wh)
+    else:
+        requested = settings.default_request_wh
     return SessionDemand(
         id=s.session_id,
         evse=evse,

@@ -131,6 +131,10 @@ def test_sessions_that_say_nothing_get_the_estimate_from_history() -> None:
     assert without["s0"] == (T0 + timedelta(hours=8), 80_000)
     # No usable history at all: the planning defaults, not the estimator's.
     assert demands(History(past[:2]))["s0"] == (T0 + timedelta(hours=8), 80_000)
+    # Past the estimate and still drawing: planned a little further (it may want more than the median).
+    state.sessions["s0"].delivered_wh = 14_500
+    assert demands(history)["s0"][1] == 14_500 + SETTINGS.estimate_headroom_wh
+    state.sessions["s0"].delivered_wh = 0
     # A driver's energy request wins over the estimate.
     state.sessions["s0"].energy_requested_wh = 30_000
     assert demands(history)["s0"] == (T0 + timedelta(hours=5.75), 30_000)
