@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-NOISY = ("websockets", "ocpp", "uvicorn.error")
-"""Loggers raised to WARNING unless the level is DEBUG."""
+NOISY = ("websockets", "ocpp", "uvicorn.error", "fontTools", "fpdf")
+"""Loggers raised to WARNING unless the level is DEBUG (fontTools: the sticker PDF's font subsetting)."""
 
 
 class JsonFormatter(logging.Formatter):
