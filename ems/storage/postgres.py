@@ -160,7 +160,10 @@ class PostgresTx(Tx):
         # COPY into a staging table (psycopg formats COPY rows in C; typed arrays for unnest() are
         # built in Python and cost more than the insert), then one statement moves the rows over and
         # says how many were new: ``rows`` themselves when all were, else the stored rows inserted now.
-        staging = await self.stage(table, columns, [[v.value if isinstance(v, Enum) else v for v in r] for r in rows])
+        if any(isinstance(v, Enum) and not isinstance(v, str) for v in rows[0]):
+            rows = [tuple(v.value if isinstance(v, Enum) else v for v in r) for r in rows]
+        # (A StrEnum is COPied as its value, as a str.)
+        staging = await self.stage(table, columns, rows)
         names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
         with _mapped(self._url):
             async with self._conn.cursor(row_factory=tuple_row) as returned:
