@@ -307,8 +307,10 @@ class RollupWriter:
                     vec[slot + 2] = value
             elif measurand == REGISTER and row[i_phase] is None and 0 <= row[i_value] <= MAX_REGISTER_WH:
                 registers[(row[i_station], int(row[i_evse]))].append((row[i_at], float(row[i_value])))
+        # Upserts nothing in this batch reads again run together at the end (SQLite: one thread hand-over).
+        pending: list[tuple[str, Params]] = []
         if registers:
-            energy = await self._register_energy(tx, registers)
+            energy = await self._register_energy(tx, registers, pending)
             for (station_id, evse_id, bucket), mwh in energy.items():
                 if mwh:
                     key = (station_id, evse_id, bucket)
@@ -316,10 +318,14 @@ class RollupWriter:
                     if vec is None:
                         vec = evse[key] = [0] * len(_EVSE_VALUES)
                     vec[_ENERGY] += mwh
-        await self._apply_evse(tx, evse)
+        await self._apply_evse(tx, evse, pending)
+        await tx.execute_all(pending)
 
     async def _register_energy(
-        self, tx: Tx, new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]]
+        self,
+        tx: Tx,
+        new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]],
+        pending: list[tuple[str, Params]],
     ) -> dict[tuple[str, int, int], int]:
         """Energy per (station, EVSE, bucket) that the new register points add (or move); updates the state."""
         keys = sorted(new_points)
@@ -362,6 +368,7 @@ class RollupWriter:
             ("last_at", "last_wh"),
             new_state,
             keep=("last_at", "last_wh"),
+            pending=pending,
         )
         return out
 
@@ -402,7 +409,9 @@ class RollupWriter:
         interval_energy(series(before), out, sign=-1)
         return after_series[-1]
 
-    async def _apply_evse(self, tx: Tx, evse: Mapping[tuple[str, int, int], list[Any]]) -> None:
+    async def _apply_evse(
+        self, tx: Tx, evse: Mapping[tuple[str, int, int], list[Any]], pending: list[tuple[str, Params]]
+    ) -> None:
         if not evse:
             return
         greatest = _greatest(tx)
@@ -452,6 +461,7 @@ class RollupWriter:
             ("site_id", "bucket_s"),
             ("energy_mwh", "load_mw", "l1_mw", "l2_mw", "l3_mw"),
             [(*k, *v) for k, v in sorted(site.items())],
+            pending=pending,
         )
         await _upsert_adding(
             tx,
@@ -461,6 +471,7 @@ class RollupWriter:
             [(*k, *v) for k, v in sorted(station_day.items())],
             keep=("site_id",),
             peaks=("peak_w",),
+            pending=pending,
         )
 
     # --- status changes --------------------------------------------------------------------
@@ -625,9 +636,11 @@ async def _upsert_adding(
     *,
     keep: Sequence[str] = (),
     peaks: Sequence[str] = (),
+    pending: list[tuple[str, Params]] | None = None,
 ) -> None:
     """One multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per chunk: adds ``values``, keeps the
-    highest of ``peaks``, overwrites ``keep``."""
+    highest of ``peaks``, overwrites ``keep``. With ``pending`` the statements are appended to it
+    to run later in the transaction (on PostgreSQL their rows are staged now, one table per column set)."""
     if not rows:
         return
     greatest = _greatest(tx)
@@ -643,11 +656,14 @@ async def _upsert_adding(
     size = _chunk(tx)
     for i in range(0, len(rows), size):
         with_, source, params = await _source(tx, columns, rows[i : i + size])
-        await tx.execute(
+        statement = (
             f"{with_}INSERT INTO {table} ({', '.join(columns)}) {source} "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}",
-            params,
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}"
         )
+        if pending is None:
+            await tx.execute(statement, params)
+        else:
+            pending.append((statement, params))
 
 
 ANALYST_VIEWS = (
