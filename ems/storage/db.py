@@ -140,7 +140,8 @@ class Tx(ABC):
     @abstractmethod
     async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
         """Insert ``rows`` skipping those whose unique key is stored already (or earlier in ``rows``);
-        returns the rows inserted now (``rows``' own tuples on SQLite, the stored values on PostgreSQL).
+        returns the rows inserted now (``rows``' own tuples when all were new or on SQLite, else the stored
+        values on PostgreSQL).
 
         PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT
         DO NOTHING RETURNING``. SQLite: one ``executemany``; only when it inserted fewer rows than

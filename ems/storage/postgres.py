@@ -224,7 +224,7 @@ class PostgresTx(Tx):
 
 
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}
-"""Column types per table, for ``insert_new``'s typed arrays (the same in every schema ems migrates)."""
+"""Column types per table, for ``stage``'s staging tables (the same in every schema ems migrates)."""
 
 
 def _conninfo(url: str, schema: str | None) -> str:
