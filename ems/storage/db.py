@@ -121,6 +121,11 @@ class Tx(ABC):
     @abstractmethod
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
+    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Run ``statements`` in order (on SQLite in one hand-over to the database thread)."""
+        for sql, params in statements:
+            await self.execute(sql, params)
+
     @abstractmethod
     async def copy_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
@@ -135,7 +140,8 @@ class Tx(ABC):
     @abstractmethod
     async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
         """Insert ``rows`` skipping those whose unique key is stored already (or earlier in ``rows``);
-        returns the rows inserted now (``rows``' own tuples on SQLite, the stored values on PostgreSQL).
+        returns the rows inserted now (``rows``' own tuples when all were new or on SQLite, else the stored
+        values on PostgreSQL).
 
         PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT
         DO NOTHING RETURNING``. SQLite: one ``executemany``; only when it inserted fewer rows than

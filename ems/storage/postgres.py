@@ -9,6 +9,7 @@ available in shared SQL: use ``jsonb_exists()``. Bulk rows go in with COPY.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -156,21 +157,51 @@ class PostgresTx(Tx):
     async def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
         if not rows:
             return []
-        # One statement, one round trip: the rows as one array per column, unnested.
-        types = await self._column_types(table)
+        # COPY into a staging table (psycopg formats COPY rows in C; typed arrays for unnest() are
+        # built in Python and cost more than the insert), then one statement moves the rows over and
+        # says how many were new: ``rows`` themselves when all were, else the stored rows inserted now.
+        if any(isinstance(v, Enum) and not isinstance(v, str) for v in rows[0]):
+            rows = [tuple(v.value if isinstance(v, Enum) else v for v in r) for r in rows]
+        # (A StrEnum is COPied as its value, as a str.)
+        staging = await self.stage(table, columns, rows)
         names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
-        arrays = pgsql.SQL(", ").join(pgsql.SQL("%s::{}[]").format(pgsql.SQL(types[c])) for c in columns)
-        transposed = [[v.value if isinstance(v, Enum) else v for v in column] for column in zip(*rows, strict=True)]
         with _mapped(self._url):
             async with self._conn.cursor(row_factory=tuple_row) as returned:
                 await returned.execute(
                     pgsql.SQL(
-                        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING RETURNING {}"
-                    ).format(pgsql.Identifier(table), names, arrays, names),
-                    transposed,
+                        "WITH src AS (DELETE FROM {} RETURNING {}), "
+                        "ins AS (INSERT INTO {} ({}) SELECT {} FROM src ON CONFLICT DO NOTHING RETURNING {}), "
+                        "n AS (SELECT count(*) AS n FROM ins) "
+                        "SELECT n.n, ins.* FROM n LEFT JOIN ins ON n.n < %s"
+                    ).format(staging, names, pgsql.Identifier(table), names, names, names, names),
+                    (len(rows),),
                 )
-                inserted: list[Params] = list(await returned.fetchall())
-        return inserted
+                found = await returned.fetchall()
+        if int(found[0][0]) == len(rows):
+            return list(rows)
+        return [tuple(r[1:]) for r in found if int(r[0]) > 0]
+
+    async def stage(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> pgsql.Identifier:
+        """COPY ``rows`` into a temporary table with ``columns`` typed as in ``table`` (emptied at commit;
+        the caller empties it when it reads it, e.g. ``WITH src AS (DELETE FROM staging RETURNING ...)``)."""
+        types = await self._column_types(table)
+        staging = pgsql.Identifier(f"ems_stage_{table}_{zlib.crc32(' '.join(columns).encode()):08x}")
+        definition = pgsql.SQL(", ").join(
+            pgsql.SQL("{} {}").format(pgsql.Identifier(c), pgsql.SQL(types[c])) for c in columns
+        )
+        names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
+        with _mapped(self._url):
+            # Every time: a table created in a transaction that was rolled back is gone again.
+            await self._conn.execute(
+                pgsql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(staging, definition)
+            )
+            async with (
+                self._conn.cursor() as cur,
+                cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy,
+            ):
+                for row in rows:
+                    await copy.write_row(row)
+        return staging
 
     async def _column_types(self, table: str) -> dict[str, str]:
         types = _COLUMN_TYPES.get(table)
@@ -193,7 +224,7 @@ class PostgresTx(Tx):
 
 
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}
-"""Column types per table, for ``insert_new``'s typed arrays (the same in every schema ems migrates)."""
+"""Column types per table, for ``stage``'s staging tables (the same in every schema ems migrates)."""
 
 
 def _conninfo(url: str, schema: str | None) -> str:

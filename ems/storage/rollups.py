@@ -22,6 +22,7 @@ The site and time zone a station is bucketed by come from ``analytics_placement`
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,23 +164,26 @@ def _pg_type(column: str) -> str:
     return "text"
 
 
-def _values_source(tx: Tx, columns: Sequence[str], rows: Sequence[Params]) -> tuple[str, list[Any]]:
-    """Rows to insert as a SQL source and its parameters: on PostgreSQL one typed array per column
-    (``SELECT * FROM unnest(...)``: planning cost does not grow with the rows), on SQLite a VALUES list."""
+async def _source(tx: Tx, columns: Sequence[str], rows: Sequence[Params]) -> tuple[str, str, list[Any]]:
+    """Rows to insert as a SQL source: ``(with_clause, select, params)``. On PostgreSQL the rows are
+    COPied into a temporary table that the statement empties as it reads it (COPY rows are formatted
+    in C; typed arrays for ``unnest`` are built in Python and cost more than the upsert). On SQLite a
+    VALUES list."""
     if tx.dialect.name == "postgresql":
-        arrays = ", ".join(f"?::{_pg_type(c)}[]" for c in columns)
-        columns_values = []
-        for name, col in zip(columns, zip(*rows, strict=True), strict=True):
-            kind = _pg_type(name)
-            if kind == "double precision":
-                columns_values.append([None if v is None else float(v) for v in col])
-            elif kind in ("integer", "bigint"):
-                columns_values.append([None if v is None else int(v) for v in col])
-            else:
-                columns_values.append(list(col))
-        return f"SELECT * FROM unnest({arrays})", columns_values
+        staging = f"ems_stage_{zlib.crc32(' '.join(columns).encode()):08x}"
+        definition = ", ".join(f"{c} {_pg_type(c)}" for c in columns)
+        # Every time (IF NOT EXISTS): a table created in a transaction rolled back since is gone.
+        await tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS")
+        await tx.copy_rows(staging, columns, rows)
+        names = ", ".join(columns)
+        return f"WITH src AS (DELETE FROM {staging} RETURNING {names}) ", f"SELECT {names} FROM src", []
     marks = "(" + ", ".join("?" for _ in columns) + ")"
-    return "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
+    return "", "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
+
+
+def _chunk(tx: Tx) -> int:
+    """Rows per statement: SQLite binds each value as a parameter (at most 32,766); PostgreSQL COPYs them."""
+    return _CHUNK if tx.dialect.name == "sqlite" else 1_000_000
 
 
 def _greatest(tx: Tx) -> str:
@@ -303,8 +307,10 @@ class RollupWriter:
                     vec[slot + 2] = value
             elif measurand == REGISTER and row[i_phase] is None and 0 <= row[i_value] <= MAX_REGISTER_WH:
                 registers[(row[i_station], int(row[i_evse]))].append((row[i_at], float(row[i_value])))
+        # Upserts nothing in this batch reads again run together at the end (SQLite: one thread hand-over).
+        pending: list[tuple[str, Params]] = []
         if registers:
-            energy = await self._register_energy(tx, registers)
+            energy = await self._register_energy(tx, registers, pending)
             for (station_id, evse_id, bucket), mwh in energy.items():
                 if mwh:
                     key = (station_id, evse_id, bucket)
@@ -312,10 +318,14 @@ class RollupWriter:
                     if vec is None:
                         vec = evse[key] = [0] * len(_EVSE_VALUES)
                     vec[_ENERGY] += mwh
-        await self._apply_evse(tx, evse)
+        await self._apply_evse(tx, evse, pending)
+        await tx.execute_all(pending)
 
     async def _register_energy(
-        self, tx: Tx, new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]]
+        self,
+        tx: Tx,
+        new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]],
+        pending: list[tuple[str, Params]],
     ) -> dict[tuple[str, int, int], int]:
         """Energy per (station, EVSE, bucket) that the new register points add (or move); updates the state."""
         keys = sorted(new_points)
@@ -358,6 +368,7 @@ class RollupWriter:
             ("last_at", "last_wh"),
             new_state,
             keep=("last_at", "last_wh"),
+            pending=pending,
         )
         return out
 
@@ -398,7 +409,9 @@ class RollupWriter:
         interval_energy(series(before), out, sign=-1)
         return after_series[-1]
 
-    async def _apply_evse(self, tx: Tx, evse: Mapping[tuple[str, int, int], list[Any]]) -> None:
+    async def _apply_evse(
+        self, tx: Tx, evse: Mapping[tuple[str, int, int], list[Any]], pending: list[tuple[str, Params]]
+    ) -> None:
         if not evse:
             return
         greatest = _greatest(tx)
@@ -415,11 +428,12 @@ class RollupWriter:
         site: dict[tuple[str, int], list[int]] = {}
         station_day: dict[tuple[str, str], list[Any]] = {}
         items = sorted(evse.items())
-        for i in range(0, len(items), _CHUNK):
-            chunk = items[i : i + _CHUNK]
-            source, params = _values_source(tx, columns, [(*key, *vec) for key, vec in chunk])
+        size = _chunk(tx)
+        for i in range(0, len(items), size):
+            chunk = items[i : i + size]
+            with_, source, params = await _source(tx, columns, [(*key, *vec) for key, vec in chunk])
             returned = await tx.fetchall(
-                f"INSERT INTO rollup_evse_5min ({', '.join(columns)}) {source} "
+                f"{with_}INSERT INTO rollup_evse_5min ({', '.join(columns)}) {source} "
                 f"ON CONFLICT (station_id, evse_id, bucket_s) DO UPDATE SET {updates} RETURNING {returning}",
                 params,
             )
@@ -447,6 +461,7 @@ class RollupWriter:
             ("site_id", "bucket_s"),
             ("energy_mwh", "load_mw", "l1_mw", "l2_mw", "l3_mw"),
             [(*k, *v) for k, v in sorted(site.items())],
+            pending=pending,
         )
         await _upsert_adding(
             tx,
@@ -456,6 +471,7 @@ class RollupWriter:
             [(*k, *v) for k, v in sorted(station_day.items())],
             keep=("site_id",),
             peaks=("peak_w",),
+            pending=pending,
         )
 
     # --- status changes --------------------------------------------------------------------
@@ -620,9 +636,11 @@ async def _upsert_adding(
     *,
     keep: Sequence[str] = (),
     peaks: Sequence[str] = (),
+    pending: list[tuple[str, Params]] | None = None,
 ) -> None:
     """One multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per chunk: adds ``values``, keeps the
-    highest of ``peaks``, overwrites ``keep``."""
+    highest of ``peaks``, overwrites ``keep``. With ``pending`` the statements are appended to it
+    to run later in the transaction (on PostgreSQL their rows are staged now, one table per column set)."""
     if not rows:
         return
     greatest = _greatest(tx)
@@ -635,13 +653,17 @@ async def _upsert_adding(
             return f"{c} = {greatest}({table}.{c}, excluded.{c})"
         return f"{c} = {table}.{c} + excluded.{c}"
 
-    for i in range(0, len(rows), _CHUNK):
-        source, params = _values_source(tx, columns, rows[i : i + _CHUNK])
-        await tx.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) {source} "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}",
-            params,
+    size = _chunk(tx)
+    for i in range(0, len(rows), size):
+        with_, source, params = await _source(tx, columns, rows[i : i + size])
+        statement = (
+            f"{with_}INSERT INTO {table} ({', '.join(columns)}) {source} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}"
         )
+        if pending is None:
+            await tx.execute(statement, params)
+        else:
+            pending.append((statement, params))
 
 
 ANALYST_VIEWS = (

@@ -1,4 +1,4 @@
-"""Meter samples: the time series, written in batches (one INSERT from arrays on PostgreSQL), rollups kept up."""
+"""Meter samples: the time series, written in batches (COPY to staging, one INSERT on PostgreSQL), rollups kept up."""
 
 from __future__ import annotations
 
