@@ -171,6 +171,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         key = "demo-" + secrets.token_urlsafe(16)
         overrides["admin_api_key"] = key
         print(f"ems demo: admin API key for this run: {key}", flush=True)
+    if base.web_secret is None:  # the demo's database is fresh each run: a key for this run only, said once
+        overrides["web_secret"] = secrets.token_urlsafe(32)
     settings = _settings(args, **overrides)
     _configure_logging(settings)
     summary = asyncio.run(app.demo(settings, args.duration))

@@ -129,6 +129,10 @@ def test_demo_runs_for_its_duration_and_summarizes(tmp_path: Path) -> None:
     assert "admin API key for this run" in r.stdout
     assert "ems demo: demo ran" in r.stdout and "sessions:" in r.stdout
     assert "ems demo: billing:" in r.stdout and "ems demo: balances: SIM-CARD-1" in r.stdout
+    assert "ems demo: driver page http://" in r.stdout and "PIN" in r.stdout
+    assert (tmp_path / "ems-data" / "demo" / "stickers.pdf").read_bytes().startswith(b"%PDF")
+    assert "EMS_WEB_SECRET" not in r.stderr, "the demo signs its forms with a key of its own run"
+    assert "fontTools" not in r.stderr
     assert (tmp_path / "ems-data" / "demo" / "demo.db").exists()
     assert (tmp_path / "ems-data" / "demo" / "ocpp-journal.db").exists()
     assert not (tmp_path / "ems-data" / "ocpp-journal.db").exists(), "the demo keeps out of serve's data"
