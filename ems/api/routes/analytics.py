@@ -76,9 +76,10 @@ def _days(first: date, last: date) -> None:
         raise InvalidInput("bad date range", [f"from/to: want from <= to and at most {MAX_DAYS} days"])
 
 
-def _site(services: Any, site_id: str) -> None:
+def _site(services: Any, site_id: str, field: str = "site") -> None:
+    """422 naming ``field`` (the query's ``site`` or the path's ``site_id``) when the site is unknown."""
     if services.site(site_id) is None:
-        raise InvalidInput("unknown site", [f"site: no site {site_id!r}"])
+        raise InvalidInput("unknown site", [f"{field}: no site {site_id!r}"])
 
 
 @router.get(
@@ -159,8 +160,7 @@ async def load_curve(
             problems.append(f"step_s: at most {MAX_POINTS} points per request; take a longer step")
     if problems:
         raise InvalidInput("bad query", problems)
-    if services.site(site_id) is None:
-        raise InvalidInput("unknown site", [f"site_id: no site {site_id!r}"])
+    _site(services, site_id, "site_id")
     rows = await _analytics(services).load_curve(site_id, since.astimezone(UTC), until.astimezone(UTC), step_s)
     return _answer(request, format, rows)
 
@@ -181,8 +181,7 @@ async def site_peaks(
 ) -> Response:
     if last < first or (last - first).days > 3 * MAX_DAYS:
         raise InvalidInput("bad date range", ["from/to: want from <= to and at most three years"])
-    if services.site(site_id) is None:
-        raise InvalidInput("unknown site", [f"site_id: no site {site_id!r}"])
+    _site(services, site_id, "site_id")
     return _answer(request, format, await _analytics(services).site_peaks(site_id, first, last))
 
 
