@@ -26,6 +26,8 @@ from ems.domain.units import ALL_PHASES
 from ems.optimizer.draw import learned
 from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
 
+MIN_LIMIT_A = 1e-3
+MIN_LIMIT_KW = 1e-6
 MIN_NEED_KWH = 1e-6
 
 Floats = npt.NDArray[np.float64]
@@ -190,6 +192,10 @@ def compile_problem(snapshot: Snapshot) -> Problem:
         for q, limit in c.phase_limits_a.items():
             phase_a[k, ALL_PHASES.index(q)] = limit
 
+    # Below 1 mA and 1 mW a limit is zero: no meter or EVSE resolves less, and a positive
+    # limit of 1e-14 A next to limits of tens of amps leaves HiGHS' tolerances short of the optimum.
+    phase_a[phase_a < MIN_LIMIT_A] = 0.0
+    cap[cap < MIN_LIMIT_KW] = 0.0
     return Problem(
         snapshot=snap,
         slot_h=slot_h,
