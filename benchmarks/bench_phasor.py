@@ -78,7 +78,9 @@ def caltech_day(sessions: int, seed: int) -> Snapshot:
 
 def per_branch(snap: Snapshot) -> Snapshot:
     """Today's conservative bound: every term's magnitude added on one axis (a linear row)."""
-    linear = tuple(CurrentLimit(c.id, c.limit_a, tuple((e, abs(k), 0.0) for e, k, _ in c.terms)) for c in snap.current_limits)
+    linear = tuple(
+        CurrentLimit(c.id, c.limit_a, tuple((e, abs(k), 0.0) for e, k, _ in c.terms)) for c in snap.current_limits
+    )
     return replace(snap, current_limits=linear)
 
 
@@ -114,15 +116,28 @@ def main() -> None:
             add(f"polygon {loss:g}", gap, total, phasor_rows(sch.stats, plain_rows), len(bad))
         full = optimize(snap)
         bad = [v for v in check(p, full.power_w) if v.kind in ("phasor", "node_power", "node_phase")]
-        add("polygon 0.005 +repair", 100.0 * (1.0 - full.total_energy_wh / 1000.0 / exact.energy_kwh),
-            float(full.stats["total_s"]), phasor_rows(full.stats, plain_rows), len(bad))
+        add(
+            "polygon 0.005 +repair",
+            100.0 * (1.0 - full.total_energy_wh / 1000.0 / exact.energy_kwh),
+            float(full.stats["total_s"]),
+            phasor_rows(full.stats, plain_rows),
+            len(bad),
+        )
         lin = optimize(per_branch(snap), Options(min_current=False))
         bad = [v for v in check(p, lin.power_w) if v.kind == "phasor"]
-        add("per-branch linear bound", 100.0 * (1.0 - lin.total_energy_wh / 1000.0 / exact.energy_kwh),
-            float(lin.stats["total_s"]), phasor_rows(lin.stats, plain_rows), len(bad))
+        add(
+            "per-branch linear bound",
+            100.0 * (1.0 - lin.total_energy_wh / 1000.0 / exact.energy_kwh),
+            float(lin.stats["total_s"]),
+            phasor_rows(lin.stats, plain_rows),
+            len(bad),
+        )
         asked = float(p.need_kwh.sum())
-        print(f"seed {seed}: {len(snap.sessions)} sessions, {asked:.0f} kWh asked, exact optimum {exact.energy_kwh:.1f} kWh"
-              f", LP rows without phasors {plain_rows}", flush=True)
+        print(
+            f"seed {seed}: {len(snap.sessions)} sessions, {asked:.0f} kWh asked, "
+            f"exact optimum {exact.energy_kwh:.1f} kWh, LP rows without phasors {plain_rows}",
+            flush=True,
+        )
     print(f"\n{'model':<30} {'below exact %':>14} {'worst %':>8} {'s (median)':>10} {'rows':>6} {'violations':>10}")
     for name, vals in rows.items():
         gaps = [v[0] for v in vals]

@@ -15,6 +15,7 @@ from pathlib import Path
 from ems.errors import InvalidInput, NotAvailable
 from ems.optimizer.instance import current_limit_loss_from_json, schedule_to_json, snapshot_from_json
 from ems.optimizer.lp import LpMethod
+from ems.optimizer.phasor import DEFAULT_LOSS
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.schedule import Algorithm, SolveStatus
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         time_limit_s=args.time_limit,
         method=LpMethod(args.method),
         min_current=not args.no_min_current,
-        **({"current_limit_loss": loss} if loss is not None else {}),
+        current_limit_loss=DEFAULT_LOSS if loss is None else loss,
     )
     try:
         schedule = optimize(snapshot, options)

@@ -120,7 +120,7 @@ class _Reader:
             and value[0] != value[1]
         ):
             return (Phase(value[0]), Phase(value[1]))
-        self.problems.append(f"{where}.lines: must be two distinct lines, e.g. [\"L1\", \"L2\"], got {value!r}")
+        self.problems.append(f'{where}.lines: must be two distinct lines, e.g. ["L1", "L2"], got {value!r}')
         return None
 
     def transformer(self, data: Mapping[str, Any], circuit: str, where: str) -> Transformer | None:

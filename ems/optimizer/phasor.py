@@ -82,10 +82,10 @@ def directions(coefs: Complex, loss: float) -> tuple[Floats, float]:
         lo = float(ang[(widest + 1) % ang.size])  # the cone runs from the end of the widest gap ...
         width = 2.0 * math.pi - float(gaps[widest])  # ... round to its start
         k = max(1, math.ceil(width / step - 1e-12))
-        out: Floats = lo + (np.arange(k) + 0.5) * (width / k)
+        out: Floats = (lo + (np.arange(k) + 0.5) * (width / k)).astype(np.float64)
         return out, width / k
     k = max(3, math.ceil(2.0 * math.pi / step - 1e-12))
-    full: Floats = np.arange(k) * (2.0 * math.pi / k)
+    full: Floats = (np.arange(k) * (2.0 * math.pi / k)).astype(np.float64)
     return full, 2.0 * math.pi / k
 
 

@@ -249,14 +249,12 @@ def _phasors(
     rows: list[int] = []
     cols: list[int] = []
     vals: list[complex] = []
-    for c, limit in enumerate(snap.current_limits):
-        for evse_id, coef, angle in limit.terms:
+    for c, current_limit in enumerate(snap.current_limits):
+        for evse_id, coef, angle in current_limit.terms:
             e = evses[evse_id]
             conductor = None
             if e.lines is None and e.phases == 3:
-                conductor = next(
-                    (k for k, q in enumerate(e.phase_map) if same_angle(PHASE_ANGLE_DEG[q], angle)), None
-                )
+                conductor = next((k for k, q in enumerate(e.phase_map) if same_angle(PHASE_ANGLE_DEG[q], angle)), None)
             unit = coef * complex(math.cos(math.radians(angle)), math.sin(math.radians(angle)))
             for i, phases in sessions_at.get(evse_id, []):
                 if conductor is None or conductor < phases:

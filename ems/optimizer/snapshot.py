@@ -266,7 +266,6 @@ class Snapshot:
             )
         return out
 
-
     def _current_limit_problems(self) -> list[str]:
         out: list[str] = []
         ids = [c.id for c in self.current_limits]

@@ -60,7 +60,9 @@ class Wired:
     current_limits: tuple[CurrentLimit, ...]
 
 
-def wiring_problems(evses: Sequence[EvseLimits], circuits: Sequence[CircuitLimits], transformers: Sequence[Transformer]) -> list[str]:
+def wiring_problems(
+    evses: Sequence[EvseLimits], circuits: Sequence[CircuitLimits], transformers: Sequence[Transformer]
+) -> list[str]:
     known = {c.id for c in circuits}
     out: list[str] = []
     seen: set[str] = set()
@@ -73,7 +75,11 @@ def wiring_problems(evses: Sequence[EvseLimits], circuits: Sequence[CircuitLimit
         seen.add(t.circuit)
         if not (t.turns_ratio > 0 and math.isfinite(t.turns_ratio)):
             out.append(f"{where}: turns_ratio must be positive, got {t.turns_ratio}")
-        out.extend(f"{where}: primary limit {q} must be >= 0, got {a}" for q, a in t.primary_phase_limits_a.items() if not a >= 0)
+        out.extend(
+            f"{where}: primary limit {q} must be >= 0, got {a}"
+            for q, a in t.primary_phase_limits_a.items()
+            if not a >= 0
+        )
     return out
 
 
@@ -165,9 +171,7 @@ def _limits(prefix: str, limits: Mapping[Phase, float], terms: Terms) -> list[Cu
     for q in ALL_PHASES:
         if q not in limits:
             continue
-        kept = tuple(
-            (evse, coef, angle) for (evse, angle), coef in sorted(terms[q].items()) if abs(coef) > 1e-12
-        )
+        kept = tuple((evse, coef, angle) for (evse, angle), coef in sorted(terms[q].items()) if abs(coef) > 1e-12)
         if kept:
             out.append(CurrentLimit(f"{prefix}:{q}", float(limits[q]), kept))
     return out

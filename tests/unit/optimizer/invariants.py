@@ -98,7 +98,11 @@ def _assert_current_limits(snap: Snapshot, sch: Schedule) -> None:
                         continue
                     phases = s.phases or e.phases
                     if e.lines is None and e.phases == 3:
-                        hits = [k for k, q in enumerate(e.phase_map) if abs((GRID_ANGLE_DEG[q] - angle + 180) % 360 - 180) < 1e-6]
+                        hits = [
+                            k
+                            for k, q in enumerate(e.phase_map)
+                            if abs((GRID_ANGLE_DEG[q] - angle + 180) % 360 - 180) < 1e-6
+                        ]
                         if hits and hits[0] >= phases:
                             continue
                     current_a = float(sch.power_w[i, t]) / (e.voltage_v * phases)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.soc_exact import exact_energy
-from ems.domain.units import ALL_PHASES, Phase
+from ems.domain.units import ALL_PHASES
 from ems.optimizer.feasibility import check
 from ems.optimizer.matrices import build
 from ems.optimizer.phasor import directions, polygon, room, step_for
@@ -75,14 +75,22 @@ def test_snapshot_lists_current_limit_problems() -> None:
     )
     problems = Snapshot(START, SLOT_S, 4, evses=(evse,), current_limits=bad).problems()
     text = "\n".join(problems)
-    for expected in ("current limit x: limit_a", "current limit y: limit_a", "'nope' is not an evse",
-                     "z: needs at least one term", "z: defined more than once", "must be finite"):
+    for expected in (
+        "current limit x: limit_a",
+        "current limit y: limit_a",
+        "'nope' is not an evse",
+        "z: needs at least one term",
+        "z: defined more than once",
+        "must be finite",
+    ):
         assert expected in text, (expected, problems)
     ll = EvseLimits("f", phases=3, lines=(L1, L1))
     assert any("line-to-line" in p for p in Snapshot(START, SLOT_S, 4, evses=(ll,)).problems())
 
 
-def us_site(n: int = 9, slots: int = 8, *, secondary_a: float = 60.0, primary_a: float | None = 18.0, seed: int = 1) -> Snapshot:
+def us_site(
+    n: int = 9, slots: int = 8, *, secondary_a: float = 60.0, primary_a: float | None = 18.0, seed: int = 1
+) -> Snapshot:
     """``n`` 208 V line-to-line EVSEs over the three line pairs behind a delta-wye transformer."""
     rng = np.random.default_rng(seed)
     evses = tuple(
@@ -101,8 +109,9 @@ def us_site(n: int = 9, slots: int = 8, *, secondary_a: float = 60.0, primary_a:
         )
         for k in range(n)
     )
-    return Snapshot(START, SLOT_S, slots, wired.site, wired.circuits, evses, sessions,
-                    current_limits=wired.current_limits).validate()
+    return Snapshot(
+        START, SLOT_S, slots, wired.site, wired.circuits, evses, sessions, current_limits=wired.current_limits
+    ).validate()
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
@@ -150,11 +159,10 @@ def test_mixed_line_to_neutral_and_line_to_line_on_one_feeder() -> None:
     assert set(by_id) == {"site:L3", "f:L1", "f:L2", "f:L3"}
     assert sorted(by_id["f:L1"].terms) == [("l", 1.0, 30.0), ("t", 1.0, 0.0)]
     assert sorted(by_id["site:L3"].terms) == [("n", 1.0, 120.0), ("t", 1.0, 120.0)]
-    sessions = tuple(
-        SessionDemand(f"s{e}", e, START, START + timedelta(hours=2), 60000.0) for e in ("t", "l", "n")
-    )
-    snap = Snapshot(START, SLOT_S, 8, wired.site, wired.circuits, (three, ll, ln), sessions,
-                    current_limits=wired.current_limits).validate()
+    sessions = tuple(SessionDemand(f"s{e}", e, START, START + timedelta(hours=2), 60000.0) for e in ("t", "l", "n"))
+    snap = Snapshot(
+        START, SLOT_S, 8, wired.site, wired.circuits, (three, ll, ln), sessions, current_limits=wired.current_limits
+    ).validate()
     sch = optimize(snap)
     assert_invariants(snap, sch)
     # Phasors 30 degrees apart on L1: together they may exceed 40 A of plain sums (32 + 32 cos 30 ...).

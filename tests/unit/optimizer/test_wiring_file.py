@@ -24,8 +24,16 @@ def test_caltech_file_compiles_to_eight_phasor_limits_and_reads_back_the_same() 
     snap = caltech()
     assert len(snap.evses) == 54 and all(e.lines is not None and e.voltage_v == 208 for e in snap.evses)
     assert sorted(c.id for c in snap.current_limits) == sorted(
-        ["transformer:L1", "transformer:L2", "transformer:L3", "transformer:primary:L1",
-         "transformer:primary:L2", "transformer:primary:L3", "cc-pod:L1", "av-pod:L1"]
+        [
+            "transformer:L1",
+            "transformer:L2",
+            "transformer:L3",
+            "transformer:primary:L1",
+            "transformer:primary:L2",
+            "transformer:primary:L3",
+            "cc-pod:L1",
+            "av-pod:L1",
+        ]
     )
     assert all(not c.phase_limits_a for c in snap.circuits)  # moved into the phasor limits
     again = snapshot_from_json(json.loads(json.dumps(snapshot_to_json(snap))))
