@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ems.domain.site import Circuit, EvseSpec, Site, StationSpec
+from ems.domain.site import Circuit, EvseSpec, Site, StationSpec, TransformerSpec
 from ems.domain.units import ALL_PHASES, IEC_61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Phase
 from ems.errors import SiteFileError
 
@@ -49,9 +49,10 @@ _SITE_KEYS = {
     "circuits",
     "stations",
 }
-_CIRCUIT_KEYS = {"id", "name", "parent", "capacity_w", "phase_limits_a"}
+_CIRCUIT_KEYS = {"id", "name", "parent", "capacity_w", "phase_limits_a", "transformer"}
+_TRANSFORMER_KEYS = {"connection", "turns_ratio", "primary_phase_limits_a"}
 _STATION_KEYS = {"id", "circuit", "evses"}
-_EVSE_KEYS = {"id", "phases", "phase_map", "voltage_v", "min_current_a", "max_current_a"}
+_EVSE_KEYS = {"id", "phases", "phase_map", "voltage_v", "min_current_a", "max_current_a", "lines"}
 
 
 def load_site_file(path: Path) -> tuple[Site, ...]:
@@ -126,15 +127,43 @@ class _Reader:
             self.problems.append(f"{where}: unknown phase {value!r} (use L1, L2, L3)")
             return None
 
-    def _phase_limits(self, table: Mapping[str, Any], where: str) -> dict[Phase, float]:
-        raw = table.get("phase_limits_a", {})
+    def _phase_limits(self, table: Mapping[str, Any], where: str, key: str = "phase_limits_a") -> dict[Phase, float]:
+        raw = table.get(key, {})
         out: dict[Phase, float] = {}
-        for key, value in self._table(raw, f"{where}.phase_limits_a").items():
-            phase = self._phase(key, f"{where}.phase_limits_a")
-            amps = self._num({"v": value}, "v", f"{where}.phase_limits_a.{key}")
+        for name, value in self._table(raw, f"{where}.{key}").items():
+            phase = self._phase(name, f"{where}.{key}")
+            amps = self._num({"v": value}, "v", f"{where}.{key}.{name}")
             if phase is not None and amps is not None:
                 out[phase] = amps
         return out
+
+    def _transformer(self, t: Mapping[str, Any], where: str) -> TransformerSpec | None:
+        if "transformer" not in t:
+            return None
+        where = f"{where}.transformer"
+        raw = self._table(t["transformer"], where)
+        self._keys(raw, _TRANSFORMER_KEYS, where)
+        connection = raw.get("connection", "delta-wye")
+        if not isinstance(connection, str):
+            self.problems.append(f"{where}: connection must be a string, got {connection!r}")
+            connection = "delta-wye"
+        return TransformerSpec(
+            connection=connection,
+            turns_ratio=self._num(raw, "turns_ratio", where, 1.0) or 0.0,
+            primary_phase_limits_a=self._phase_limits(raw, where, "primary_phase_limits_a"),
+        )
+
+    def _lines(self, t: Mapping[str, Any], where: str) -> tuple[Phase, Phase] | None:
+        raw = t.get("lines")
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or len(raw) != 2:
+            self.problems.append(f'{where}: lines must name two lines, like ["L1", "L2"], got {raw!r}')
+            return None
+        a, b = (self._phase(v, f"{where}.lines") for v in raw)
+        if a is None or b is None:
+            return None
+        return (a, b)
 
     def site(self, raw: Any, where: str) -> Site:
         t = self._table(raw, where)
@@ -178,6 +207,7 @@ class _Reader:
             capacity_w=self._num(t, "capacity_w", where),
             phase_limits_a=self._phase_limits(t, where),
             name=self._str(t, "name", where) or "",
+            transformer=self._transformer(t, where),
         )
 
     def station(self, raw: Any, where: str) -> StationSpec:
@@ -200,7 +230,10 @@ class _Reader:
         if isinstance(phases, bool) or not isinstance(phases, int):
             self.problems.append(f"{where}: phases must be an integer")
             phases = 3
+        lines = self._lines(t, where)
         default_map = list(ALL_PHASES[:phases]) if phases in (1, 3) else list(ALL_PHASES)
+        if lines is not None:
+            default_map = [lines[0]]
         raw_map = t.get("phase_map", default_map)
         if not isinstance(raw_map, list):
             self.problems.append(f'{where}: phase_map must be a list like ["L1"]')
@@ -213,4 +246,5 @@ class _Reader:
             voltage_v=self._num(t, "voltage_v", where, NOMINAL_VOLTAGE_V) or NOMINAL_VOLTAGE_V,
             min_current_a=self._num(t, "min_current_a", where, IEC_61851_MIN_CURRENT_A) or 0.0,
             max_current_a=self._num(t, "max_current_a", where, 32.0) or 0.0,
+            lines=lines,
         )

@@ -11,19 +11,26 @@ Limits per node: a power limit in W per slot (the lowest bound in force during t
 as the optimizer sees it; past the horizon the last slot's), and per-phase limits in A.
 An EVSE loads ``current_a`` on each of the first ``phases`` grid phases of its
 ``phase_map`` and ``current_a * voltage_v * phases`` W.
+
+Line currents as phasors (``Limits.wiring``: a site with line-to-line EVSEs or transformers):
+the phase limits of the nodes above them bound phasor sums, not per-phase sums. Those nodes'
+per-phase rows are cleared and each line is a row of its own (``Limits.line_limits_a``, ids as
+the optimizer's ``CurrentLimit``), booked per term direction and checked at its exact worst
+case over every draw within the bounds (``ems.controller.lines``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
 from ems.controller.belief import Bound
+from ems.controller.lines import DIRECTIONS, Term, Wiring, worst_a
 from ems.domain.units import ALL_PHASES, Phase
 
 Array = npt.NDArray[np.float64]
@@ -48,6 +55,9 @@ class Limits:
     start: datetime
     slot_s: int
     nodes: tuple[NodeLimits, ...]
+    wiring: Wiring | None = None
+    line_limits_a: Mapping[str, float] = field(default_factory=dict)
+    """Line rows (``<node>:<line>``, ``<circuit>:primary:<line>``) -> A, checked as phasors."""
 
     def capacity_w(self, node: NodeLimits, t: datetime) -> float:
         if node.capacity_w is None or not node.capacity_w:
@@ -69,17 +79,34 @@ class EvsePlace:
     circuit: str | None
     phase_map: tuple[Phase, ...]
     voltage_v: float
+    lines: tuple[Phase, Phase] | None = None
+    """Set for a line-to-line EVSE (``phase_map`` is then its first line)."""
 
 
-def load_matrix(bound: Bound, place: EvsePlace, grid: Sequence[datetime], grid_s: Array | None = None) -> Array:
-    """(len(grid), 4): A on grid L1, L2, L3 and W, of ``bound`` at each instant of ``grid``."""
+def _at_grid(
+    bound: Bound, place: EvsePlace, grid: Sequence[datetime], grid_s: Array | None
+) -> tuple[Array, npt.NDArray[np.int64]]:
     base = grid[0] if grid else bound.times[0]
     if grid_s is None:
         grid_s = np.array([(t - base).total_seconds() for t in grid])
     times_s = np.array([(t - base).total_seconds() for t in bound.times])
     idx = np.clip(np.searchsorted(times_s, grid_s, side="right") - 1, 0, len(bound.times) - 1)
-    amps = np.asarray(bound.current_a)[idx]
+    amps = np.asarray(bound.current_a, dtype=np.float64)[idx]
     phases = np.minimum(np.asarray(bound.phases)[idx], len(place.phase_map))
+    return amps, phases
+
+
+def line_matrix(amps: Array, phases: npt.NDArray[np.int64], terms: Sequence[Term]) -> Array:
+    """(len(grid), 12): one EVSE's weights per term direction on one line row."""
+    out = np.zeros((len(amps), DIRECTIONS))
+    for k, d, weight in terms:
+        out[:, d] += np.where(phases > k, amps * weight, 0.0)
+    return out
+
+
+def load_matrix(bound: Bound, place: EvsePlace, grid: Sequence[datetime], grid_s: Array | None = None) -> Array:
+    """(len(grid), 4): A on grid L1, L2, L3 and W, of ``bound`` at each instant of ``grid``."""
+    amps, phases = _at_grid(bound, place, grid, grid_s)
     out = np.zeros((len(grid), 4))
     for k, p in enumerate(place.phase_map):
         out[:, ALL_PHASES.index(p)] = np.where(phases > k, amps, 0.0)
@@ -103,6 +130,10 @@ class Budget:
         base = self.grid[0] if self.grid else limits.start
         self._grid_s = np.array([(t - base).total_seconds() for t in self.grid])
         self._booked: dict[object, Array] = {}
+        self.wiring = limits.wiring
+        self.line_cap = {r: float(a) for r, a in limits.line_limits_a.items()}
+        self.line_load = {r: np.zeros((len(self.grid), DIRECTIONS)) for r in self.line_cap}
+        self._line_booked: dict[object, dict[str, Array]] = {}
 
     def chain(self, place: EvsePlace) -> list[str]:
         """The EVSE's circuit and every node above it, up to the site."""
@@ -113,26 +144,62 @@ class Budget:
             node = self._nodes[node].parent
         return out
 
+    def line_rows(self, place: EvsePlace) -> dict[str, tuple[Term, ...]]:
+        """The line rows the EVSE loads, with its terms on each."""
+        if self.wiring is None or not self.line_cap:
+            return {}
+        terms = self.wiring.terms(place.circuit, place.phase_map, place.lines)
+        return {r: t for r, t in terms.items() if r in self.line_cap}
+
+    def constraints(self, place: EvsePlace) -> list[str]:
+        """Every node and line row the EVSE loads (``chain`` and ``line_rows``)."""
+        return [*self.chain(place), *self.line_rows(place)]
+
+    def _lines(self, bound: Bound, place: EvsePlace) -> dict[str, Array]:
+        rows = self.line_rows(place)
+        if not rows:
+            return {}
+        amps, phases = _at_grid(bound, place, self.grid, self._grid_s)
+        return {r: line_matrix(amps, phases, terms) for r, terms in rows.items()}
+
     def book(self, key: object, bound: Bound, place: EvsePlace) -> None:
         m = load_matrix(bound, place, self.grid, self._grid_s)
         old = self._booked.get(key)
         for node in self.chain(place):
             self.load[node] += m if old is None else m - old
         self._booked[key] = m
+        lines = self._lines(bound, place)
+        old_lines = self._line_booked.get(key, {})
+        for r in lines.keys() | old_lines.keys():
+            self.line_load[r] += lines.get(r, 0.0) - old_lines.get(r, 0.0)
+        self._line_booked[key] = lines
 
     def fits(self, key: object, bound: Bound, place: EvsePlace) -> bool:
-        """Would booking ``bound`` for ``key`` keep every node within its limits wherever it adds load?"""
+        """Would booking ``bound`` for ``key`` keep every node and line within its limits wherever it adds load?"""
         m = load_matrix(bound, place, self.grid, self._grid_s)
         old = self._booked.get(key)
         delta = m if old is None else m - old
         rising = delta > 1e-9
-        if not rising.any():
-            return True
-        for node in self.chain(place):
-            after = self.load[node] + delta
-            if (rising & (after > self.cap[node] + self.tol)).any():
+        if rising.any():
+            for node in self.chain(place):
+                after = self.load[node] + delta
+                if (rising & (after > self.cap[node] + self.tol)).any():
+                    return False
+        lines = self._lines(bound, place)
+        old_lines = self._line_booked.get(key, {})
+        for r in lines.keys() | old_lines.keys():
+            d = lines.get(r, 0.0) - old_lines.get(r, 0.0)
+            up = (np.asarray(d) > 1e-9).any(axis=-1)
+            if not np.any(up):
+                continue
+            # The worst case is monotone in every weight: only instants where some weight rises can newly break.
+            if (up & (worst_a(self.line_load[r] + d) > self.line_cap[r] + TOLERANCE_A)).any():
                 return False
         return True
+
+    def line_worst_a(self, row: str) -> Array:
+        """The row's exact worst line current at each instant of the grid (A)."""
+        return worst_a(self.line_load[row])
 
     def violations(self) -> list[str]:
         """Every node, phase and instant over its limit now (for tests and logs)."""
@@ -144,4 +211,8 @@ class Budget:
                 out.append(
                     f"{node} {names[j]} at {self.grid[k].isoformat()}: {load[k, j]:.2f} > {self.cap[node][k, j]:.2f}"
                 )
+        for row, cap in self.line_cap.items():
+            worst = self.line_worst_a(row)
+            for k in np.nonzero(worst > cap + TOLERANCE_A)[0]:
+                out.append(f"{row} at {self.grid[k].isoformat()}: {worst[k]:.2f} A (line, exact) > {cap:.2f}")
         return out

@@ -4,7 +4,8 @@ When the capacity in force falls below what the stations may apply, every EVSE u
 that is over gets a TxProfile that is its own bound scaled down by that node's worst ratio
 of limit to load (the lowest over every instant, phase and node above it), rounded down to
 0.1 A, and 0 A below the EVSE's minimum current. Together they bring every node within its
-limits at every instant. The optimizer's plan follows and replaces them.
+limits at every instant. A line row of a wired site (a phasor limit) is scaled the same way:
+its exact worst case scales linearly with the bounds of the EVSEs on it. The optimizer's plan follows and replaces them.
 
 Each is built from the EVSE's bound itself, segment by segment (the current and the number of
 phases of each segment, scaled), so it is nowhere above the bound: a cut by construction. It
@@ -31,8 +32,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from ems.controller.belief import Bound, EvseBelief
-from ems.controller.budget import Budget, EvsePlace
+from ems.controller.budget import TOLERANCE_A, Budget, EvsePlace
 from ems.controller.dispatch import Desired
+from ems.controller.lines import worst_a
 from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
 from ems.domain.composite import Hardware
 
@@ -55,6 +57,19 @@ def node_factors(budget: Budget, fixed: Budget | None = None) -> dict[str, float
         room = np.maximum(cap - rigid, 0.0)
         ratios = np.where(over, room / np.where(movable > 0, movable, 1.0), 1.0)
         out[node] = float(max(0.0, min(1.0, ratios.min())))
+    # Line rows (phasor limits): the worst case scales linearly with the weights and is subadditive, so
+    # scaling what may move by (limit - worst(fixed)) / worst(movable) brings the line within its limit.
+    for row, load in budget.line_load.items():
+        line_cap = budget.line_cap[row]
+        worst = budget.line_worst_a(row)
+        over = worst > line_cap + TOLERANCE_A
+        if not over.any():
+            continue
+        rigid = fixed.line_load[row] if fixed is not None else np.zeros_like(load)
+        room = np.maximum(line_cap - worst_a(rigid), 0.0)
+        movable = worst_a(load - rigid)
+        ratios = np.where(over, room / np.where(movable > 0, movable, 1.0), 1.0)
+        out[row] = float(max(0.0, min(1.0, ratios.min())))
     return out
 
 
@@ -83,7 +98,7 @@ def proportional_cuts(
         belief = beliefs.get(key)
         if place is None or belief is None:
             continue
-        factor = min((factors.get(n, 1.0) for n in budget.chain(place)), default=1.0)
+        factor = min((factors.get(n, 1.0) for n in budget.constraints(place)), default=1.0)
         if factor >= 1.0:
             continue
         bound = belief.bound(now)

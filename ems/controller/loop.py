@@ -35,6 +35,7 @@ from ems.controller.capabilities import Capabilities
 from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
 from ems.controller.fast_cut import proportional_cuts
 from ems.controller.hygiene import usable_snapshot
+from ems.controller.lines import wiring_of
 from ems.controller.planning import (
     TX_PROFILE_ID_BASE,
     PlanningSettings,
@@ -42,7 +43,6 @@ from ems.controller.planning import (
     evse_place,
     failsafe_profile,
     limits_now,
-    limits_of,
     reserve,
     tx_profile,
 )
@@ -418,8 +418,7 @@ class Controller:
         timelines = self._timelines(site, planning)
         seen = observed.draws(site.id, self.state, self.dispatcher.beliefs)
         history = self.histories.get(site_id)
-        full = build_snapshot(site, self.state, now, planning, timelines, draws=seen, history=history)
-        self._set_limits(site_id, limits_of(full))
+        self._set_limits(site_id, limits_now(site, now, planning, timelines))
         fixed, exclude = fixed_loads.around_plan(
             site.id, self.state, self.dispatcher.beliefs, self.capabilities, online, places, now
         )
@@ -448,7 +447,7 @@ class Controller:
                 self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
             self.replanned.set()
             return None
-        snapshot = reserve(usable.snapshot, fixed)
+        snapshot = reserve(usable.snapshot, fixed, wiring_of(site))
         planner = self._planners.get(site_id)
         if planner is None:
             planner = self._planners[site_id] = RollingPlanner(Options(time_limit_s=planning.solve_time_limit_s))

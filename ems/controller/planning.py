@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from ems.controller import lines
 from ems.controller.budget import SITE, EvsePlace, Limits, NodeLimits
 from ems.controller.observed import Draw
 from ems.controller.state import LiveSession, LiveState
@@ -32,7 +33,15 @@ from ems.domain.site import EvseSpec, Site
 from ems.domain.units import Phase, current_a_from_power_w
 from ems.optimizer.estimates import Estimate, History, Source, local_weekday
 from ems.optimizer.schedule import Schedule
-from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
+from ems.optimizer.snapshot import (
+    SITE_NODE_ID,
+    CircuitLimits,
+    CurrentLimit,
+    EvseLimits,
+    SessionDemand,
+    SiteLimits,
+    Snapshot,
+)
 
 TX_PROFILE_ID_BASE = 1000
 """Profile ids: TxProfile of EVSE n is 1000 + n (re-sending replaces it); fail-safe default 900 + n."""
@@ -108,6 +117,7 @@ def build_snapshot(
     planned at their EVSE's maximum. ``history``: the site's past sessions, for the departure and energy
     of sessions whose EV and driver said nothing (``ems.optimizer.estimates``); ``None``: the defaults."""
     site_limits, circuits = _tree(site, now, settings, capacity)
+    current_limits: tuple[CurrentLimit, ...] = ()
     sessions = [s for s in state.active(site.id) if s.session_id not in exclude]
     evses: dict[str, EvseLimits] = {}
     demands: list[SessionDemand] = []
@@ -117,6 +127,11 @@ def build_snapshot(
         evses[key] = _evse_limits(key, spec, state.circuit_of(s.station_id))
         demand = _demand(s, key, now, settings, _estimate(s, site, history))
         demands.append(_with_draw(demand, (draws or {}).get(s.session_id)))
+    wiring = lines.wiring_of(site)
+    if wiring is not None:
+        site_limits, circuits, current_limits = lines.compile_snapshot_limits(
+            wiring, site_limits, circuits, list(evses.values())
+        )
     return Snapshot(
         start=now,
         slot_s=settings.slot_s,
@@ -125,6 +140,7 @@ def build_snapshot(
         circuits=circuits,
         evses=tuple(evses.values()),
         sessions=tuple(demands),
+        current_limits=current_limits,
     )
 
 
@@ -166,19 +182,11 @@ def limits_now(
     """The limits in force per node from ``now`` (what ``limits_of(build_snapshot(...))`` gives), without
     the sessions: what a capacity drop's cuts are weighed against, before any snapshot is built."""
     site_limits, circuits = _tree(site, now, settings, capacity)
-    return _limits(now, settings.slot_s, site_limits, circuits)
+    return _limits(now, settings.slot_s, site_limits, circuits, lines.wiring_of(site))
 
 
 def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
-    return EvseLimits(
-        id=key,
-        circuit=circuit,
-        phases=spec.phases,
-        phase_map=spec.phase_map,
-        voltage_v=spec.voltage_v,
-        min_a=spec.min_current_a,
-        max_a=spec.max_current_a,
-    )
+    return lines.evse_limits(key, spec, circuit)
 
 
 def _estimate(s: LiveSession, site: Site, history: History | None) -> Estimate | None:
@@ -271,11 +279,25 @@ def failsafe_profile(site: Site, spec: EvseSpec, evse_count: int, *, busy: bool 
 
 
 def limits_of(snapshot: Snapshot) -> Limits:
-    """The limits in force per node of the circuit tree, as the optimizer saw them (for the dispatch budget)."""
+    """The limits in force per node of the circuit tree, as the optimizer saw them (its W and per-phase rows;
+    without its phasor rows: the dispatch budget of a wired site is :func:`limits_now`)."""
     return _limits(snapshot.start, snapshot.slot_s, snapshot.site, snapshot.circuits)
 
 
-def _limits(start: datetime, slot_s: int, site: SiteLimits, circuits: Sequence[CircuitLimits]) -> Limits:
+def _limits(
+    start: datetime,
+    slot_s: int,
+    site: SiteLimits,
+    circuits: Sequence[CircuitLimits],
+    wiring: lines.Wiring | None = None,
+) -> Limits:
+    """``site`` and ``circuits`` with their phase limits as the site file says; on a wired site the phasor
+    nodes' phase limits become line rows."""
+    line_limits: dict[str, float] = {}
+    if wiring is not None:
+        line_limits = wiring.row_limits(site, circuits)
+        site = site if SITE_NODE_ID not in wiring.phasor_nodes else replace(site, phase_limits_a={})
+        circuits = [replace(c, phase_limits_a={}) if c.id in wiring.phasor_nodes else c for c in circuits]
     capacity = site.capacity_w
     if capacity is not None and (site.base_load_w is not None or site.pv_w is not None):
         base = site.base_load_w or (0.0,) * len(capacity)
@@ -286,22 +308,28 @@ def _limits(start: datetime, slot_s: int, site: SiteLimits, circuits: Sequence[C
         NodeLimits(c.id, c.parent if c.parent is not None else SITE, c.capacity_w, dict(c.phase_limits_a))
         for c in circuits
     )
-    return Limits(start, slot_s, tuple(nodes))
+    return Limits(start, slot_s, tuple(nodes), wiring, line_limits)
 
 
 def evse_place(state: LiveState, station_id: str, evse_id: int) -> EvsePlace:
     spec = state.evse_spec(station_id, evse_id)
-    return EvsePlace(state.circuit_of(station_id), spec.phase_map[: spec.phases], spec.voltage_v)
+    return EvsePlace(state.circuit_of(station_id), spec.phase_map[: spec.phases], spec.voltage_v, spec.lines)
 
 
-def reserve(snapshot: Snapshot, fixed: Sequence[tuple[EvsePlace, float, float]]) -> Snapshot:
+def reserve(
+    snapshot: Snapshot, fixed: Sequence[tuple[EvsePlace, float, float]], wiring: lines.Wiring | None = None
+) -> Snapshot:
     """``snapshot`` with room kept for loads the plan does not control: ``(place, current_a, power_w)`` each.
 
     Idle EVSEs (a car may plug in and draw its TxDefaultProfile), sessions left out of the plan
     and stations that refuse profiles draw up to their bound; the optimizer plans the rest
-    within what is left, per node (W) and per phase (A)."""
+    within what is left, per node (W) and per phase (A). On a wired site each line limit is
+    lowered by the fixed loads' worst case on that line (``wiring``: ``lines.wiring_of(site)``)."""
     if not fixed:
         return snapshot
+    if wiring is not None and snapshot.current_limits:
+        weights = lines.fixed_weights(wiring, [(p.circuit, p.phase_map, p.lines, a) for p, a, _ in fixed])
+        snapshot = replace(snapshot, current_limits=lines.fixed_reserve(snapshot.current_limits, weights))
     nodes = limits_of(snapshot)
     budget_nodes = {n.id: n for n in nodes.nodes}
     watts: dict[str, float] = {}

@@ -12,10 +12,34 @@ one pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ems.domain.units import ALL_PHASES, IEC_61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Phase
+
+TRANSFORMER_CONNECTIONS = ("delta-wye", "wye-wye", "delta-delta")
+"""Transformer connections a site file may name (``ems.optimizer.wiring.Connection``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransformerSpec:
+    """The transformer feeding a circuit: the circuit's ``phase_limits_a`` bound its secondary lines,
+    ``primary_phase_limits_a`` its primary ones. ``turns_ratio``: primary over secondary winding voltage
+    (480 V delta over 120 V wye: 4)."""
+
+    connection: str = "delta-wye"
+    turns_ratio: float = 1.0
+    primary_phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
+
+    def problems(self, where: str) -> list[str]:
+        out: list[str] = []
+        if self.connection not in TRANSFORMER_CONNECTIONS:
+            out.append(f"{where}: unknown connection {self.connection!r} (use {', '.join(TRANSFORMER_CONNECTIONS)})")
+        if not (self.turns_ratio > 0 and math.isfinite(self.turns_ratio)):
+            out.append(f"{where}: turns_ratio must be positive, got {self.turns_ratio}")
+        out.extend(_limit_problems(where, self.primary_phase_limits_a))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +49,8 @@ class Circuit:
     capacity_w: float | None = None
     phase_limits_a: Mapping[Phase, float] = field(default_factory=dict)
     name: str = ""
+    transformer: TransformerSpec | None = None
+    """Set when the circuit is the secondary side of a transformer (phase-shifting line currents above it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +64,9 @@ class EvseSpec:
     voltage_v: float = NOMINAL_VOLTAGE_V
     min_current_a: float = IEC_61851_MIN_CURRENT_A
     max_current_a: float = 32.0
+    lines: tuple[Phase, Phase] | None = None
+    """Set for a single-phase EVSE wired line-to-line (``voltage_v`` is then the line-to-line voltage,
+    e.g. 208 V): its current flows from ``lines[0]`` to ``lines[1]``; ``phase_map`` is ``(lines[0],)``."""
 
     @property
     def max_power_w(self) -> float:
@@ -51,6 +80,13 @@ class EvseSpec:
             out.append(f"{where}: phases must be 1 or 3, got {self.phases}")
         elif len(self.phase_map) != self.phases or len(set(self.phase_map)) != len(self.phase_map):
             out.append(f"{where}: phase_map must name {self.phases} distinct phase(s), got {list(self.phase_map)}")
+        if self.lines is not None:
+            if self.phases != 1:
+                out.append(f"{where}: lines (a line-to-line evse) needs phases = 1, got {self.phases}")
+            if len(self.lines) != 2 or len(set(self.lines)) != 2:
+                out.append(f"{where}: lines must name two distinct lines, got {[str(p) for p in self.lines]}")
+            elif self.phases == 1 and tuple(self.phase_map) != self.lines[:1]:
+                out.append(f"{where}: phase_map of a line-to-line evse is its first line, got {list(self.phase_map)}")
         if self.voltage_v <= 0:
             out.append(f"{where}: voltage_v must be positive, got {self.voltage_v}")
         if self.min_current_a < 0 or self.max_current_a <= 0:
@@ -130,6 +166,8 @@ class Site:
             if c.capacity_w is not None and c.capacity_w < 0:
                 out.append(f"circuit {c.id}: capacity_w must not be negative, got {c.capacity_w}")
             out.extend(_limit_problems(f"circuit {c.id}", c.phase_limits_a))
+            if c.transformer is not None:
+                out.extend(c.transformer.problems(f"circuit {c.id}.transformer"))
             chain = self.ancestors(c.id)
             last = self.circuits[ids.index(chain[-1])] if chain[-1] in known else None
             if last is not None and last.parent_id in chain:
@@ -149,7 +187,7 @@ class Site:
 
 
 def _limit_problems(where: str, limits: Mapping[Phase, float]) -> list[str]:
-    return [f"{where}: phase limit {p} must not be negative, got {a}" for p, a in limits.items() if a < 0]
+    return [f"{where}: phase limit {p} must not be negative, got {a}" for p, a in limits.items() if not a >= 0]
 
 
 DEFAULT_SITE_ID = "default"

@@ -98,22 +98,12 @@ def compile_wiring(
     primary: dict[str, Terms] = {}
     phasor_nodes: set[str] = set()
     for e in evses:
-        terms = _own_terms(e)
-        node: str | None = e.circuit
-        below_shift = e.lines is not None
-        for _ in range(len(circuits) + 1):  # a cycle of parents is reported by Snapshot.problems()
-            key = SITE_NODE_ID if node is None else node
+        walk = _walk(e, parent, by_circuit, len(circuits))
+        for key, terms in walk.at_node.items():
             _add(at_node.setdefault(key, _empty()), terms)
-            if below_shift:
-                phasor_nodes.add(key)
-            if node is None:
-                break
-            t = by_circuit.get(node)
-            if t is not None:
-                terms = _through(t, terms)
-                _add(primary.setdefault(node, _empty()), terms)
-                below_shift = True
-            node = parent.get(node)
+        for key, terms in walk.primary.items():
+            _add(primary.setdefault(key, _empty()), terms)
+        phasor_nodes |= walk.phasor_nodes
     limits: list[CurrentLimit] = []
     order = [SITE_NODE_ID, *(c.id for c in circuits)]
     for node in order:
@@ -125,6 +115,45 @@ def compile_wiring(
     cleared = tuple(replace(c, phase_limits_a={}) if c.id in phasor_nodes else c for c in circuits)
     new_site = replace(site, phase_limits_a={}) if SITE_NODE_ID in phasor_nodes else site
     return Wired(new_site, cleared, tuple(_unique(limits)))
+
+
+@dataclass(frozen=True, slots=True)
+class EvseWalk:
+    """One EVSE's terms on every node above it (``at_node``: its secondary-side lines; ``primary``: the
+    primary lines of each transformer on its path, keyed by the transformer's circuit) and the nodes
+    it makes phasor nodes (above a line-to-line EVSE or a transformer)."""
+
+    at_node: dict[str, Terms]
+    primary: dict[str, Terms]
+    phasor_nodes: frozenset[str]
+
+
+def evse_walk(e: EvseLimits, circuits: Sequence[CircuitLimits], transformers: Sequence[Transformer] = ()) -> EvseWalk:
+    """What :func:`compile_wiring` adds up for ``e`` (the controller's budget books EVSEs one by one)."""
+    return _walk(e, {c.id: c.parent for c in circuits}, {t.circuit: t for t in transformers}, len(circuits))
+
+
+def _walk(e: EvseLimits, parent: Mapping[str, str | None], by_circuit: Mapping[str, Transformer], n: int) -> EvseWalk:
+    at_node: dict[str, Terms] = {}
+    primary: dict[str, Terms] = {}
+    phasor: set[str] = set()
+    terms = _own_terms(e)
+    node: str | None = e.circuit
+    below_shift = e.lines is not None
+    for _ in range(n + 1):  # a cycle of parents is reported by Snapshot.problems()
+        key = SITE_NODE_ID if node is None else node
+        _add(at_node.setdefault(key, _empty()), terms)
+        if below_shift:
+            phasor.add(key)
+        if node is None:
+            break
+        t = by_circuit.get(node)
+        if t is not None:
+            terms = _through(t, terms)
+            _add(primary.setdefault(node, _empty()), terms)
+            below_shift = True
+        node = parent.get(node)
+    return EvseWalk(at_node, primary, frozenset(phasor))
 
 
 def _empty() -> Terms:

@@ -99,3 +99,91 @@ def test_card_authorization_rules() -> None:
     assert authorize_card(Card("A", status=CardStatus.BLOCKED), now) is AuthorizationStatus.BLOCKED
     assert authorize_card(Card("A", expires_at=now), now) is AuthorizationStatus.EXPIRED
     assert authorize_card(Card("A", expires_at=now + timedelta(seconds=1)), now) is AuthorizationStatus.ACCEPTED
+
+
+CALTECH_POD = """
+[[sites]]
+id = "garage"
+  [[sites.circuits]]
+  id = "transformer-1"
+  phase_limits_a = { L1 = 420, L2 = 420, L3 = 420 }
+    [sites.circuits.transformer]
+    connection = "delta-wye"
+    turns_ratio = 4
+    primary_phase_limits_a = { L1 = 180.5, L2 = 180.5, L3 = 180.5 }
+  [[sites.circuits]]
+  id = "pod-ca"
+  parent = "transformer-1"
+  phase_limits_a = { L1 = 80, L2 = 80 }
+  [[sites.stations]]
+  id = "CA-303"
+  circuit = "pod-ca"
+    [[sites.stations.evses]]
+    id = 1
+    phases = 1
+    lines = ["L1", "L2"]
+    voltage_v = 208
+"""
+
+
+def test_site_file_places_an_evse_between_two_lines_behind_a_transformer() -> None:
+    import tomllib
+
+    (site,) = parse_sites(tomllib.loads(CALTECH_POD))
+    evse = site.stations[0].evses[0]
+    assert evse.lines == (Phase.L1, Phase.L2) and evse.phase_map == (Phase.L1,) and evse.voltage_v == 208
+    t = site.circuit("transformer-1").transformer
+    assert t is not None and t.connection == "delta-wye" and t.turns_ratio == 4
+    assert dict(t.primary_phase_limits_a) == {Phase.L1: 180.5, Phase.L2: 180.5, Phase.L3: 180.5}
+    assert site.circuit("pod-ca").transformer is None
+
+
+def test_line_to_line_and_transformer_mistakes_are_all_reported_at_once() -> None:
+    import tomllib
+
+    raw = tomllib.loads(
+        """
+[[sites]]
+id = "g"
+  [[sites.circuits]]
+  id = "t"
+  transformer = { connection = "zigzag", turns_ratio = -2, primary_phase_limits_a = { L1 = -1, L9 = 3 }, taps = 2 }
+  [[sites.stations]]
+  id = "X"
+  circuit = "t"
+    [[sites.stations.evses]]
+    id = 1
+    phases = 3
+    lines = ["L1", "L2"]
+    [[sites.stations.evses]]
+    id = 2
+    phases = 1
+    lines = ["L1", "L4"]
+    [[sites.stations.evses]]
+    id = 3
+    phases = 1
+    lines = ["L2", "L2"]
+    [[sites.stations.evses]]
+    id = 4
+    phases = 1
+    lines = "L1-L2"
+    [[sites.stations.evses]]
+    id = 5
+    phases = 1
+    phase_map = ["L3"]
+    lines = ["L1", "L2"]
+"""
+    )
+    with pytest.raises(SiteFileError) as exc:
+        parse_sites(raw)
+    text = "\n".join(exc.value.problems)
+    assert "unknown connection 'zigzag'" in text
+    assert "turns_ratio must be positive" in text
+    assert "phase limit L1 must not be negative" in text
+    assert "unknown phase 'L9'" in text
+    assert "unknown keys ['taps']" in text
+    assert "evse 1: lines (a line-to-line evse) needs phases = 1, got 3" in text
+    assert "unknown phase 'L4'" in text
+    assert "evse 3: lines must name two distinct lines" in text
+    assert "lines must name two lines" in text
+    assert "evse 5: phase_map of a line-to-line evse is its first line" in text
