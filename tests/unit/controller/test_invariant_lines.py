@@ -158,7 +158,10 @@ def random_plan(lw: LineWorld, rng: random.Random) -> dict[EvseKey, list[float]]
     """Random A per EVSE and slot, scaled until the worst line current with the defaults kept free holds."""
     evses = lw.world.evses
     defaults = np.array([e.default_a for e in evses])
-    plan = {e.key: [rng.choice([0.0, 6.0, rng.uniform(6, 32), 32.0]) for _ in range(HORIZON_SLOTS)] for e in evses}
+    plan = {
+        e.key: [math.floor(rng.choice([0.0, 6.0, rng.uniform(6, 32), 32.0]) * 10) / 10 for _ in range(HORIZON_SLOTS)]
+        for e in evses
+    }
     caps = np.array([lw.limits[r] for r in lw.rows])
     for k in range(HORIZON_SLOTS):
         for _ in range(20):
