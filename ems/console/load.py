@@ -4,7 +4,8 @@ over the same span and ahead, and the plan ahead. Read from the ports; the drawi
 Measured current per grid phase: each EVSE's ``Current.Import`` samples per phase, averaged per
 bucket and mapped onto the grid phase it is wired to (``EvseSpec.phase_map``), summed over EVSEs;
 an EVSE that reports only its total power counts as that power split evenly over its phases at
-its voltage (as the controller reads it).
+its voltage (as the controller reads it). On a site with line-to-line EVSEs or transformers the
+line currents are the exact phasor magnitudes (``ems.controller.lines.line_currents_a``).
 Past capacity is rebuilt from the stored accepted signals (for each kind the newest one received by
 then) under the site's static limits; ahead, it is the capacity service's own timeline.
 """
@@ -15,11 +16,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ems.controller.lines import Draw, line_currents_a, wiring_of
 from ems.domain.capacity import CapacitySignal, SignalKind
 from ems.domain.session import Measurand, MeterSample
 from ems.domain.site import Site
 from ems.domain.units import ALL_PHASES, Phase
 from ems.grid.capacity import block_bounds
+from ems.optimizer.snapshot import SITE_NODE_ID
 from ems.ports.grid import CapacitySignals
 from ems.ports.monitor import SiteMonitor
 from ems.ports.stores import CapacitySignalStore, MeterSampleStore
@@ -41,6 +44,24 @@ class LoadHistory:
     phase_limit_a: dict[Phase, list[tuple[datetime, float | None]]]
     capacity_w: list[tuple[datetime, float | None]]
     plan_w: list[tuple[datetime, float | None]]
+
+
+def _line_currents(site: Site, own: dict[tuple[str, int, int], list[float]], n: int) -> dict[Phase, list[float]]:
+    """Per bucket, the connection's line currents: per-phase sums, or on a site with line-to-line EVSEs or
+    transformers the exact phasor magnitudes (``lines.line_currents_a``)."""
+    wiring = wiring_of(site)
+    draws: list[list[Draw]] = [[] for _ in range(n)]
+    for (station_id, evse_id, b), amps in own.items():
+        placed = site.station(station_id)
+        evse = next((e for e in placed.evses if e.evse_id == evse_id), None) if placed else None
+        if placed is not None and evse is not None:
+            draws[b].append((placed.circuit_id, evse.phase_map, evse.lines, amps))
+    out: dict[Phase, list[float]] = {p: [0.0] * n for p in ALL_PHASES}
+    for b in range(n):
+        if draws[b]:
+            for p, a in line_currents_a(wiring, SITE_NODE_ID, draws[b]).items():
+                out[p][b] = a
+    return out
 
 
 def _bucket(t: datetime, start: datetime) -> int:
@@ -80,14 +101,15 @@ async def load_history(
                 current[(spec.id, s.evse_id, s.phase[:2], b)].append(s.value)
             elif s.measurand is Measurand.POWER_IMPORT:
                 power[(spec.id, s.evse_id, s.phase[:2] if s.phase else None, b)].append(s.value)
-    phase_a: dict[Phase, list[float]] = {p: [0.0] * n for p in ALL_PHASES}
+    # (station, evse, bucket) -> A on each of the EVSE's own phases
+    own: dict[tuple[str, int, int], list[float]] = {}
     for (station_id, evse_id, label, b), vals in current.items():
         placed = site.station(station_id)
         evse = next((e for e in placed.evses if e.evse_id == evse_id), None) if placed else None
         index = int(label[1]) - 1 if len(label) == 2 and label[1] in "123" else -1
         if evse is None or not 0 <= index < len(evse.phase_map):
             continue
-        phase_a[evse.phase_map[index]][b] += sum(vals) / len(vals)
+        own.setdefault((station_id, evse_id, b), [0.0] * len(evse.phase_map))[index] += sum(vals) / len(vals)
     totals: dict[tuple[str, int, int], float] = {}
     per_phase: dict[tuple[str, int, int], float] = defaultdict(float)
     for (station_id, evse_id, on_phase, b), vals in power.items():
@@ -107,9 +129,8 @@ async def load_history(
         placed = site.station(key[0])
         evse = next((e for e in placed.evses if e.evse_id == key[1]), None) if placed else None
         if evse is not None:
-            for grid_phase in evse.phase_map:
-                phase_a[grid_phase][key[2]] += watts / (evse.voltage_v * len(evse.phase_map))
-
+            own[key] = [watts / (evse.voltage_v * len(evse.phase_map))] * len(evse.phase_map)
+    phase_a = _line_currents(site, own, n)
     history = [s for s, accepted, _ in await signals.for_site(site.id, limit=2_000) if accepted and not s.circuit_id]
     phase_limit: dict[Phase, list[tuple[datetime, float | None]]] = {p: [] for p in ALL_PHASES}
     capacity_w: list[tuple[datetime, float | None]] = []

@@ -219,3 +219,28 @@ def fixed_reserve(limits: Sequence[CurrentLimit], weights: Mapping[str, Array]) 
         taken = float(worst_a(w)) if w is not None else 0.0
         out.append(CurrentLimit(c.id, max(0.0, c.limit_a - taken), c.terms))
     return tuple(out)
+
+
+Draw = tuple[str | None, tuple[Phase, ...], tuple[Phase, Phase] | None, Sequence[float]]
+"""A measured EVSE: its circuit, phase map, lines, and A on each of its own phases."""
+
+
+def line_currents_a(wiring: Wiring | None, node: str, draws: Sequence[Draw]) -> dict[Phase, float]:
+    """The line currents of ``node`` (:data:`SITE_NODE_ID`: the grid connection) for measured draws (A).
+
+    Where ``node`` is a phasor node, the exact magnitudes of the phasor sums (through the transformers on the
+    way); elsewhere (or on a site without wiring) the per-phase sums, which are exact there."""
+    if wiring is None or node not in wiring.phasor_nodes:
+        out = dict.fromkeys(ALL_PHASES, 0.0)
+        for _, phase_map, _, amps in draws:
+            for p, a in zip(phase_map, amps, strict=False):
+                out[p] += a
+        return out
+    z = dict.fromkeys(ALL_PHASES, 0j)
+    for circuit, phase_map, lines, amps in draws:
+        terms = wiring.terms(circuit, phase_map, lines)
+        for q in ALL_PHASES:
+            for k, d, weight in terms.get(f"{node}:{q}", ()):
+                if k < len(amps):
+                    z[q] += amps[k] * weight * complex(_UNIT[d])
+    return {q: abs(v) for q, v in z.items()}

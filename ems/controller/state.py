@@ -6,7 +6,9 @@ it matters for planning. The controller owns one ``LiveState``; it also answers 
 
 Power per grid phase: a station reports power per phase, current per phase, or only a
 total; each EVSE phase is mapped onto the grid phase it is wired to (``EvseSpec.phase_map``).
-A total without phase detail is spread evenly over the EVSE's phases.
+A total without phase detail is spread evenly over the EVSE's phases. On a site with line-to-line
+EVSEs or transformers the connection's line currents are the exact phasor magnitudes
+(``lines.line_currents_a``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ems.controller.lines import Draw, line_currents_a, wiring_of
 from ems.domain.capacity import SiteLoadReading
 from ems.domain.events import (
     DomainEvent,
@@ -29,6 +32,7 @@ from ems.domain.session import ChargingSession, Measurand, MeterSample
 from ems.domain.site import EvseSpec, Site, StationSpec
 from ems.domain.station import ConnectorStatus
 from ems.domain.units import ALL_PHASES, NOMINAL_VOLTAGE_V, Phase
+from ems.optimizer.snapshot import SITE_NODE_ID
 
 DEFAULT_EVSE = EvseSpec(evse_id=1)
 """What a station not in the site file is assumed to be: one 3-phase 32 A EVSE per evse id."""
@@ -204,9 +208,20 @@ class LiveState:
         if measured:
             for phase in ALL_PHASES:
                 per_phase.setdefault(phase, 0.0)
+        current = {p: w / NOMINAL_VOLTAGE_V for p, w in per_phase.items()}
+        site = self.sites.get(site_id)
+        wiring = wiring_of(site) if site is not None else None
+        if wiring is not None and measured:
+            # Line-to-line EVSEs or transformers: the connection's line currents are phasor magnitudes.
+            draws: list[Draw] = []
+            for s in measured:
+                spec = self.evse_spec(s.station_id, s.evse_id)
+                amps = [s.grid_phase_power_w.get(p, 0.0) / spec.voltage_v for p in spec.phase_map[: spec.phases]]
+                draws.append((self.circuit_of(s.station_id), spec.phase_map[: spec.phases], spec.lines, amps))
+            current = line_currents_a(wiring, SITE_NODE_ID, draws)
         return SiteLoadReading(
             phase_power_w=per_phase,
-            phase_current_a={p: w / NOMINAL_VOLTAGE_V for p, w in per_phase.items()},
+            phase_current_a=current,
             active_sessions=len(sessions),
             measured_at=min((s.measured_at for s in measured if s.measured_at), default=None),
         )

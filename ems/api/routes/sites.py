@@ -12,12 +12,19 @@ from ems.errors import NotFound
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
 
 
+class TransformerPublic(BaseModel):
+    connection: str
+    turns_ratio: float
+    primary_phase_limits_a: dict[str, float]
+
+
 class CircuitPublic(BaseModel):
     id: str
     name: str
     parent_id: str | None
     capacity_w: float | None
     phase_limits_a: dict[str, float]
+    transformer: TransformerPublic | None = None
 
 
 class EvsePublic(BaseModel):
@@ -28,6 +35,8 @@ class EvsePublic(BaseModel):
     min_current_a: float
     max_current_a: float
     max_power_w: float
+    lines: list[str] | None = None
+    """Set for an EVSE wired line-to-line (its current flows from the first line to the second)."""
 
 
 class StationPlacement(BaseModel):
@@ -64,6 +73,13 @@ class SitePublic(BaseModel):
                     parent_id=c.parent_id,
                     capacity_w=c.capacity_w,
                     phase_limits_a={str(p): a for p, a in c.phase_limits_a.items()},
+                    transformer=None
+                    if c.transformer is None
+                    else TransformerPublic(
+                        connection=c.transformer.connection,
+                        turns_ratio=c.transformer.turns_ratio,
+                        primary_phase_limits_a={str(p): a for p, a in c.transformer.primary_phase_limits_a.items()},
+                    ),
                 )
                 for c in site.circuits
             ],
@@ -80,6 +96,7 @@ class SitePublic(BaseModel):
                             min_current_a=e.min_current_a,
                             max_current_a=e.max_current_a,
                             max_power_w=e.max_power_w,
+                            lines=None if e.lines is None else [str(p) for p in e.lines],
                         )
                         for e in s.evses
                     ],

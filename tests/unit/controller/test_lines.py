@@ -258,3 +258,46 @@ def test_a_site_without_line_to_line_evses_is_unchanged() -> None:
     assert limits.wiring is None and not limits.line_limits_a
     assert dict(next(n for n in limits.nodes if n.id == "f").phase_limits_a) == {L1: 32.0}
     assert isinstance(limits, Limits)
+
+
+def test_measured_line_currents_are_phasor_magnitudes() -> None:
+    site = pod_site()
+    wiring = lines.wiring_of(site)
+    amps = {("A", 1): 30.0, ("C", 1): 20.0}
+    draws = [("pod", (L1,), (L1, L2), [30.0]), ("pod", (L3,), (L3, L1), [20.0])]
+    got = lines.line_currents_a(wiring, "pod", draws)
+    for q in (L1, L2, L3):
+        assert got[q] == pytest.approx(line_current(site, amps, q))
+    assert got[L1] < 50.0, "not the per-branch sum"
+    # A site without line-to-line EVSEs: per-phase sums, as before.
+    assert lines.line_currents_a(None, "site", [(None, (L1, L2, L3), None, [10.0, 10.0, 5.0])]) == {
+        L1: 10.0,
+        L2: 10.0,
+        L3: 5.0,
+    }
+
+
+def test_site_load_reports_the_connections_exact_line_currents() -> None:
+    from ems.domain.events import MeterSampled
+    from ems.domain.session import Measurand, MeterSample
+
+    site = pod_site()
+    state = live(site, [("A", 1), ("C", 1)])
+    samples = []
+    for n, (sid, a) in enumerate((("A", 30.0), ("C", 20.0))):
+        samples.append(
+            MeterSample(
+                station_id=sid,
+                evse_id=1,
+                session_id=f"s{n}",
+                measured_at=T0 + timedelta(seconds=10),
+                measurand=Measurand.CURRENT_IMPORT,
+                value=a,
+                phase="L1",
+            )
+        )
+    state.apply(MeterSampled(at=T0, station_id="A", evse_id=1, samples=tuple(samples)))
+    reading = state.site_load("garage")
+    amps = {("A", 1): 30.0, ("C", 1): 20.0}
+    for q in (L1, L2, L3):
+        assert reading.phase_current_a[q] == pytest.approx(line_current(site, amps, q))
