@@ -24,6 +24,10 @@ Format (see docs/site-file.md)::
         phases = 1
         phase_map = ["L2"]
         max_current_a = 32
+
+A US site places EVSEs between two lines (``lines = ["L1", "L2"]``, ``phases = 1``,
+``voltage_v = 208``) and says which circuit is a transformer's secondary
+(``transformer = { connection = "delta-wye", turns_ratio = 4, primary_phase_limits_a = {...} }``).
 """
 
 from __future__ import annotations

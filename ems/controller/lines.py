@@ -172,6 +172,8 @@ def wiring_of(site: Site) -> Wiring | None:
     for e in evses:
         nodes |= evse_walk(e, circuits, trs).phasor_nodes
     out = Wiring(circuits, trs, frozenset(nodes), evses)
+    if len(_CACHE) >= 64:  # a few sites in production; tests build many
+        _CACHE.clear()
     _CACHE[id(site)] = (site, out)
     return out
 

@@ -187,3 +187,14 @@ id = "g"
     assert "evse 3: lines must name two distinct lines" in text
     assert "lines must name two lines" in text
     assert "evse 5: phase_map of a line-to-line evse is its first line" in text
+
+
+def test_the_documented_line_to_line_example_loads() -> None:
+    import re
+    import tomllib
+
+    doc = (Path(__file__).parents[3] / "docs" / "site-file.md").read_text()
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "lines = " in b)
+    (site,) = parse_sites(tomllib.loads(block))
+    assert site.problems() == []
+    assert [e.lines for s in site.stations for e in s.evses] == [(Phase.L1, Phase.L2), (Phase.L3, Phase.L1)]
