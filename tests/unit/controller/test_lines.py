@@ -301,3 +301,23 @@ def test_site_load_reports_the_connections_exact_line_currents() -> None:
     amps = {("A", 1): 30.0, ("C", 1): 20.0}
     for q in (L1, L2, L3):
         assert reading.phase_current_a[q] == pytest.approx(line_current(site, amps, q))
+
+
+def test_a_raise_that_fits_at_the_bounds_point_but_not_when_a_car_draws_less_is_refused() -> None:
+    """Primary line A of the delta-wye carries (I_AB e^{j30} + I_BC e^{-j90}) / 4: 120 degrees apart. With the
+    L2-L3 car bounded at 16 A, raising the L1-L2 car to 32 A gives 6.93 A at the bounds' point, within 7.5 A,
+    but 8 A once the L2-L3 car stops drawing: refused. 29 A (7.25 A at worst) fits."""
+    base = pod_site(limit_a=1000.0)
+    transformer = TransformerSpec("delta-wye", 4.0, {L1: 7.5, L2: 100.0, L3: 100.0})
+    site = Site(
+        id=base.id,
+        circuits=(Circuit("pod", phase_limits_a=base.circuits[0].phase_limits_a, transformer=transformer),),
+        stations=base.stations,
+    )
+    budget, places = budget_for(site, {("A", 1): 0.0, ("B", 1): 16.0})
+    point = abs(32 * cmath.exp(1j * math.radians(30)) + 16 * cmath.exp(1j * math.radians(-90))) / 4
+    assert point == pytest.approx(6.93, abs=0.01) and point < 7.5
+    assert not budget.fits(("A", 1), flat(32.0), places[("A", 1)])
+    assert budget.fits(("A", 1), flat(29.0), places[("A", 1)])
+    budget.book(("A", 1), flat(32.0), places[("A", 1)])
+    assert [v for v in budget.violations() if v.startswith("pod:primary:L1")]
