@@ -96,18 +96,13 @@ def _at_grid(
     return amps, phases
 
 
-def line_matrix(amps: Array, phases: npt.NDArray[np.int64], terms: Sequence[Term]) -> Array:
-    """(len(grid), 12): one EVSE's weights per term direction on one line row."""
-    out = np.zeros((len(amps), DIRECTIONS))
-    for k, d, weight in terms:
-        out[:, d] += np.where(phases > k, amps * weight, 0.0)
-    return out
-
-
 def load_matrix(bound: Bound, place: EvsePlace, grid: Sequence[datetime], grid_s: Array | None = None) -> Array:
     """(len(grid), 4): A on grid L1, L2, L3 and W, of ``bound`` at each instant of ``grid``."""
-    amps, phases = _at_grid(bound, place, grid, grid_s)
-    out = np.zeros((len(grid), 4))
+    return _load(place, *_at_grid(bound, place, grid, grid_s))
+
+
+def _load(place: EvsePlace, amps: Array, phases: npt.NDArray[np.int64]) -> Array:
+    out = np.zeros((len(amps), 4))
     for k, p in enumerate(place.phase_map):
         out[:, ALL_PHASES.index(p)] = np.where(phases > k, amps, 0.0)
     out[:, 3] = amps * place.voltage_v * phases
@@ -132,8 +127,13 @@ class Budget:
         self._booked: dict[object, Array] = {}
         self.wiring = limits.wiring
         self.line_cap = {r: float(a) for r, a in limits.line_limits_a.items()}
-        self.line_load = {r: np.zeros((len(self.grid), DIRECTIONS)) for r in self.line_cap}
-        self._line_booked: dict[object, dict[str, Array]] = {}
+        self._row = {r: i for i, r in enumerate(self.line_cap)}
+        self._cap_rows = np.array(list(self.line_cap.values()))
+        self._lload = np.zeros((len(self._row), len(self.grid), DIRECTIONS))
+        self.line_load = {r: self._lload[i] for r, i in self._row.items()}
+        """Per line row, (grid, 12): the bounds' weights per term direction (views of one array)."""
+        self._line_booked: dict[object, tuple[npt.NDArray[np.int64], Array]] = {}
+        self._place_rows: dict[EvsePlace, tuple[npt.NDArray[np.int64], Array]] = {}
 
     def chain(self, place: EvsePlace) -> list[str]:
         """The EVSE's circuit and every node above it, up to the site."""
@@ -155,28 +155,58 @@ class Budget:
         """Every node and line row the EVSE loads (``chain`` and ``line_rows``)."""
         return [*self.chain(place), *self.line_rows(place)]
 
-    def _lines(self, bound: Bound, place: EvsePlace) -> dict[str, Array]:
-        rows = self.line_rows(place)
-        if not rows:
-            return {}
-        amps, phases = _at_grid(bound, place, self.grid, self._grid_s)
-        return {r: line_matrix(amps, phases, terms) for r, terms in rows.items()}
+    def _rows_of(self, place: EvsePlace) -> tuple[npt.NDArray[np.int64], Array]:
+        """The rows' indices and (rows, 12, 3): A per direction per A on each of the EVSE's own phases."""
+        found = self._place_rows.get(place)
+        if found is None:
+            rows = self.line_rows(place)
+            m = np.zeros((len(rows), DIRECTIONS, 3))
+            for j, terms in enumerate(rows.values()):
+                for k, d, weight in terms:
+                    m[j, d, min(k, 2)] += weight
+            found = (np.array([self._row[r] for r in rows], dtype=np.int64), m)
+            self._place_rows[place] = found
+        return found
+
+    def _lines(
+        self, place: EvsePlace, amps: Array, phases: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], Array]:
+        idx, m = self._rows_of(place)
+        if not idx.size:
+            return idx, np.zeros((0, len(self.grid), DIRECTIONS))
+        drawn = np.where(phases[:, None] > np.arange(3)[None, :], amps[:, None], 0.0)  # (grid, own phase)
+        return idx, np.einsum("rdk,tk->rtd", m, drawn)
+
+    def _line_delta(self, key: object, idx: npt.NDArray[np.int64], lines: Array) -> tuple[npt.NDArray[np.int64], Array]:
+        old = self._line_booked.get(key)
+        if old is None or not old[0].size:
+            return idx, lines
+        if np.array_equal(old[0], idx):
+            return idx, lines - old[1]
+        rows = np.union1d(idx, old[0])
+        delta = np.zeros((len(rows), len(self.grid), DIRECTIONS))
+        delta[np.searchsorted(rows, idx)] += lines
+        delta[np.searchsorted(rows, old[0])] -= old[1]
+        return rows, delta
 
     def book(self, key: object, bound: Bound, place: EvsePlace) -> None:
-        m = load_matrix(bound, place, self.grid, self._grid_s)
+        at = _at_grid(bound, place, self.grid, self._grid_s)
+        m = _load(place, *at)
         old = self._booked.get(key)
         for node in self.chain(place):
             self.load[node] += m if old is None else m - old
         self._booked[key] = m
-        lines = self._lines(bound, place)
-        old_lines = self._line_booked.get(key, {})
-        for r in lines.keys() | old_lines.keys():
-            self.line_load[r] += lines.get(r, 0.0) - old_lines.get(r, 0.0)
-        self._line_booked[key] = lines
+        if self._row:
+            new = self._lines(place, *at)
+            idx, delta = self._line_delta(key, *new)
+            if idx.size:
+                self._lload[idx] += delta
+            self._line_booked[key] = new
 
     def fits(self, key: object, bound: Bound, place: EvsePlace) -> bool:
         """Would booking ``bound`` for ``key`` keep every node and line within its limits wherever it adds load?"""
-        m = load_matrix(bound, place, self.grid, self._grid_s)
+        at = _at_grid(bound, place, self.grid, self._grid_s)
+        m = _load(place, *at)
         old = self._booked.get(key)
         delta = m if old is None else m - old
         rising = delta > 1e-9
@@ -185,17 +215,15 @@ class Budget:
                 after = self.load[node] + delta
                 if (rising & (after > self.cap[node] + self.tol)).any():
                     return False
-        lines = self._lines(bound, place)
-        old_lines = self._line_booked.get(key, {})
-        for r in lines.keys() | old_lines.keys():
-            d = lines.get(r, 0.0) - old_lines.get(r, 0.0)
-            up = (np.asarray(d) > 1e-9).any(axis=-1)
-            if not np.any(up):
-                continue
-            # The worst case is monotone in every weight: only instants where some weight rises can newly break.
-            if (up & (worst_a(self.line_load[r] + d) > self.line_cap[r] + TOLERANCE_A)).any():
-                return False
-        return True
+        if not self._row:
+            return True
+        idx, d = self._line_delta(key, *self._lines(place, *at))
+        up = (d > 1e-9).any(axis=-1)  # (rows, grid)
+        if not up.any():
+            return True
+        # The worst case is monotone in every weight: only instants where some weight rises can newly break.
+        worst = worst_a(self._lload[idx] + d)
+        return not (up & (worst > self._cap_rows[idx][:, None] + TOLERANCE_A)).any()
 
     def line_worst_a(self, row: str) -> Array:
         """The row's exact worst line current at each instant of the grid (A)."""
