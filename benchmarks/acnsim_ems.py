@@ -72,6 +72,10 @@ class NetworkModel:
     circuit_of: dict[str, str]
     phasor: tuple[int, ...]
     """Indices of the phasor constraints (exact CurrentLimit or stand-in)."""
+    component_of: dict[str, str]
+    """Stand-in: the ems circuit (one per set of EVSEs linked by phasor constraints) of each EVSE."""
+    components: dict[str, tuple[int, ...]]
+    """Stand-in: the phasor constraints of each such circuit."""
     group_of: dict[str, Phase]
     """Stand-in: the ems phase of each EVSE (one per distinct angle)."""
     coefficients: Any
@@ -127,28 +131,69 @@ def network_model(infra: Any, *, exact: bool | None = None) -> NetworkModel:
             circuits.append((j, name))
             circuit_of.update({ids[i]: name for i in members})
     site_phase = group_of[ids[0]] if ids else ALL_PHASES[0]
-    evses = {s: _with_circuit(e, circuit_of.get(s)) for s, e in evses.items()}
+    component_of, components = ({}, {}) if use_exact else _components(c, phasor, ids)
+    evses = {s: _with_circuit(e, circuit_of.get(s, component_of.get(s))) for s, e in evses.items()}
     return NetworkModel(
-        evses, tuple(circuits), site, site_phase, circuit_of, tuple(phasor), group_of, c, angles, ids, use_exact
+        evses,
+        tuple(circuits),
+        site,
+        site_phase,
+        circuit_of,
+        tuple(phasor),
+        component_of,
+        components,
+        group_of,
+        c,
+        angles,
+        ids,
+        use_exact,
     )
+
+
+def _components(c: Any, phasor: list[int], ids: tuple[str, ...]) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """EVSEs linked by phasor constraints (one caltech_acn copy each), as stand-in circuits."""
+    parent = list(range(len(phasor)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    owner: dict[int, int] = {}
+    for k, j in enumerate(phasor):
+        for i in np.flatnonzero(c[j]):
+            if int(i) in owner:
+                parent[root(k)] = root(owner[int(i)])
+            else:
+                owner[int(i)] = k
+    groups: dict[int, list[int]] = {}
+    for k, j in enumerate(phasor):
+        groups.setdefault(root(k), []).append(j)
+    names = {r: f"lines-{n}" for n, r in enumerate(sorted(groups))}
+    component_of = {ids[i]: names[root(k)] for i, k in owner.items()}
+    return component_of, {names[r]: tuple(js) for r, js in groups.items()}
 
 
 def _with_circuit(e: EvseLimits, circuit: str | None) -> EvseLimits:
     return EvseLimits(e.id, circuit, e.phases, e.phase_map, e.voltage_v, e.min_a, e.max_a)
 
 
-def stand_in_phase_limits(model: NetworkModel, limits_a: Any) -> dict[Phase, float]:
-    """Per-phase bounds on the site that keep every phasor constraint (inner, conservative).
+def stand_in_phase_limits(
+    model: NetworkModel, limits_a: Any, constraints: tuple[int, ...], active: set[str]
+) -> dict[Phase, float]:
+    """Per-phase bounds on a stand-in circuit that keep its phasor constraints (inner, conservative).
 
     Constraint ``j`` sums groups ``g`` (EVSEs on one angle) with coefficients ``c_gi``; its limit
-    ``L_j`` is split into shares proportional to each group's largest contribution
-    (``sum_i |c_gi| max_a_i``); group ``g`` then carries at most ``share_g / max_i |c_gi|`` A.
+    ``L_j`` is split into shares proportional to each group's largest contribution now
+    (``sum_i |c_gi| max_a_i`` over the EVSEs with an EV: re-split at every call, so the
+    capacity follows the cars); group ``g`` then carries at most ``share_g / max_i |c_gi|`` A.
     Since ``|sum| <= sum_g max|c_g| I_g <= sum_g share_g = L_j``, the constraint holds.
     """
     out: dict[Phase, float] = {}
-    max_a = np.array([model.evses[s].max_a for s in model.station_ids])
+    max_a = np.array([model.evses[s].max_a if s in active else 0.0 for s in model.station_ids])
     groups = np.array([ALL_PHASES.index(model.group_of[s]) for s in model.station_ids])
-    for j in model.phasor:
+    for j in constraints:
         row = np.abs(model.coefficients[j])
         weight = np.array([float((row * max_a)[groups == g].sum()) for g in range(3)])
         if weight.sum() <= 0:
@@ -189,17 +234,18 @@ def snapshot_of(
     if model.site_constraint is not None:
         site_phase[model.site_phase] = float(limits_a[model.site_constraint])
     used = {model.circuit_of[s] for s in active if s in model.circuit_of}
+    lines = {model.component_of[s] for s in active if s in model.component_of}
     circuits = tuple(
-        CircuitLimits(name, None, None, {_circuit_phase(model, name): float(limits_a[j])})
+        CircuitLimits(name, None, None, stand_in_phase_limits(model, limits_a, model.components[name], active))
+        for name in sorted(lines)
+    ) + tuple(
+        CircuitLimits(name, _parent(model, name), None, {_circuit_phase(model, name): float(limits_a[j])})
         for j, name in model.circuits
         if name in used
     )
     extra: dict[str, Any] = {}
     if model.phasor and model.exact:
         extra["current_limits"] = _current_limits(model, limits_a, active)
-    elif model.phasor:
-        for phase, bound in stand_in_phase_limits(model, limits_a).items():
-            site_phase[phase] = min(site_phase.get(phase, float("inf")), bound)
     return Snapshot(
         start=start,
         slot_s=slot_s,
@@ -210,6 +256,12 @@ def snapshot_of(
         sessions=demands,
         **extra,
     )
+
+
+def _parent(model: NetworkModel, name: str) -> str | None:
+    """A plain circuit (a pod) sits under the stand-in circuit of its EVSEs, if they share one."""
+    owners = {model.component_of.get(s) for s, c in model.circuit_of.items() if c == name}
+    return owners.pop() if len(owners) == 1 else None
 
 
 def _circuit_phase(model: NetworkModel, name: str) -> Phase:
