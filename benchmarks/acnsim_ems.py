@@ -45,7 +45,7 @@ from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
 
 try:  # the exact phasor limit, from the ``wiring`` branch (issue 12, item 2)
-    from ems.optimizer.snapshot import CurrentLimit  # type: ignore[attr-defined]
+    from ems.optimizer.snapshot import CurrentLimit
 except ImportError:  # pragma: no cover - depends on the ems version
     CurrentLimit = None
 
@@ -282,7 +282,7 @@ def _current_limits(model: NetworkModel, limits_a: Any, active: set[str]) -> tup
     return tuple(out)
 
 
-class EmsAlgorithm(BaseAlgorithm):  # type: ignore[misc]
+class EmsAlgorithm(BaseAlgorithm):
     """ems's online LP behind acnportal's algorithm interface (one period per call).
 
     ``exact``: phasor limits as ``CurrentLimit`` (``None``: when this ems has it), else the stand-in.

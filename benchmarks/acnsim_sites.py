@@ -48,7 +48,7 @@ class Session:
     energy_kwh: float
 
 
-class SignalNetwork(ChargingNetwork):  # type: ignore[misc]
+class SignalNetwork(ChargingNetwork):
     """A ChargingNetwork whose grid constraints follow ``factors[period]`` (1: as built)."""
 
     factors: Any = None
