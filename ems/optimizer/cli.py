@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ems.errors import InvalidInput, NotAvailable
-from ems.optimizer.instance import schedule_to_json, snapshot_from_json
+from ems.optimizer.instance import current_limit_loss_from_json, schedule_to_json, snapshot_from_json
 from ems.optimizer.lp import LpMethod
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.schedule import Algorithm, SolveStatus
@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit", type=float, default=None, metavar="S", help="LP time limit in seconds")
     parser.add_argument("--method", choices=[m.value for m in LpMethod], default=LpMethod.AUTO.value)
     parser.add_argument("--no-min-current", action="store_true", help="skip the minimum-current repair")
+    parser.add_argument(
+        "--current-limit-loss",
+        type=float,
+        default=None,
+        metavar="F",
+        help="precision of the phasor (line-current) polygon: largest relative loss of a limit "
+        "(default: the instance's current_limit_loss, else 0.005)",
+    )
     parser.add_argument("--summary", action="store_true", help="print a one-line summary to stderr")
 
 
@@ -43,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ems optimize: cannot read {args.instance}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        snapshot = snapshot_from_json(json.loads(text))
+        data = json.loads(text)
+        snapshot = snapshot_from_json(data)
+        loss = current_limit_loss_from_json(data)
     except json.JSONDecodeError as exc:
         print(f"ems optimize: {args.instance} is not JSON: {exc.msg} (line {exc.lineno})", file=sys.stderr)
         return 2
@@ -55,12 +65,18 @@ def run(args: argparse.Namespace) -> int:
     if args.time_limit is not None and args.time_limit <= 0:
         print("ems optimize: --time-limit must be positive", file=sys.stderr)
         return 2
+    if args.current_limit_loss is not None:
+        if not 0 < args.current_limit_loss < 1:
+            print("ems optimize: --current-limit-loss must be in (0, 1)", file=sys.stderr)
+            return 2
+        loss = args.current_limit_loss
     options = Options(
         algorithm=Algorithm(args.algorithm),
         solver=args.solver,
         time_limit_s=args.time_limit,
         method=LpMethod(args.method),
         min_current=not args.no_min_current,
+        **({"current_limit_loss": loss} if loss is not None else {}),
     )
     try:
         schedule = optimize(snapshot, options)

@@ -27,9 +27,15 @@ def identical_groups(p: Problem) -> list[Ints]:
     # the incidence matrix: equal paths give equal numbers, different ones differ).
     weights = np.random.default_rng(12345).uniform(1.0, 2.0, p.incidence.shape[0])
     path = p.incidence.T @ weights
+    columns = [path]
+    if p.has_phasors:
+        # Phasor limits alike: the same fixed random projection of the complex coefficients.
+        ring = np.random.default_rng(54321).uniform(1.0, 2.0, p.phasor_limit_a.size)
+        line = p.phasor_coef.T @ ring.astype(np.complex128)
+        columns += [line.real, line.imag]
     key = np.column_stack(
         (
-            path,
+            *columns,
             p.amps_per_kw,
             p.first.astype(np.float64),
             p.end.astype(np.float64),

@@ -7,7 +7,8 @@ Rules (``x`` = power in W): ``x >= 0``; ``x = 0`` outside the session's window;
 ``x <= own max``; ``x = 0`` or ``x >= min`` except in the slot where the session completes
 its request (an EV that finishes mid-slot averages less); delivered energy <= request;
 per node and slot, the sum of its sessions' power <= its W limit and the current on each
-grid phase <= its A limit. A value passes when within ``atol + rtol * |limit|``.
+grid phase <= its A limit; per current limit and slot, the exact magnitude of its phasor sum
+<= its limit (``phasor``, in A). A value passes when within ``atol + rtol * |limit|``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ems.domain.units import ALL_PHASES, Phase
+from ems.optimizer.phasor import magnitudes
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.schedule import Violation
 from ems.optimizer.snapshot import Snapshot
@@ -73,6 +75,22 @@ def check(
         limit = np.broadcast_to(p.node_phase_a[:, q, None], amps.shape)
         what = f"current on {phase} above its limit"
         out.extend(_node_excess(p, "node_phase", what, amps, limit, atol, rtol, phase))
+    if p.has_phasors:
+        line_a = magnitudes(p.phasor_coef, x)
+        limit_a = p.phasor_limit_a[:, None]
+        over_a = line_a > limit_a * (1 + rtol) + atol
+        for c in np.flatnonzero(over_a.any(axis=1)):
+            bad = over_a[c]
+            out.append(
+                Violation(
+                    "phasor",
+                    f"current limit {p.phasor_ids[c]}: line current above its limit",
+                    node=p.phasor_ids[c],
+                    slots=tuple(int(s) for s in np.flatnonzero(bad)),
+                    amount=float((line_a[c] - p.phasor_limit_a[c])[bad].max()),
+                    unit="A",
+                )
+            )
     return out
 
 

@@ -3,6 +3,13 @@
 ``snapshot_from_json`` reads a decoded instance and reports every problem at once
 (types, missing fields, then the snapshot's own consistency checks) as
 :class:`ems.errors.InvalidInput`; ``ems optimize`` prints them and exits 2.
+
+Wiring (docs/optimizer.md "Line currents as phasors"): an EVSE may say ``"lines": ["L1", "L2"]``
+(wired line-to-line, ``voltage_v`` the line-to-line voltage), a circuit
+``"transformer": {"connection": "delta-wye", "turns_ratio": 4, "primary_phase_limits_a": {...}}``;
+:func:`ems.optimizer.wiring.compile_wiring` turns those and the phase limits above them into
+``current_limits``. The instance may list ``current_limits`` itself (acnportal-style rows); one
+with the id of a compiled limit replaces it (so a written snapshot reads back the same).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from typing import Any
 from ems.domain.units import ALL_PHASES, IEC_61851_MIN_CURRENT_A, NOMINAL_VOLTAGE_V, Phase
 from ems.errors import InvalidInput
 from ems.optimizer.schedule import Schedule
-from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
+from ems.optimizer.snapshot import CircuitLimits, CurrentLimit, EvseLimits, SessionDemand, SiteLimits, Snapshot
+from ems.optimizer.wiring import Connection, Transformer, compile_wiring, wiring_problems
 
 
 class _Reader:
@@ -100,6 +108,57 @@ class _Reader:
             out[Phase(name)] = self.number(raw, name, f"{where}.{key}")
         return out
 
+    def lines(self, data: Mapping[str, Any], where: str) -> tuple[Phase, Phase] | None:
+        """``"lines": ["L1", "L2"]``: a line-to-line EVSE (absent: line-to-neutral)."""
+        value = data.get("lines")
+        if value is None:
+            return None
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(n, str) and n in Phase.__members__ for n in value)
+            and value[0] != value[1]
+        ):
+            return (Phase(value[0]), Phase(value[1]))
+        self.problems.append(f"{where}.lines: must be two distinct lines, e.g. [\"L1\", \"L2\"], got {value!r}")
+        return None
+
+    def transformer(self, data: Mapping[str, Any], circuit: str, where: str) -> Transformer | None:
+        raw = data.get("transformer")
+        if raw is None:
+            return None
+        t = self.obj(raw, f"{where}.transformer")
+        w = f"{where}.transformer"
+        unknown = set(t) - {"connection", "turns_ratio", "primary_phase_limits_a"}
+        if unknown:
+            self.problems.append(f"{w}: unknown key(s) {sorted(unknown)}")
+        conn = t.get("connection", Connection.DELTA_WYE.value)
+        if conn not in {c.value for c in Connection}:
+            self.problems.append(f"{w}.connection: must be one of {[c.value for c in Connection]}, got {conn!r}")
+            conn = Connection.DELTA_WYE.value
+        return Transformer(
+            circuit=circuit,
+            connection=Connection(conn),
+            turns_ratio=self.number(t, "turns_ratio", w, 1.0),
+            primary_phase_limits_a=self.phases(t, "primary_phase_limits_a", w),
+        )
+
+    def current_limit(self, data: Mapping[str, Any], where: str) -> CurrentLimit:
+        """``{"id", "limit_a", "terms": [[evse, coefficient, angle_deg], ...]}``."""
+        terms: list[tuple[str, float, float]] = []
+        for k, raw in enumerate(self.items(data, "terms", where)):
+            ok = (
+                isinstance(raw, list)
+                and len(raw) == 3
+                and isinstance(raw[0], str)
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw[1:])
+            )
+            if not ok:
+                self.problems.append(f"{where}.terms[{k}]: must be [evse id, coefficient, angle_deg]")
+                continue
+            terms.append((raw[0], float(raw[1]), float(raw[2])))
+        return CurrentLimit(self.text(data, "id", where), self.number(data, "limit_a", where), tuple(terms))
+
     def phase_map(self, data: Mapping[str, Any], where: str, phases: int) -> tuple[Phase, ...]:
         """``"phase"``: one phase (a 3-phase EVSE's L1; rotation follows) or a list of phases."""
         value = data.get("phase", "L1")
@@ -128,6 +187,7 @@ def snapshot_from_json(data: object) -> Snapshot:
         pv_w=r.series(site, "pv_w", "site", slots),
     )
     circuits = []
+    transformers: list[Transformer] = []
     for k, raw in enumerate(r.items(top, "circuits", "instance")):
         c = r.obj(raw, f"circuits[{k}]")
         where = f"circuits[{k}]"
@@ -139,20 +199,25 @@ def snapshot_from_json(data: object) -> Snapshot:
                 phase_limits_a=r.phases(c, "phase_limits_a", where),
             )
         )
+        transformer = r.transformer(c, circuits[-1].id, where)
+        if transformer is not None:
+            transformers.append(transformer)
     evses = []
     for k, raw in enumerate(r.items(top, "evses", "instance")):
         e = r.obj(raw, f"evses[{k}]")
         where = f"evses[{k}]"
-        phases = r.integer(e, "phases", where, 3)
+        lines = r.lines(e, where)
+        phases = r.integer(e, "phases", where, 1 if lines is not None else 3)
         evses.append(
             EvseLimits(
                 id=r.text(e, "id", where),
                 circuit=r.opt_text(e, "circuit", where),
                 phases=phases,
-                phase_map=r.phase_map(e, where, phases),
+                phase_map=(lines[0],) if lines is not None else r.phase_map(e, where, phases),
                 voltage_v=r.number(e, "voltage_v", where, NOMINAL_VOLTAGE_V),
                 min_a=r.number(e, "min_a", where, IEC_61851_MIN_CURRENT_A),
                 max_a=r.number(e, "max_a", where, 32.0),
+                lines=lines,
             )
         )
     sessions = []
@@ -177,7 +242,25 @@ def snapshot_from_json(data: object) -> Snapshot:
         )
     prices = top.get("prices")
     price_series = r.series(top, "prices", "instance", slots) if prices is not None else None
-    snapshot = Snapshot(start, slot_s, slots, site_limits, tuple(circuits), tuple(evses), tuple(sessions), price_series)
+    given = [
+        r.current_limit(r.obj(raw, f"current_limits[{k}]"), f"current_limits[{k}]")
+        for k, raw in enumerate(r.items(top, "current_limits", "instance"))
+    ]
+    r.problems.extend(wiring_problems(evses, circuits, transformers))
+    wired = compile_wiring(site_limits, circuits, evses, transformers)
+    named = {c.id for c in given}
+    limits = (*(c for c in wired.current_limits if c.id not in named), *given)
+    snapshot = Snapshot(
+        start,
+        slot_s,
+        slots,
+        wired.site,
+        wired.circuits,
+        tuple(evses),
+        tuple(sessions),
+        price_series,
+        current_limits=limits,
+    )
     # Fields that failed to parse were given harmless defaults, so the consistency checks
     # still run: one pass lists type errors and cross-reference errors together.
     problems = r.problems + [p for p in snapshot.problems() if p not in r.problems]
@@ -223,6 +306,7 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
                 "voltage_v": e.voltage_v,
                 "min_a": e.min_a,
                 "max_a": e.max_a,
+                **({"lines": [str(q) for q in e.lines]} if e.lines is not None else {}),
             }
             for e in s.evses
         ],
@@ -248,7 +332,22 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
     }
     if s.prices is not None:
         out["prices"] = list(s.prices)
+    if s.current_limits:
+        out["current_limits"] = [
+            {"id": c.id, "limit_a": c.limit_a, "terms": [[e, coef, angle] for e, coef, angle in c.terms]}
+            for c in s.current_limits
+        ]
     return out
+
+
+def current_limit_loss_from_json(data: object) -> float | None:
+    """The instance's ``current_limit_loss`` (the phasor polygon's precision), if it sets one."""
+    if not isinstance(data, Mapping) or data.get("current_limit_loss") is None:
+        return None
+    value = data["current_limit_loss"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise InvalidInput("invalid instance", [f"instance.current_limit_loss: must be in (0, 1), got {value!r}"])
+    return float(value)
 
 
 def schedule_to_json(schedule: Schedule, *, digits: int = 3) -> dict[str, Any]:

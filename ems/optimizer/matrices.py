@@ -9,6 +9,9 @@ Variables (all continuous, in this column order):
 - ``peak[i]`` (only when spreading) per session: its largest power in the first slots;
 - ``d[j]`` (only when smoothing) per consecutive pair of a session's slots: ``|x[j+1] - x[j]|``.
 
+Phasor (line-current) limits are rows of their inner polygon (:func:`phasor_rows`), appended
+only when the snapshot has :class:`CurrentLimit` s: the plain LP is unchanged.
+
 Rows: ``row_lo <= A @ v <= row_hi``. Built vectorised: no Python loop runs over
 sessions x slots. The objective is in :func:`objective`; weights in :class:`Weights`.
 """
@@ -21,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from ems.optimizer.phasor import DEFAULT_LOSS, polygon
 from ems.optimizer.problem import Floats, Ints, Problem
 
 INF = np.inf
@@ -167,6 +171,22 @@ def node_phase_rows(p: Problem, var_slot: Ints, offsets: Ints) -> Block:
     return Block("node_phase", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy)
 
 
+def phasor_rows(p: Problem, var_slot: Ints, offsets: Ints, loss: float) -> Block:
+    """Per current limit ``c``, polygon direction ``phi_k`` and slot ``t`` (phasor.py):
+    ``sum_i Re(phasor_coef[c,i] exp(-j phi_k)) x[i,t] <= limit_a[c] cos(spacing_c / 2)``,
+    an inner polygon of ``|sum_i phasor_coef[c,i] x[i,t]| <= limit_a[c]``.
+    """
+    T = p.slots
+    R, hi_r, _ = polygon(p.phasor_coef, p.phasor_limit_a, loss)
+    coo = R.tocoo()
+    pr, ps = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    rep, cols, _ = _expand(pr, ps, p.window_slots, offsets)
+    vals = np.repeat(coo.data, p.window_slots[ps])
+    hi = np.repeat(hi_r, T)
+    lazy = np.ones(hi.size, dtype=bool)
+    return Block("phasor", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy)
+
+
 def request_rows(p: Problem, var_sess: Ints, var_slot: Ints, u_col: int) -> Block:
     """Per session ``i``: ``sum_t dur_h[t] x[i,t] + u[i] = need_kwh[i]`` (``u``: shortfall)."""
     n = p.n
@@ -223,8 +243,9 @@ def objective(p: Problem, w: Weights, var_sess: Ints, var_slot: Ints, n_cols: in
     return cost
 
 
-def build(p: Problem, w: Weights | None = None) -> LpMatrices:
-    """Assemble every family into one CSC matrix with bounds and costs."""
+def build(p: Problem, w: Weights | None = None, *, current_limit_loss: float = DEFAULT_LOSS) -> LpMatrices:
+    """Assemble every family into one CSC matrix with bounds and costs (``current_limit_loss``:
+    the phasor polygon's precision, see ``ems.optimizer.phasor``)."""
     w = w or Weights()
     var_sess, var_slot, offsets = variables(p)
     n_x = var_sess.size
@@ -238,6 +259,8 @@ def build(p: Problem, w: Weights | None = None) -> LpMatrices:
         drop_slack(node_phase_rows(p, var_slot, offsets), x_hi),
         fairness_rows(p, u_col, z_col),
     ]
+    if p.has_phasors:
+        blocks.append(drop_slack(phasor_rows(p, var_slot, offsets, current_limit_loss), x_hi))
     peak_col = d_col = -1
     if w.spread > 0 and n_x:
         peak_col = n_cols
@@ -267,14 +290,14 @@ def build(p: Problem, w: Weights | None = None) -> LpMatrices:
 
 def drop_slack(b: Block, x_hi: Floats) -> Block:
     """``b`` without the rows that cannot bind: ``<=`` rows whose largest possible activity
-    (every column at its upper bound) is within the limit. Exact: the LP is unchanged.
+    (every column with a positive coefficient at its upper bound) is within the limit. Exact: the LP is unchanged.
 
     On workplace days most circuit rows go (a feeder at 60 % of its chargers' sum binds only
     when enough of its sessions are present at once), and so do slots nobody is plugged in.
     """
     if b.rows.size == 0 and b.hi.size == 0:
         return b
-    most = np.bincount(b.rows, weights=np.abs(b.vals) * x_hi[b.cols], minlength=b.hi.size)
+    most = np.bincount(b.rows, weights=np.maximum(b.vals, 0.0) * x_hi[b.cols], minlength=b.hi.size)
     keep = most > b.hi * (1.0 + 1e-9) + 1e-12
     new_row = np.cumsum(keep) - 1
     entries = keep[b.rows]

@@ -64,6 +64,7 @@ def roll(
         evses=snap.evses,
         sessions=sessions,
         prices=cut(snap.prices),
+        current_limits=snap.current_limits,
     )
 
 

@@ -19,6 +19,7 @@ from ems.optimizer.fairness import symmetrize
 from ems.optimizer.feasibility import check
 from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
 from ems.optimizer.matrices import LpMatrices, Weights, build
+from ems.optimizer.phasor import DEFAULT_LOSS
 from ems.optimizer.problem import Floats, Problem, compile_problem
 from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, session_paths, top_up
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus, Violation
@@ -50,6 +51,10 @@ class Options:
     min_current_rounds: int = 0
     """LP re-solves around paused sessions before the final repair (0: repair only; measured: more
     rounds cost time and did not deliver more energy online, docs/benchmarks/optimizer.md)."""
+    current_limit_loss: float = DEFAULT_LOSS
+    """Precision of the LP's inner polygon of each phasor (line-current) limit: the largest
+    relative loss of the limit (0.005: 0.5 %; phasor.py). Smaller: more rows per limit and slot
+    (about ``1 / sqrt(loss)``); the plan never breaks the exact limit whatever the setting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
     nothing usable. ``warm_kw`` (kW, sessions x snapshot slots): a plan to start HiGHS from."""
     t0 = time.perf_counter()
     lp_p = coarsen(p, opts.horizon) if opts.horizon is not None and opts.solver == "highs" else p
-    m = build(lp_p, opts.weights)
+    m = build(lp_p, opts.weights, current_limit_loss=opts.current_limit_loss)
     build_s = time.perf_counter() - t0
     stats: dict[str, float | int | str] = {
         "build_s": build_s,
@@ -209,7 +214,7 @@ def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> 
     status = solved.status
     if hard:
         status = SolveStatus.INFEASIBLE
-    volts_phases = np.where(p.amps_per_kw.max(axis=1) > 0, 1000.0 / np.maximum(p.amps_per_kw.max(axis=1), 1e-12), 1.0)
+    volts_phases = p.volts_phases
     evses = {e.id: e for e in p.snapshot.evses}
     phases = tuple(
         evses[s.evse].phase_map[: (learned(s, evses[s.evse]).phases or evses[s.evse].phases)]

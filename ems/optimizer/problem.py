@@ -10,7 +10,11 @@ arrival or departure fall mid-slot.
 
 Phase loading: a session drawing ``p`` kW on ``m`` phases at ``V`` volts draws
 ``1000 p / (m V)`` A on each grid phase its EVSE maps those phases to; ``amps_per_kw[i, q]``
-holds that coefficient for grid phase ``q`` (0 when it does not load ``q``).
+holds that coefficient for grid phase ``q`` (0 when it does not load ``q``, and for an EVSE
+wired line-to-line: its line currents are phasors, in ``phasor_coef``).
+
+Phasor limits: ``phasor_coef[c, i]`` is the complex A per kW session ``i`` adds to limit ``c``
+(``|phasor_coef[c] @ x_t| <= phasor_limit_a[c]``; see ``ems.optimizer.phasor``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import scipy.sparse as sp
 
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.draw import learned
+from ems.optimizer.phasor import PHASE_ANGLE_DEG, same_angle
 from ems.optimizer.snapshot import SITE_NODE_ID, Snapshot
 
 MIN_LIMIT_A = 1e-3
@@ -76,9 +81,20 @@ class Problem:
     """(slots,): base load minus PV above the site capacity (the EVs cannot fix it)."""
     price_rel: Floats
     """(slots,): prices scaled to [0, 1] (0 when there are no prices or all are equal)."""
+    volts_phases: Floats
+    """(n,): voltage x phases the session draws on: its current per phase is ``1000 x / volts_phases``."""
+    phasor_coef: sp.csr_array
+    """(C, n) complex: A per kW each session adds to each :class:`CurrentLimit` (C may be 0)."""
+    phasor_limit_a: Floats
+    """(C,): the limits' magnitudes (A)."""
+    phasor_ids: tuple[str, ...] = ()
     coarse: Coarse | None = None
     """Set on a problem planned over a non-uniform horizon (horizon.py): its slots are blocks
     of the snapshot's slots; ``None``: one LP slot per snapshot slot."""
+
+    @property
+    def has_phasors(self) -> bool:
+        return bool(self.phasor_limit_a.size)
 
     @property
     def n(self) -> int:
@@ -142,6 +158,8 @@ def compile_problem(snapshot: Snapshot) -> Problem:
     max_kw = np.zeros(n)
     min_kw = np.zeros(n)
     amps = np.zeros((n, 3))
+    volts = np.ones(n)
+    sessions_at: dict[str, list[tuple[int, int]]] = {}
     departure_s = np.zeros(n)
     priority = np.zeros(n)
     rows: list[int] = []
@@ -157,8 +175,11 @@ def compile_problem(snapshot: Snapshot) -> Problem:
         own = (e.max_a if took.max_a is None else took.max_a) * volts_phases / 1000.0
         max_kw[i] = own if s.max_w is None else min(own, s.max_w / 1000.0)
         min_kw[i] = min(e.min_a * volts_phases / 1000.0, max_kw[i])
-        for q in e.phase_map[:phases]:
-            amps[i, ALL_PHASES.index(q)] = 1000.0 / volts_phases
+        volts[i] = volts_phases
+        if e.lines is None:
+            for q in e.phase_map[:phases]:
+                amps[i, ALL_PHASES.index(q)] = 1000.0 / volts_phases
+        sessions_at.setdefault(e.id, []).append((i, phases))
         departure_s[i] = (s.departure - snap.start).total_seconds()
         priority[i] = s.priority
         node: str | None = e.circuit
@@ -196,6 +217,7 @@ def compile_problem(snapshot: Snapshot) -> Problem:
     # limit of 1e-14 A next to limits of tens of amps leaves HiGHS' tolerances short of the optimum.
     phase_a[phase_a < MIN_LIMIT_A] = 0.0
     cap[cap < MIN_LIMIT_KW] = 0.0
+    phasor_coef, phasor_limit = _phasors(snap, sessions_at, volts)
     return Problem(
         snapshot=snap,
         slot_h=slot_h,
@@ -212,7 +234,45 @@ def compile_problem(snapshot: Snapshot) -> Problem:
         incidence=incidence,
         site_overload_kw=overload,
         price_rel=_price_rel(snap.prices, snap.slots),
+        volts_phases=volts,
+        phasor_coef=phasor_coef,
+        phasor_limit_a=phasor_limit,
+        phasor_ids=tuple(c.id for c in snap.current_limits),
     )
+
+
+def _phasors(
+    snap: Snapshot, sessions_at: dict[str, list[tuple[int, int]]], volts: Floats
+) -> tuple[sp.csr_array, Floats]:
+    """Each current limit's complex A per kW per session (see ``CurrentLimit`` for which terms count)."""
+    evses = {e.id: e for e in snap.evses}
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[complex] = []
+    for c, limit in enumerate(snap.current_limits):
+        for evse_id, coef, angle in limit.terms:
+            e = evses[evse_id]
+            conductor = None
+            if e.lines is None and e.phases == 3:
+                conductor = next(
+                    (k for k, q in enumerate(e.phase_map) if same_angle(PHASE_ANGLE_DEG[q], angle)), None
+                )
+            unit = coef * complex(math.cos(math.radians(angle)), math.sin(math.radians(angle)))
+            for i, phases in sessions_at.get(evse_id, []):
+                if conductor is None or conductor < phases:
+                    rows.append(c)
+                    cols.append(i)
+                    vals.append(unit * 1000.0 / volts[i])
+    C = len(snap.current_limits)
+    coef_m = sp.csr_array(
+        (np.asarray(vals, dtype=np.complex128), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        shape=(C, volts.size),
+    )
+    coef_m.sum_duplicates()
+    limit = np.asarray([c.limit_a for c in snap.current_limits], dtype=np.float64)
+    # Below 1 mA a limit is zero, as the per-phase limits (MIN_LIMIT_A).
+    limit[limit < MIN_LIMIT_A] = 0.0
+    return coef_m, limit
 
 
 def _bonus(priority: Floats, departure_s: Floats, need_kwh: Floats) -> Floats:

@@ -19,12 +19,19 @@ request (the EV stops charging mid-slot).
 hair; :func:`scale_into_limits` scales every session under an overloaded node down by
 the node's overload factor. Scaling down never raises another node's load, so one pass
 makes every limit hold.
+
+**Phasor limits** (``CurrentLimit``, phasor.py) are kept exactly: every step that adds power
+asks :class:`ems.optimizer.phasor.LineState` for the session's exact room on the disc. Scaling
+some sessions down may lengthen a phasor sum (their current cancelled part of another's), so
+:func:`scale_into_limits` scales a slot still over a phasor limit as a whole (every load and
+every phasor sum shrink by the same factor).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ems.optimizer.phasor import LineState, magnitudes, session_phasors
 from ems.optimizer.problem import Floats, Problem
 
 EPS_KW = 1e-6
@@ -56,6 +63,21 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
     for k in np.flatnonzero((node_f < 1.0).any(axis=1)):
         under = p.incidence[[k]].tocoo().col
         factor[under] = np.minimum(factor[under], node_f[k][None, :])
+    if p.has_phasors:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            line_a = magnitudes(p.phasor_coef, out)
+            limit = p.phasor_limit_a[:, None]
+            line_f = np.where(line_a > limit, limit / line_a, 1.0)
+        for c in np.flatnonzero((line_f < 1.0).any(axis=1)):
+            under = p.phasor_coef[[c]].tocoo().col
+            factor[under] = np.minimum(factor[under], line_f[c][None, :])
+        result_p: Floats = out * factor
+        # Scaling a subset may lengthen another phasor sum: scale such a slot as a whole.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            line_a = magnitudes(p.phasor_coef, result_p)
+            slot_f = np.where(line_a > limit, limit / line_a, 1.0).min(axis=0)
+        result_p *= np.minimum(slot_f, 1.0)[None, :] * np.where(slot_f < 1.0, 1.0 - 1e-12, 1.0)[None, :]
+        return result_p
     result: Floats = out * factor
     return result
 
@@ -79,6 +101,7 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
     rank[order] = np.arange(order.size)
     delivered = np.zeros(p.n)
     active = p.active()
+    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
@@ -89,21 +112,22 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
         frac = np.flatnonzero((col > EPS_KW) & (col < floor - EPS_KW))
         if frac.size:
             head_w, head_a = _headroom(p, out, t)
+            lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors)
             paused = []
             for i in frac[np.argsort(rank[frac])]:
                 nodes, amps = paths[i]
                 add = floor[i] - col[i]
-                if np.all(head_w[nodes] >= add - EPS_KW) and np.all(head_a[nodes] >= add * amps[None, :] - 1e-6):
-                    _take(head_w, head_a, nodes, amps, add)
+                if _fits(i, add, head_w, head_a, paths, lines):
+                    _take(head_w, head_a, nodes, amps, add, lines, i)
                     col[i] = floor[i]
-                elif _borrow(i, add, col, floor, head_w, head_a, paths, frac_order_donors(col, floor, rank, i)):
+                elif _borrow(i, add, col, floor, head_w, head_a, paths, frac_order_donors(col, floor, rank, i), lines):
                     col[i] = floor[i]
                 else:
-                    _take(head_w, head_a, nodes, amps, -col[i])
+                    _take(head_w, head_a, nodes, amps, -col[i], lines, i)
                     col[i] = 0.0
                     paused.append(i)
             if paused:
-                _redistribute(col, cap, floor, head_w, head_a, paths, order)
+                _redistribute(col, cap, floor, head_w, head_a, paths, order, lines)
         delivered += col * p.slot_h
     if until is not None and until < p.slots:
         _clip_tail(p, out[:, until:], delivered)
@@ -138,34 +162,50 @@ def _borrow(
     head_a: Floats,
     paths: Paths,
     donors: np.ndarray,
+    lines: LineState | None = None,
 ) -> bool:
     """Make ``add`` kW of headroom for session ``i`` by lowering sessions that share its full
     limits (never below their own floor); undo and return False when that is not enough.
+    A full phasor limit counts as shared by the sessions in it (lowering one of them may or
+    may not free room on the disc: the final check is exact).
     """
     nodes, amps = paths[i]
     lacking = set(nodes[head_w[nodes] < add - EPS_KW].tolist())
     for q in np.flatnonzero(amps > 0).tolist():
         lacking |= set(nodes[head_a[nodes, q] < add * amps[q] - 1e-6].tolist())
+    if lines is not None and lines.room(i) < add - EPS_KW:
+        lacking |= {-1 - int(c) for c in lines.limits_of(i)}
     taken: list[tuple[int, float]] = []
     still = add
     for j in donors.tolist():
         j_nodes, j_amps = paths[j]
-        if not lacking <= set(j_nodes.tolist()):
+        shared = set(j_nodes.tolist())
+        if lines is not None:
+            shared |= {-1 - int(c) for c in lines.limits_of(j)}
+        if not lacking <= shared:
             continue
         give = min(float(col[j] - floor[j]), still)
         col[j] -= give
-        _take(head_w, head_a, j_nodes, j_amps, -give)
+        _take(head_w, head_a, j_nodes, j_amps, -give, lines, j)
         taken.append((j, give))
         still -= give
         if still <= EPS_KW:
             break
-    if np.all(head_w[nodes] >= add - EPS_KW) and np.all(head_a[nodes] >= add * amps[None, :] - 1e-6):
-        _take(head_w, head_a, nodes, amps, add)
+    if _fits(i, add, head_w, head_a, paths, lines):
+        _take(head_w, head_a, nodes, amps, add, lines, i)
         return True
     for j, give in taken:
         col[j] += give
-        _take(head_w, head_a, paths[j][0], paths[j][1], give)
+        _take(head_w, head_a, paths[j][0], paths[j][1], give, lines, j)
     return False
+
+
+def _fits(i: int, add: float, head_w: Floats, head_a: Floats, paths: Paths, lines: LineState | None) -> bool:
+    """Session ``i`` may take ``add`` more kW under every node, phase and phasor limit above it."""
+    nodes, amps = paths[i]
+    if not (np.all(head_w[nodes] >= add - EPS_KW) and np.all(head_a[nodes] >= add * amps[None, :] - 1e-6)):
+        return False
+    return lines is None or lines.room(i) >= add - EPS_KW
 
 
 def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
@@ -184,6 +224,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
+    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         want = active[:, t] & (short > EPS_KW * p.slot_h)
@@ -192,10 +233,11 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
         head_w, head_a = _headroom(p, out, t)
         if head_w[0] <= EPS_KW:
             continue
+        lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors)
         cap = np.where(want, np.minimum(p.max_kw, col + short / p.slot_h), col)
         before = col.copy()
         floor = np.where(col > EPS_KW, 0.0, p.min_kw)
-        _fill(col, cap, floor, head_w, head_a, paths, order[want[order]])
+        _fill(col, cap, floor, head_w, head_a, paths, order[want[order]], lines)
         short -= (col - before) * p.slot_h
     return out
 
@@ -208,14 +250,25 @@ def _redistribute(
     head_a: Floats,
     paths: Paths,
     order: np.ndarray,
+    lines: LineState | None = None,
 ) -> None:
     """Give freed headroom to sessions in ``order`` (each to at least its minimum, or nothing)."""
-    _fill(col, cap, floor, head_w, head_a, paths, order[cap[order] - col[order] > EPS_KW])
+    _fill(col, cap, floor, head_w, head_a, paths, order[cap[order] - col[order] > EPS_KW], lines)
 
 
-def _take(head_w: Floats, head_a: Floats, nodes: np.ndarray, amps: Floats, kw: float) -> None:
+def _take(
+    head_w: Floats,
+    head_a: Floats,
+    nodes: np.ndarray,
+    amps: Floats,
+    kw: float,
+    lines: LineState | None = None,
+    i: int = -1,
+) -> None:
     head_w[nodes] -= kw
     head_a[nodes] -= kw * amps[None, :]
+    if lines is not None:
+        lines.take(i, kw)
 
 
 def _headroom(p: Problem, x: Floats, t: int) -> tuple[Floats, Floats]:
@@ -244,6 +297,7 @@ def _fill(
     head_a: Floats,
     paths: Paths,
     order: np.ndarray,
+    lines: LineState | None = None,
 ) -> None:
     """Give each session in ``order`` what headroom allows, in [floor, cap] or nothing.
 
@@ -260,7 +314,9 @@ def _fill(
         for q in range(3):
             if amps[q] > 0:
                 add = min(add, float(head_a[nodes, q].min()) / float(amps[q]))
+        if lines is not None:
+            add = min(add, lines.room(i))
         if add <= EPS_KW or col[i] + add < floor[i] - EPS_KW:
             continue
-        _take(head_w, head_a, nodes, amps, add)
+        _take(head_w, head_a, nodes, amps, add, lines, i)
         col[i] += add

@@ -9,12 +9,19 @@ every circuit has a parent circuit or ``None`` (directly under the site); every 
 on a circuit or directly under the site. Limits: a power limit in W (constant or one value
 per slot: the grid operator's forecast) and per-phase current limits in A.
 
+Line currents as phasors: an EVSE wired line-to-line (``EvseLimits.lines``, e.g. 208 V
+between L1 and L2 behind a US transformer) draws a current whose phase angle differs from
+every line-to-neutral one, so the current on a line is the magnitude of a phasor sum. Such
+limits are :class:`CurrentLimit` rows (second-order cones), planned by the LP through an
+inner polygon (``ems.optimizer.phasor``, docs/optimizer.md "Line currents as phasors").
+
 Units: W, Wh, A, V, seconds. ``Snapshot.problems()`` lists every inconsistency at once.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,7 +61,15 @@ class CircuitLimits:
 
 @dataclass(frozen=True, slots=True)
 class EvseLimits:
-    """One EVSE. ``phase_map`` names the grid phases its own L1(, L2, L3) are wired to."""
+    """One EVSE. ``phase_map`` names the grid phases its own L1(, L2, L3) are wired to.
+
+    ``lines``: set for a single-phase EVSE wired line-to-line (``voltage_v`` is then the
+    line-to-line voltage, e.g. 208 V): its current flows from ``lines[0]`` to ``lines[1]``
+    at the angle of that line-to-line voltage. It loads no per-phase row of the circuit
+    tree (those add line-to-neutral currents, all at one angle per phase); the limits on
+    the lines it loads are :class:`CurrentLimit` rows (``ems.optimizer.wiring`` compiles a
+    circuit's ``phase_limits_a`` into them).
+    """
 
     id: str
     circuit: str | None = None
@@ -63,6 +78,26 @@ class EvseLimits:
     voltage_v: float = NOMINAL_VOLTAGE_V
     min_a: float = IEC_61851_MIN_CURRENT_A
     max_a: float = 32.0
+    lines: tuple[Phase, Phase] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentLimit:
+    """A limit on the magnitude of a sum of EVSE current phasors (A).
+
+    Each term is ``(evse_id, coefficient, angle_deg)``; with ``I_e >= 0`` the current of
+    EVSE ``e`` (its pilot setpoint, A per phase it draws on), the constraint is
+    ``|sum coefficient * I_e * exp(j * radians(angle_deg))| <= limit_a``. One EVSE may appear
+    in several terms (e.g. at two angles behind a delta-wye transformer). A term on a
+    3-phase EVSE whose angle is that of one of its grid phases (0, -120, 120 degrees for
+    L1, L2, L3) counts only for sessions drawing on that phase (a 1-phase EV loads its
+    EVSE's first phase alone); any other term counts for every session at the EVSE.
+    This is acnportal's constraint row (``ChargingNetwork.add_constraint``) one to one.
+    """
+
+    id: str
+    limit_a: float
+    terms: tuple[tuple[str, float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +140,8 @@ class Snapshot:
     sessions: tuple[SessionDemand, ...] = ()
     prices: tuple[float, ...] | None = None
     """Energy price per slot, currency per kWh (only the shape matters to the optimizer)."""
+    current_limits: tuple[CurrentLimit, ...] = ()
+    """Phasor (line-current) limits, on top of the circuit tree's W and per-phase A limits."""
 
     @property
     def end(self) -> datetime:
@@ -130,6 +167,7 @@ class Snapshot:
         out.extend(self._circuit_problems())
         out.extend(self._evse_problems())
         out.extend(self._session_problems())
+        out.extend(self._current_limit_problems())
         return out
 
     def validate(self) -> Snapshot:
@@ -172,6 +210,8 @@ class Snapshot:
             where = f"evse {e.id}"
             if e.circuit is not None and e.circuit not in circuits:
                 out.append(f"{where}: circuit {e.circuit!r} is not a circuit")
+            if e.lines is not None and (e.phases != 1 or len(e.lines) != 2 or e.lines[0] == e.lines[1]):
+                out.append(f"{where}: a line-to-line evse has phases 1 and two distinct lines, got {list(e.lines)}")
             if e.phases not in (1, 3):
                 out.append(f"{where}: phases must be 1 or 3, got {e.phases}")
             elif len(e.phase_map) != e.phases or len(set(e.phase_map)) != e.phases:
@@ -224,6 +264,27 @@ class Snapshot:
                 for a, b in itertools.pairwise(group)
                 if b.arrival < a.departure
             )
+        return out
+
+
+    def _current_limit_problems(self) -> list[str]:
+        out: list[str] = []
+        ids = [c.id for c in self.current_limits]
+        out.extend(f"current limit {d}: defined more than once" for d in _repeated(ids))
+        evses = {e.id for e in self.evses}
+        for c in self.current_limits:
+            where = f"current limit {c.id}"
+            if not c.id:
+                out.append(f"{where}: id must be non-empty")
+            if not (c.limit_a >= 0 and math.isfinite(c.limit_a)):
+                out.append(f"{where}: limit_a must be finite and >= 0, got {c.limit_a}")
+            if not c.terms:
+                out.append(f"{where}: needs at least one term (evse, coefficient, angle_deg)")
+            for evse, coef, angle in c.terms:
+                if evse not in evses:
+                    out.append(f"{where}: evse {evse!r} is not an evse")
+                if not (math.isfinite(coef) and math.isfinite(angle)):
+                    out.append(f"{where}: coefficient and angle of {evse!r} must be finite, got {coef}, {angle}")
         return out
 
 

@@ -6,6 +6,7 @@ hide a broken schedule.
 
 from __future__ import annotations
 
+import cmath
 import math
 
 from ems.optimizer.schedule import Schedule
@@ -68,6 +69,7 @@ def assert_invariants(snap: Snapshot, sch: Schedule, *, respects_limits: bool = 
     limits.update({c.id: (c.capacity_w, c.phase_limits_a) for c in snap.circuits})
     base = snap.site.base_load_w or (0.0,) * snap.slots
     pv = snap.site.pv_w or (0.0,) * snap.slots
+    _assert_current_limits(snap, sch)
     for node, (cap, phase_limits) in limits.items():
         for t in range(snap.slots):
             if cap is not None:
@@ -76,3 +78,29 @@ def assert_invariants(snap: Snapshot, sch: Schedule, *, respects_limits: bool = 
             for q, limit_a in phase_limits.items():
                 got = amps.get((node, q), [0.0] * snap.slots)[t]
                 assert got <= limit_a + TOL_A, f"{node} {q} slot {t}: {got} A > {limit_a} A"
+
+
+GRID_ANGLE_DEG = {"L1": 0.0, "L2": -120.0, "L3": 120.0}
+
+
+def _assert_current_limits(snap: Snapshot, sch: Schedule) -> None:
+    """Every CurrentLimit, exactly: |sum coefficient * I * exp(j angle)| <= limit per slot, where
+    I = power / (voltage x phases the session draws on); a term on a 3-phase EVSE at one of its
+    grid phases' angles counts only for sessions drawing on that phase."""
+    evses = {e.id: e for e in snap.evses}
+    for limit in snap.current_limits:
+        for t in range(snap.slots):
+            z = 0j
+            for evse_id, coef, angle in limit.terms:
+                e = evses[evse_id]
+                for i, s in enumerate(snap.sessions):
+                    if s.evse != evse_id:
+                        continue
+                    phases = s.phases or e.phases
+                    if e.lines is None and e.phases == 3:
+                        hits = [k for k, q in enumerate(e.phase_map) if abs((GRID_ANGLE_DEG[q] - angle + 180) % 360 - 180) < 1e-6]
+                        if hits and hits[0] >= phases:
+                            continue
+                    current_a = float(sch.power_w[i, t]) / (e.voltage_v * phases)
+                    z += coef * current_a * cmath.exp(1j * math.radians(angle))
+            assert abs(z) <= limit.limit_a + TOL_A, f"{limit.id} slot {t}: {abs(z)} A > {limit.limit_a} A"

@@ -1,0 +1,181 @@
+"""Line currents as phasors: exact magnitudes, the LP's inner polygon, and exact headroom.
+
+A :class:`ems.optimizer.snapshot.CurrentLimit` bounds ``|z|`` with ``z = sum_i a_i x_i``,
+``x_i >= 0`` the sessions' power (kW) and ``a_i`` complex (A per kW: the term's coefficient
+times ``exp(j angle)`` over the session's volts x phases). ``|z| <= L`` is a second-order
+cone; the LP plans it with an **inner** polygon, so a plan within the polygon is within the
+exact limit, and the heuristics and repairs use the exact disc (:func:`room`).
+
+The polygon: for directions ``phi_k``, ``Re(z exp(-j phi_k)) <= L cos(delta / 2)`` where
+``delta`` is the spacing of the directions. Each is a tangent of the disc of radius
+``L cos(delta/2)``; a point of ``z``'s cone whose angle lies within ``delta/2`` of some
+``phi_k`` then has ``|z| <= L cos(delta/2) / cos(theta - phi_k) <= L`` (inner), and every
+point with ``|z| <= L cos(delta/2)`` passes (the loss is at most ``1 - cos(delta/2)`` of the
+radius: scaling the exact optimum down by that factor is feasible for the LP, so the LP's
+energy is at most that far below the exact optimum).
+
+Only the directions ``z`` can take matter: with ``x >= 0``, ``z`` lies in the cone spanned by
+the ``a_i``. Behind a US 208 V transformer a line carries two line-to-line branches 60
+degrees apart, and the primary of a delta-wye three at most 120 degrees apart: covering that
+cone takes 6-11 rows for a 0.5 % loss, where the whole circle takes 32. Directions are
+centred in equal sub-arcs of the cone, so the cone's edges are exact (a single direction,
+e.g. a pod of EVSEs on one line pair, is one exact row); rows where every coefficient is
+``<= 0`` cannot bind and are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ems.domain.units import Phase
+
+Floats = npt.NDArray[np.float64]
+Complex = npt.NDArray[np.complex128]
+
+DEFAULT_LOSS = 0.005
+"""Largest relative loss of a limit's radius to the polygon (0.5 %): 6 rows per slot for a
+line behind a 208 V transformer, 11 for a delta-wye primary, 32 for a full circle. Measured
+on the Caltech ACN network (docs/benchmarks/optimizer.md): 0.1-0.2 % below the exact optimum."""
+
+PHASE_ANGLE_DEG: dict[Phase, float] = {Phase.L1: 0.0, Phase.L2: -120.0, Phase.L3: 120.0}
+"""Angle of each line-to-neutral voltage (positive sequence L1 -> L2 -> L3), unity power factor."""
+
+
+def line_angle_deg(a: Phase, b: Phase) -> float:
+    """Angle of the line-to-line voltage ``V_a - V_b`` (L1-L2: 30, L2-L3: -90, L3-L1: 150 degrees)."""
+    z = _unit(PHASE_ANGLE_DEG[a]) - _unit(PHASE_ANGLE_DEG[b])
+    return round(math.degrees(math.atan2(z.imag, z.real)), 9)
+
+
+def _unit(angle_deg: float) -> complex:
+    r = math.radians(angle_deg)
+    return complex(math.cos(r), math.sin(r))
+
+
+def same_angle(a_deg: float, b_deg: float) -> bool:
+    return abs((a_deg - b_deg + 180.0) % 360.0 - 180.0) < 1e-6
+
+
+def step_for(loss: float) -> float:
+    """Largest spacing of directions (rad) whose polygon loses at most ``loss`` of the radius."""
+    if not 0.0 < loss < 1.0:
+        raise ValueError(f"current-limit loss must be in (0, 1), got {loss}")
+    return 2.0 * math.acos(1.0 - loss)
+
+
+def directions(coefs: Complex, loss: float) -> tuple[Floats, float]:
+    """Directions (rad) of the polygon for one limit whose coefficients are ``coefs``, and
+    their spacing (rad; 0 when the cone is one ray: its one row is then exact)."""
+    nz = coefs[np.abs(coefs) > 0]
+    if nz.size == 0:
+        return np.zeros(0), 0.0
+    step = step_for(loss)
+    ang = np.sort(np.mod(np.angle(nz), 2.0 * math.pi))
+    ang = ang[np.concatenate(([True], np.diff(ang) > 1e-12))]
+    gaps = np.diff(np.concatenate((ang, [ang[0] + 2.0 * math.pi])))
+    widest = int(np.argmax(gaps))
+    if gaps[widest] > math.pi + 1e-9:
+        lo = float(ang[(widest + 1) % ang.size])  # the cone runs from the end of the widest gap ...
+        width = 2.0 * math.pi - float(gaps[widest])  # ... round to its start
+        k = max(1, math.ceil(width / step - 1e-12))
+        out: Floats = lo + (np.arange(k) + 0.5) * (width / k)
+        return out, width / k
+    k = max(3, math.ceil(2.0 * math.pi / step - 1e-12))
+    full: Floats = np.arange(k) * (2.0 * math.pi / k)
+    return full, 2.0 * math.pi / k
+
+
+def polygon(coef: sp.csr_array, limit_a: Floats, loss: float) -> tuple[sp.csr_array, Floats, npt.NDArray[np.int64]]:
+    """Rows ``R @ x <= hi`` (R real, (rows, n)) of every limit's polygon, and each row's limit."""
+    mats: list[sp.csr_array] = []
+    his: list[Floats] = []
+    owner: list[npt.NDArray[np.int64]] = []
+    n = int(coef.shape[1])
+    for c in range(int(coef.shape[0])):
+        row = coef[[c]].tocoo()
+        a = row.data.astype(np.complex128)
+        phi, spacing = directions(a, loss)
+        if phi.size == 0:
+            continue
+        proj = (a[None, :] * np.exp(-1j * phi)[:, None]).real  # (k, terms)
+        keep = (proj > 1e-12).any(axis=1)
+        proj = proj[keep]
+        k = proj.shape[0]
+        rr = np.repeat(np.arange(k), a.size)
+        cc = np.tile(row.col, k)
+        mats.append(sp.csr_array((proj.reshape(-1), (rr, cc)), shape=(k, n)))
+        his.append(np.full(k, float(limit_a[c]) * math.cos(spacing / 2.0)))
+        owner.append(np.full(k, c, dtype=np.int64))
+    if not mats:
+        return sp.csr_array((0, n)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return sp.csr_array(sp.vstack(mats)), np.concatenate(his), np.concatenate(owner)
+
+
+def magnitudes(coef: sp.csr_array, x: Floats) -> Floats:
+    """``|coef @ x|`` (A): each limit's exact line current per slot, (limits, slots)."""
+    if coef.shape[0] == 0:
+        return np.zeros((0, x.shape[1]))
+    out: Floats = np.abs(coef @ x.astype(np.complex128))
+    return out
+
+
+def room(z: Complex, a: Complex, limit_a: Floats) -> float:
+    """Largest ``t >= 0`` with ``|z_c + t a_c| <= L_c`` for every limit ``c`` listed (kW).
+
+    Solves ``|a|^2 t^2 + 2 Re(z conj a) t + |z|^2 - L^2 <= 0``; 0 when a limit is already full.
+    """
+    if a.size == 0:
+        return math.inf
+    aa = np.abs(a) ** 2
+    b = (z * np.conj(a)).real
+    c = np.abs(z) ** 2 - limit_a**2
+    disc = np.maximum(b * b - aa * c, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(aa > 0, (-b + np.sqrt(disc)) / aa, np.inf)
+    # Already over (beyond round-off): nothing may be added there.
+    t = np.where(c > 1e-9 * np.maximum(limit_a**2, 1.0), 0.0, t)
+    return max(float(t.min()), 0.0)
+
+
+SessionPhasors = list[tuple[npt.NDArray[np.int64], Complex]]
+
+
+def session_phasors(coef: sp.csr_array) -> SessionPhasors:
+    """Per session: the limits it adds to and its complex A per kW in each (from ``coef`` (C, n))."""
+    by_session = sp.csr_array(coef.T)
+    return [
+        (
+            by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.int64),
+            by_session.data[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.complex128),
+        )
+        for i in range(int(coef.shape[1]))
+    ]
+
+
+class LineState:
+    """One slot's phasor sums, updated as sessions' power changes (exact headroom for the
+    greedy heuristics and the repairs)."""
+
+    __slots__ = ("limit_a", "per_session", "z")
+
+    def __init__(self, coef: sp.csr_array, limit_a: Floats, col_kw: Floats, per_session: SessionPhasors) -> None:
+        self.z: Complex = coef @ col_kw.astype(np.complex128)
+        self.limit_a = limit_a
+        self.per_session = per_session
+
+    def room(self, i: int) -> float:
+        """Most kW session ``i`` may add before some limit it is in is full (inf: in none)."""
+        idx, a = self.per_session[i]
+        return room(self.z[idx], a, self.limit_a[idx]) if idx.size else math.inf
+
+    def take(self, i: int, kw: float) -> None:
+        idx, a = self.per_session[i]
+        if idx.size:
+            self.z[idx] += kw * a
+
+    def limits_of(self, i: int) -> npt.NDArray[np.int64]:
+        return self.per_session[i][0]
