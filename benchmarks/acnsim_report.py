@@ -25,7 +25,6 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -83,7 +82,7 @@ def simulate(name: str, kind: str, n: int, seed: int, period: float, share: floa
     sessions = workplace_evs(n, seed, period, station_order(net, seed))
     net.apply_signal(dip_factors(period, int(DAY_PERIODS_H * 60 / period) + 1) if capacity == "dip" else [1.0])
     alg = make_algorithm(name)
-    sim = Simulator(net, alg, events_of(sessions), datetime(EPOCH.year, EPOCH.month, EPOCH.day), period, verbose=False)
+    sim = Simulator(net, alg, events_of(sessions), EPOCH, period, verbose=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sim.run()

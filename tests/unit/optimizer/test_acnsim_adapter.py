@@ -6,7 +6,7 @@ without it; it is the only test that imports acnportal.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -80,7 +80,7 @@ def test_ems_runs_inside_acnsim_within_its_limit() -> None:
     ]
     events = acnsim.EventQueue([acnsim.PluginEvent(0, ev) for ev in evs])
     alg = EmsAlgorithm()
-    sim = acnsim.Simulator(net, alg, events, datetime(2026, 1, 5), period=15, verbose=False)
+    sim = acnsim.Simulator(net, alg, events, datetime(2026, 1, 5, tzinfo=UTC), period=15, verbose=False)
     sim.run()
     assert sim.charging_rates.sum(axis=0).max() <= 8000 / 208 + 1e-5
     assert acnsim.total_energy_delivered(sim) == pytest.approx(12.0, rel=1e-6)
