@@ -72,7 +72,8 @@ def main() -> None:
     floor = run(False, args.evses, args.repeat)
     wired = run(True, args.evses, args.repeat)
     print(
-        f"{args.evses} EVSEs: per-phase floor {floor * 1000:.0f} ms, line-to-line {wired * 1000:.0f} ms, ratio {wired / floor:.2f}"
+        f"{args.evses} EVSEs: per-phase floor {floor * 1000:.0f} ms, "
+        f"line-to-line {wired * 1000:.0f} ms, ratio {wired / floor:.2f}"
     )
 
 

@@ -79,6 +79,26 @@ MOVES: dict[str, dict[str, str]] = {
         "report_capacity_changes": "ems.sim.demo",
         "*": "ems.app",
     },
+    # The split of the console, the driver pages and the control loop into modules per concern.
+    "ems.controller.loop": {
+        "ControllerSettings": "ems.controller.settings",
+        "CapacityTimelines": "ems.controller.settings",
+        "*": "ems.controller.loop",
+    },
+    "ems.console.routes": {
+        **{n: "ems.console.context" for n in ("PREFIX", "PAGE_HEADERS", "field_errors", "Handler")},
+        "TARIFF_FIELDS": "ems.console.pages.tariffs",
+        "CARD_UID": "ems.console.pages.cards",
+        "PHASE_COLORS": "ems.console.pages.load",
+        "PHASE_WIDTHS": "ems.console.pages.load",
+        "NO_ERROR": "ems.console.pages.stations",
+        "*": "ems.console.routes",
+    },
+    "ems.web.driver": {
+        "TOP_UP_CHOICES": "ems.web.pages.charger",
+        "MAX_TOP_UP": "ems.web.pages.top_up",
+        "*": "ems.web.context",
+    },
 }
 
 _FROM = re.compile(r"^(?P<indent>[ \t]*)from (?P<mod>[\w.]+) import (?P<names>\([^)]*\)|[^\n]*)", re.M)

@@ -12,7 +12,7 @@ default is in).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from ems.controller.belief import EvseBelief
@@ -90,3 +90,9 @@ def left_out(
         else:
             out.append(_at_bound(belief, place, now))
     return out
+
+
+def uncontrolled(state: LiveState, beliefs: Mapping[EvseKey, EvseBelief], sessions: Iterable[str]) -> bool:
+    """Whether any of ``sessions`` runs on an EVSE that has not accepted a profile yet."""
+    found = (state.sessions.get(sid) for sid in sessions)
+    return any(s is not None and not controlled(beliefs.get((s.station_id, s.evse_id))) for s in found)

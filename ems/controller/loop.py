@@ -23,36 +23,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from ems.bus import EventBus, Subscription
 from ems.clock import Clock
-from ems.controller import capabilities, fixed_loads, observed, views
-from ems.controller.budget import Budget, EvsePlace, Limits
-from ems.controller.capabilities import Capabilities
-from ems.controller.dispatch import Desired, Dispatcher, DispatchSettings, EvseKey, Send
-from ems.controller.fast_cut import proportional_cuts
+from ems.controller import fixed_loads, observed, profiles, views
+from ems.controller.budget import EvsePlace, Limits
+from ems.controller.capability_book import CapabilityBook
+from ems.controller.dispatch import Dispatcher, DispatchSettings, EvseKey, Send
 from ems.controller.hygiene import usable_snapshot
 from ems.controller.lines import wiring_of
-from ems.controller.planning import (
-    TX_PROFILE_ID_BASE,
-    PlanningSettings,
-    build_snapshot,
-    evse_place,
-    failsafe_profile,
-    limits_now,
-    reserve,
-    tx_profile,
-)
+from ems.controller.planning import build_snapshot, evse_place, limits_now, reserve, site_histories
 from ems.controller.sending import DispatchStats, RoundRunner
+from ems.controller.settings import CapacityTimelines, ControllerSettings, site_timelines
 from ems.controller.state import LiveState
-from ems.controller.stations import station_evses, sync_transactions
+from ems.controller.stations import sync_transactions
 from ems.controller.views import PlanAttempt, PlanRecord
-from ems.domain.capacity import CapacityInterval, SiteLoadReading
+from ems.domain.capacity import SiteLoadReading
 from ems.domain.commands import CommandResult
-from ems.domain.composite import Hardware
 from ems.domain.events import (
     CapacityChanged,
     DomainEvent,
@@ -64,11 +52,9 @@ from ems.domain.events import (
     StationDisconnected,
 )
 from ems.domain.live import EvseLimitView, LiveSessionView, SitePlanView
-from ems.domain.session import ChargingSession
 from ems.domain.site import Site
-from ems.domain.station import OcppVersion
 from ems.errors import StorageError
-from ems.optimizer.estimates import History, past_session
+from ems.optimizer.estimates import History
 from ems.optimizer.mpc import RollingPlanner
 from ems.optimizer.plan import Options
 from ems.optimizer.schedule import Schedule
@@ -76,28 +62,6 @@ from ems.ports.control import ChargerControl
 from ems.ports.stores import SessionHistory, SessionStore
 
 log = logging.getLogger(__name__)
-
-
-class CapacityTimelines(Protocol):
-    """What the grid-capacity service offers the controller (``ems.services.capacity.CapacityService``)."""
-
-    def timeline(
-        self, site_id: str, circuit_id: str | None = None, *, horizon_s: float = 86_400.0
-    ) -> list[CapacityInterval]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerSettings:
-    planning: PlanningSettings = field(default_factory=PlanningSettings)
-    replan_interval_s: float = 60.0
-    debounce_s: float = 0.25
-    """Fold a burst of events (a fleet reconnecting) into one re-plan."""
-    wave_wait_s: float = 5.0
-    """How long raises wait for answers to the cuts before going ahead (unanswered cuts count at old limits)."""
-    max_in_flight: int = 64
-    """Profile sends out at once (a sliding window: the most urgent cuts are in force first)."""
-    shutdown_grace_s: float = 2.0
-    """At shutdown, how long sends still out may take to be answered before they are cancelled."""
 
 
 class Controller:
@@ -165,8 +129,9 @@ class Controller:
         self._cutting: dict[str, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
         """Capability queries and capacity cuts under way (cancelled at stop)."""
-        self.capabilities: dict[str, Capabilities] = {}
-        self._versions: dict[str, OcppVersion] = {}
+        self.book = CapabilityBook(charger_control)
+        self.capabilities = self.book.known
+        """Per station, what it can do with profiles (the book's, shared)."""
         self.plans: dict[str, PlanRecord] = {}
         self.attempts: dict[str, PlanAttempt] = {}
         self._planners: dict[str, RollingPlanner] = {}
@@ -252,11 +217,10 @@ class Controller:
         elif isinstance(event, StationConnected | StationDisconnected):
             self.dispatcher.connected(event.station_id)  # everything is installed again at the next round
             if isinstance(event, StationConnected):
-                self._versions[event.station_id] = event.ocpp_version
+                self.book.connected(event.station_id, event.ocpp_version)
         elif isinstance(event, StationBooted):
             self.dispatcher.rebooted(event.station_id)
-            # A boot may mean new firmware: capabilities are learned again, refusals forgotten.
-            self.capabilities[event.station_id] = Capabilities()
+            self.book.booted(event.station_id)
             if self._group is not None:  # not awaited here: a slow station must not hold up other events
                 self._side(self._group.create_task(self._learn(event.station_id), name=f"learn-{event.station_id}"))
             relevant = True
@@ -297,32 +261,11 @@ class Controller:
             self._cutting.pop(site_id, None)
 
     async def _learn(self, station_id: str) -> None:
-        """Ask a station what it can do with profiles (answers fold into ``capabilities``)."""
-        version = self._versions.get(station_id)
-        if self._control is None or version is None:
-            return
-        try:
-            result = await self._control.execute(station_id, capabilities.query(version))
-        except Exception:
-            # An adapter's bug must not end the controller; the station keeps the default capabilities.
-            log.exception("controller: asking %s for its capabilities failed", station_id)
-            return
-        caps = capabilities.learn(self.capabilities.get(station_id, Capabilities()), version, result)
-        self.capabilities[station_id] = caps
-        log.info("controller: %s capabilities %s", station_id, caps)
-        self._dirty.set()
+        if await self.book.learn(station_id):
+            self._dirty.set()
 
     def _answered(self, send: Send, result: CommandResult) -> None:
-        before = self.capabilities.get(send.station_id, Capabilities())
-        after = capabilities.answered(before, send.command, result.status)
-        self.capabilities[send.station_id] = after
-        if before.takes_profiles() and not after.takes_profiles():
-            log.warning(
-                "controller: %s will not take profiles (%s): planned as a fixed load at what it may apply",
-                send.station_id,
-                result.detail or result.status.value,
-            )
-        if after.refusals > before.refusals or before.takes_profiles() != after.takes_profiles():
+        if self.book.answered(send, result):
             self._dirty.set()  # try again soon, or plan around it
 
     async def _load_session(self, session_id: str) -> None:
@@ -352,15 +295,7 @@ class Controller:
         except Exception:
             log.exception("controller: past sessions not readable now; estimates kept as they were")
             return
-        by_site: dict[str, list[ChargingSession]] = {}
-        for session in finished:
-            by_site.setdefault(self.state.site_of(session.station_id).id, []).append(session)
-        for site in self.sites:
-            self.histories[site.id] = History(
-                past_session(s.id_tag, s.started_at, s.stopped_at, s.energy_wh, site.timezone)
-                for s in by_site.get(site.id, ())
-                if s.stopped_at is not None
-            )
+        self.histories.update(site_histories(finished, self.sites, self.state))
         log.info("controller: estimates from %d past session(s)", len(finished))
         self._dirty.set()
 
@@ -415,7 +350,7 @@ class Controller:
             await self._fast_cut(site)
             now = self._clock.now()
         online, places = self._prepare(site)
-        timelines = self._timelines(site, planning)
+        timelines = site_timelines(self._capacity, site, planning)
         seen = observed.draws(site.id, self.state, self.dispatcher.beliefs)
         history = self.histories.get(site_id)
         self._set_limits(site_id, limits_now(site, now, planning, timelines))
@@ -441,10 +376,7 @@ class Controller:
         if not usable.snapshot.sessions:
             self.plans.pop(site_id, None)
             self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
-            waiting = self._uncontrolled(exclude)
-            sent, _ = await self._dispatch(site, None, online, places)
-            if sent and waiting:
-                self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
+            await self._dispatch(site, None, online, places, exclude)
             self.replanned.set()
             return None
         snapshot = reserve(usable.snapshot, fixed, wiring_of(site))
@@ -458,10 +390,7 @@ class Controller:
         self.attempts[site_id] = PlanAttempt(
             site_id, now, schedule.status.value, None if solver_error is None else str(solver_error), left_out
         )
-        waiting = self._uncontrolled(exclude)
-        sent, rejected = await self._dispatch(site, schedule, online, places)
-        if sent and waiting:
-            self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
+        sent, rejected = await self._dispatch(site, schedule, online, places, exclude)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
         self.replanned.set()
@@ -476,13 +405,6 @@ class Controller:
         )
         return record
 
-    def _uncontrolled(self, exclude: frozenset[str]) -> bool:
-        sessions = (self.state.sessions.get(sid) for sid in exclude)
-        return any(
-            s is not None and not fixed_loads.controlled(self.dispatcher.beliefs.get((s.station_id, s.evse_id)))
-            for s in sessions
-        )
-
     async def _fast_cut(self, site: Site) -> None:
         """A capacity change: every EVSE under a node that is now over is cut, in proportion, before any solve.
 
@@ -493,38 +415,13 @@ class Controller:
         now = self._clock.now()
         planning = self.settings.planning
         online, places = self._prepare(site)
-        limits = limits_now(site, now, planning, self._timelines(site, planning))
+        limits = limits_now(site, now, planning, site_timelines(self._capacity, site, planning))
         self._set_limits(site.id, limits)  # rounds under way weigh their next raises against these
-        spec = self.state.evse_spec
-        controlled = {sid for sid in online if self.capabilities.get(sid, Capabilities()).takes_profiles()}
-        sessions = [
-            ((s.station_id, s.evse_id), s.session_id, s.transaction_id, spec(s.station_id, s.evse_id).min_current_a)
-            for s in self.state.active(site.id)
-            if s.station_id in controlled and s.transaction_id is not None
-        ]
-        budget = self.dispatcher.budget(limits, places, now)
-        scaled = {key for key, *_ in sessions}
-        fixed = Budget(limits, budget.grid)  # idle EVSEs and the like keep what they may draw: scale the rest
-        for key, belief in self.dispatcher.beliefs.items():
-            if key in places and key not in scaled:
-                fixed.book(key, belief.bound(now), places[key])
-        cuts = proportional_cuts(
-            budget,
-            self.dispatcher.beliefs,
-            places,
-            sessions,
-            now,
-            planning.profile_horizon_s,
-            TX_PROFILE_ID_BASE,
-            fixed,
+        desired = profiles.capacity_cuts(
+            site, self.state, self.dispatcher, self.capabilities, online, places, limits, now, planning
         )
-        if not cuts:
+        if not desired:
             return
-        desired = []
-        for d in cuts:  # as each station takes profiles (W, stack level, periods): each only ever lower
-            evse = spec(d.station_id, d.command.evse_id)
-            caps = self.capabilities.get(d.station_id, Capabilities())
-            desired.append(replace(d, command=capabilities.shape(d.command, caps, evse.voltage_v, evse.phases)))
         log.info("controller: site %s over its new capacity: %d proportional cut(s) first", site.id, len(desired))
         # Not under the dispatch lock: a round under way may hold it for seconds, waiting for answers, and
         # cuts are safe whatever else is in flight. Built below each EVSE's bound, they need no weighing.
@@ -538,15 +435,6 @@ class Controller:
 
     def _site_limits(self, site_id: str) -> Callable[[], Limits]:
         return lambda: self._limits[site_id]
-
-    def _timelines(self, site: Site, planning: PlanningSettings) -> dict[str | None, list[CapacityInterval]]:
-        if self._capacity is None:
-            return {}
-        horizon_s = planning.slot_s * planning.horizon_slots
-        out: dict[str | None, list[CapacityInterval]] = {None: self._capacity.timeline(site.id, horizon_s=horizon_s)}
-        for c in site.circuits:
-            out[c.id] = self._capacity.timeline(site.id, c.id, horizon_s=horizon_s)
-        return out
 
     # ------------------------------------------------------------ dispatch
 
@@ -569,57 +457,8 @@ class Controller:
         return stats.refused + stats.timeouts + stats.offline
 
     def _prepare(self, site: Site) -> tuple[list[str], dict[EvseKey, EvsePlace]]:
-        """The site's online stations (each EVSE with a belief, its transaction synced), and where EVSEs sit."""
-        candidates = {s.id for s in site.stations} | set(self.state.stations)
-        candidates |= {s.station_id for s in self.state.sessions.values()}
-        online = sorted(
-            sid
-            for sid in candidates
-            if self.state.site_of(sid).id == site.id and self._control is not None and self._control.is_online(sid)
-        )
-        for station_id in online:
-            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
-                continue  # it refuses them: planned around (until it boots again and is asked afresh)
-            for evse_id in station_evses(site, self.state, station_id):
-                spec = self.state.evse_spec(station_id, evse_id)
-                self.dispatcher.belief(station_id, evse_id, Hardware(spec.max_current_a, spec.phases, spec.voltage_v))
-        sync_transactions(
-            self.state,
-            self.dispatcher.beliefs,
-            {k[0] for k in self.dispatcher.beliefs if self.state.site_of(k[0]).id == site.id},
-        )
-        places = {
-            key: evse_place(self.state, *key)
-            for key in self.dispatcher.beliefs
-            if self.state.site_of(key[0]).id == site.id
-        }
-        return online, places
-
-    def _desired(self, site: Site, schedule: Schedule | None, online: list[str]) -> list[Desired]:
-        """Every profile the plan wants installed: fail-safe defaults, then TxProfiles."""
-        planning = self.settings.planning
-        evse_count = sum(len(s.evses) for s in site.stations)
-        desired: list[Desired] = []
-        busy = {(s.station_id, s.evse_id) for s in self.state.sessions.values()}
-        for station_id in online:
-            if not self.capabilities.get(station_id, Capabilities()).takes_profiles():
-                continue  # it refuses them: planned around (until it boots again and is asked afresh)
-            for evse_id in station_evses(site, self.state, station_id):
-                spec = self.state.evse_spec(station_id, evse_id)
-                command = failsafe_profile(site, spec, evse_count, busy=(station_id, evse_id) in busy)
-                caps = self.capabilities.get(station_id, Capabilities())
-                desired.append(Desired(station_id, capabilities.shape(command, caps, spec.voltage_v, spec.phases)))
-        if schedule is not None:
-            for session in self.state.active(site.id):
-                if session.station_id not in online:
-                    continue
-                spec = self.state.evse_spec(session.station_id, session.evse_id)
-                tx = tx_profile(schedule, session, spec, planning)
-                if tx is not None and tx.periods:
-                    caps = self.capabilities.get(session.station_id, Capabilities())
-                    tx = capabilities.shape(tx, caps, spec.voltage_v, spec.phases)
-                    desired.append(Desired(session.station_id, tx, session.session_id))
-        return desired
+        """The site's online stations, each EVSE of those that take profiles with a belief, and where EVSEs sit."""
+        return profiles.under_control(site, self.state, self.dispatcher, self.capabilities, self._control)
 
     async def _dispatch(
         self,
@@ -627,12 +466,19 @@ class Controller:
         schedule: Schedule | None,
         online: list[str],
         places: dict[EvseKey, EvsePlace],
+        exclude: frozenset[str] = frozenset(),
     ) -> tuple[int, int]:
+        """Send what the plan wants (``None``: the fail-safe defaults only); (sent, refused). ``exclude``: the
+        sessions planned around; when one of them waited for its EVSE's first profile and profiles went out,
+        re-plan soon."""
         if self._control is None or self.runner is None:
             return 0, 0
+        waiting = fixed_loads.uncontrolled(self.state, self.dispatcher.beliefs, exclude)
         async with self._dispatch_lock:
-            desired = self._desired(site, schedule, online)
+            desired = profiles.desired(site, schedule, online, self.state, self.capabilities, self.settings.planning)
             outcome = await self.runner.run(desired, self._site_limits(site.id), places)
         if outcome.held or outcome.throttled:
             self._retry_soon = True
+        if outcome.sent and waiting:
+            self._dirty.set()  # EVSEs that just accepted their first profile join the next plan
         return outcome.sent, outcome.refused

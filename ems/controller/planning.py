@@ -29,9 +29,10 @@ from ems.controller.observed import Draw
 from ems.controller.state import LiveSession, LiveState
 from ems.domain.capacity import CapacityInterval
 from ems.domain.commands import ChargingSchedulePeriod, ProfilePurpose, RateUnit, SetChargingLimit
+from ems.domain.session import ChargingSession
 from ems.domain.site import EvseSpec, Site
 from ems.domain.units import Phase, current_a_from_power_w
-from ems.optimizer.estimates import Estimate, History, Source, local_weekday
+from ems.optimizer.estimates import Estimate, History, Source, local_weekday, past_session
 from ems.optimizer.schedule import Schedule
 from ems.optimizer.snapshot import (
     SITE_NODE_ID,
@@ -187,6 +188,21 @@ def limits_now(
 
 def _evse_limits(key: str, spec: EvseSpec, circuit: str | None) -> EvseLimits:
     return lines.evse_limits(key, spec, circuit)
+
+
+def site_histories(finished: Sequence[ChargingSession], sites: Sequence[Site], state: LiveState) -> dict[str, History]:
+    """Per site, the estimates (departure, energy) from its finished sessions; a site with none: an empty one."""
+    by_site: dict[str, list[ChargingSession]] = {}
+    for session in finished:
+        by_site.setdefault(state.site_of(session.station_id).id, []).append(session)
+    return {
+        site.id: History(
+            past_session(s.id_tag, s.started_at, s.stopped_at, s.energy_wh, site.timezone)
+            for s in by_site.get(site.id, ())
+            if s.stopped_at is not None
+        )
+        for site in sites
+    }
 
 
 def _estimate(s: LiveSession, site: Site, history: History | None) -> Estimate | None:

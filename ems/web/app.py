@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ems.throttle import AuthThrottle, ThrottleSettings
-from ems.web.driver import DriverPages, EvseId, StationId
+from ems.web.context import DriverSite, EvseId, StationId
 from ems.web.qr import evse_url, qr_svg
 from ems.web.routes import driver_routes
 from ems.web.services import WebServices, WebSettings
@@ -14,9 +14,9 @@ from ems.web.services import WebServices, WebSettings
 
 def web_router(settings: WebSettings, services: WebServices, *, throttle: ThrottleSettings | None = None) -> APIRouter:
     """Everything ``ems.web`` serves; the composition root includes it in the FastAPI app."""
-    pages = DriverPages(settings, services, AuthThrottle(throttle))
+    site = DriverSite(settings, services, AuthThrottle(throttle))
     router = APIRouter()
-    router.include_router(driver_routes(pages))
+    router.include_router(driver_routes(site))
 
     @router.get(
         "/api/v1/stations/{station_id}/evses/{evse_id}/qr.svg",

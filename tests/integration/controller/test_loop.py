@@ -10,8 +10,9 @@ import pytest
 
 from ems.bus import EventBus
 from ems.clock import FakeClock
-from ems.controller.loop import Controller, ControllerSettings
+from ems.controller.loop import Controller
 from ems.controller.planning import PlanningSettings
+from ems.controller.settings import ControllerSettings
 from ems.domain.capacity import CapacityChangeReason, CapacityInterval, LimitSource
 from ems.domain.commands import CommandResult, CommandStatus, SetChargingLimit, StationCommand
 from ems.domain.events import CapacityChanged, SessionStarted, StationBooted
