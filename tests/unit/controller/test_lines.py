@@ -321,3 +321,14 @@ def test_a_raise_that_fits_at_the_bounds_point_but_not_when_a_car_draws_less_is_
     assert budget.fits(("A", 1), flat(29.0), places[("A", 1)])
     budget.book(("A", 1), flat(32.0), places[("A", 1)])
     assert [v for v in budget.violations() if v.startswith("pod:primary:L1")]
+
+
+def test_the_console_load_page_shows_exact_line_currents() -> None:
+    from ems.console.load import _line_currents
+
+    site = pod_site()
+    amps = {("A", 1): 30.0, ("C", 1): 20.0}
+    got = _line_currents(site, {("A", 1, 0): [30.0], ("C", 1, 0): [20.0]}, 2)
+    for q in (L1, L2, L3):
+        assert got[q][0] == pytest.approx(line_current(site, amps, q))
+        assert got[q][1] == 0.0
