@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ems.throttle import AuthThrottle, ThrottleSettings, retry_after_header
+from tests.examples import examples
 
 KEYS = ("ip:10.0.0.1", "station:CP1")
 
@@ -48,7 +49,7 @@ def test_failures_are_forgotten_and_memory_is_bounded() -> None:
     assert throttle.tracked() <= 10
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.lists(st.tuples(st.booleans(), st.floats(min_value=0, max_value=1_000)), max_size=60))
 def test_lockouts_never_exceed_the_cap(steps: list[tuple[bool, float]]) -> None:
     s = ThrottleSettings(free_failures=2, max_lockout_s=30.0)
