@@ -66,3 +66,14 @@ def test_lockouts_never_exceed_the_cap(steps: list[tuple[bool, float]]) -> None:
 
 def test_retry_after_is_a_whole_number_of_seconds_at_least_one() -> None:
     assert [retry_after_header(s) for s in (0.0, 0.2, 1.0, 1.01, 299.5)] == ["1", "1", "1", "2", "300"]
+
+
+def test_the_cap_holds_at_a_clock_where_now_plus_cap_minus_now_rounds_up() -> None:
+    """Found by EMS_PROPERTY_SCALE=10: at now = 8162.85695890001, (now + 30) - now = 30.0000000000009."""
+    now = 8162.85695890001
+    assert (now + 30.0) - now > 30.0
+    s = ThrottleSettings(free_failures=0, base_lockout_s=30.0, max_lockout_s=30.0)
+    throttle = AuthThrottle(s)
+    assert throttle.failed(KEYS, now) == 30.0
+    assert throttle.retry_after(KEYS, now) == 30.0
+    assert retry_after_header(30.0) == "30"
