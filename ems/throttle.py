@@ -63,6 +63,8 @@ class AuthThrottle:
             entry = self._live(key, now)
             if entry is not None and entry.locked_until > now:
                 wait = max(wait, entry.locked_until - now)
+        # (now + x) - now is x only up to rounding: never report more than the cap.
+        wait = min(wait, self.settings.max_lockout_s)
         if wait > 0:
             self.refused += 1
             return wait
@@ -81,7 +83,7 @@ class AuthThrottle:
             if over > 0:
                 seconds = min(s.max_lockout_s, s.base_lockout_s * 2.0 ** min(over - 1, 30))
                 entry.locked_until = max(entry.locked_until, now + seconds)
-                lockout = max(lockout, entry.locked_until - now)
+                lockout = max(lockout, min(s.max_lockout_s, entry.locked_until - now))
             self._entries[key] = entry
             self._entries.move_to_end(key)
         while len(self._entries) > s.max_keys:

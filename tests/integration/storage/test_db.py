@@ -19,6 +19,7 @@ from ems.errors import Conflict, StorageError, StorageUnavailable
 from ems.storage.db import Json
 from ems.storage.factory import SqlStorage, open_storage
 from ems.storage.sqlite import SqliteDatabase
+from tests.examples import examples
 
 SCRATCH = """
 CREATE TABLE scratch (
@@ -70,7 +71,7 @@ async def test_placeholders_and_literals(storage: SqlStorage) -> None:
 _literals = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(literal=_literals, value=_literals)
 async def test_property_text_with_marks_and_percents_survives(storage: SqlStorage, literal: str, value: str) -> None:
     quoted = "'" + literal.replace("'", "''") + "'"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.errors import InvalidInput, StorageError
 from ems.storage.factory import SqlStorage
+from tests.examples import examples
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -105,7 +106,7 @@ def _samples_for(station: str) -> st.SearchStrategy[list[MeterSample]]:
     return st.lists(sample, min_size=1, max_size=20)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 async def test_property_any_batch_round_trips(storage: SqlStorage, data: st.DataObject) -> None:
     station = next(_station_ids)  # a fresh station per example: examples share the fixture's database

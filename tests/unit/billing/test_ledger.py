@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from ems.billing.ledger import HoldNotOpen, capture, place_hold, refund, release, top_up
 from ems.domain.ledger import AccountState, Balance, Book, Entry, Hold, HoldStatus, Movement, MovementKind
 from ems.errors import InsufficientFunds, InvalidInput
+from tests.examples import examples
 
 AT = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
@@ -73,7 +74,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops)
 def test_any_sequence_of_operations_keeps_the_books_balanced(sequence: list[tuple[str, int]]) -> None:
     balance, holds, movements, revenue = Balance("EUR"), {}, [], 0

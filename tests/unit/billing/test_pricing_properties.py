@@ -15,6 +15,7 @@ from ems.billing.pricing import price_session
 from ems.domain.billing import EnergyReading, LineKind, SessionUsage
 from ems.domain.money import Money
 from ems.domain.tariff import ALL_DAYS, Tariff, TouBand, tou_problems
+from tests.examples import examples
 
 ZONES = ["UTC", "Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
 # Around the 2026 DST changes in Europe and the US, so sessions cross them often.
@@ -79,7 +80,7 @@ def usages(draw: st.DrawFn) -> SessionUsage:
     return SessionUsage(start, start + timedelta(minutes=length), tuple(readings))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(tariffs(), usages(), st.sampled_from(ZONES))
 def test_line_items_sum_exactly_to_the_total(tariff: Tariff, usage: SessionUsage, zone: str) -> None:
     cdr = price_session(tariff, usage, zone)
@@ -93,7 +94,7 @@ def test_line_items_sum_exactly_to_the_total(tariff: Tariff, usage: SessionUsage
         assert tariff.min_price <= cdr.net.amount <= tariff.max_price
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(usages(), bands(), st.sampled_from(ZONES), st.data())
 def test_tou_split_matches_a_per_minute_wall_clock_oracle(
     usage: SessionUsage, tou: tuple[TouBand, ...], zone: str, data: st.DataObject
@@ -124,7 +125,7 @@ def _in_band(band: TouBand, wall: datetime) -> bool:
     return (day in band.days and s >= a) or (yesterday in band.days and s < b)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(tariffs(), usages(), st.sampled_from(ZONES), st.randoms(use_true_random=False))
 def test_price_does_not_depend_on_how_readings_were_batched(
     tariff: Tariff, usage: SessionUsage, zone: str, rnd: object

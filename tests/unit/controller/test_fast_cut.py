@@ -16,6 +16,7 @@ from ems.domain import composite
 from ems.domain.commands import ChargingSchedulePeriod, CommandStatus, SetChargingLimit
 from ems.domain.composite import Hardware
 from ems.domain.units import ALL_PHASES, Phase
+from tests.examples import examples
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 NOW = T0 + timedelta(seconds=137, microseconds=400_000)
@@ -81,7 +82,7 @@ def evse_states(draw: st.DrawFn) -> tuple[Dispatcher, Hardware]:
     return d, hw
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(state=evse_states(), factor=st.floats(0.0, 0.99), min_a=st.sampled_from([0.0, 6.0]))
 def test_a_scaled_bound_is_a_cut_whatever_the_evse_holds(
     state: tuple[Dispatcher, Hardware], factor: float, min_a: float

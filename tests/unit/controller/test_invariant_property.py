@@ -29,6 +29,7 @@ from ems.domain import composite
 from ems.domain.commands import ChargingSchedulePeriod, CommandStatus, SetChargingLimit
 from ems.domain.composite import Hardware, InstalledProfile
 from ems.domain.units import ALL_PHASES, Phase
+from tests.examples import examples
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SLOT_S = 300
@@ -449,7 +450,7 @@ class Sim:
         self.d.beliefs[(sid, evse_id)].transaction(tx_id, at)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=worlds(), seed=st.integers(0, 2**32 - 1), failures=st.booleans())
 def test_no_node_or_phase_is_ever_over_its_limit(world: World, seed: int, failures: bool) -> None:
     rng = random.Random(seed)
@@ -467,7 +468,7 @@ def test_no_node_or_phase_is_ever_over_its_limit(world: World, seed: int, failur
     assert sim.checked > 0
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(world=worlds(), seed=st.integers(0, 2**32 - 1))
 def test_without_failures_every_plan_ends_up_in_force(world: World, seed: int) -> None:
     """Safe is not enough: when every station accepts, the plan is what the stations apply."""

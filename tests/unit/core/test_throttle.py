@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ems.throttle import AuthThrottle, ThrottleSettings, retry_after_header
+from tests.examples import examples
 
 KEYS = ("ip:10.0.0.1", "station:CP1")
 
@@ -48,7 +49,7 @@ def test_failures_are_forgotten_and_memory_is_bounded() -> None:
     assert throttle.tracked() <= 10
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.lists(st.tuples(st.booleans(), st.floats(min_value=0, max_value=1_000)), max_size=60))
 def test_lockouts_never_exceed_the_cap(steps: list[tuple[bool, float]]) -> None:
     s = ThrottleSettings(free_failures=2, max_lockout_s=30.0)
@@ -65,3 +66,14 @@ def test_lockouts_never_exceed_the_cap(steps: list[tuple[bool, float]]) -> None:
 
 def test_retry_after_is_a_whole_number_of_seconds_at_least_one() -> None:
     assert [retry_after_header(s) for s in (0.0, 0.2, 1.0, 1.01, 299.5)] == ["1", "1", "1", "2", "300"]
+
+
+def test_the_cap_holds_at_a_clock_where_now_plus_cap_minus_now_rounds_up() -> None:
+    """Found by EMS_PROPERTY_SCALE=10: at now = 8162.85695890001, (now + 30) - now = 30.0000000000009."""
+    now = 8162.85695890001
+    assert (now + 30.0) - now > 30.0
+    s = ThrottleSettings(free_failures=0, base_lockout_s=30.0, max_lockout_s=30.0)
+    throttle = AuthThrottle(s)
+    assert throttle.failed(KEYS, now) == 30.0
+    assert throttle.retry_after(KEYS, now) == 30.0
+    assert retry_after_header(30.0) == "30"

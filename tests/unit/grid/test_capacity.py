@@ -13,6 +13,7 @@ from ems.domain.capacity import OPEN_END, CapacityBlock, CapacityChangeReason, C
 from ems.domain.units import Phase
 from ems.errors import InvalidInput
 from ems.grid.capacity import CapacityPolicy
+from tests.examples import examples
 from tests.unit.grid.helpers import at, block, signal, site
 
 
@@ -196,7 +197,7 @@ _blocks = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(forecast=_blocks, limit=_blocks, probe=st.integers(0, 200))
 def test_in_force_is_the_minimum_of_every_covering_source(
     forecast: list[tuple[int, int, float]], limit: list[tuple[int, int, float]], probe: int
@@ -208,7 +209,7 @@ def test_in_force_is_the_minimum_of_every_covering_source(
     assert p.in_force("depot", None, at(probe)).capacity_w == min([100_000.0, *covering])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(forecast=_blocks, start=st.integers(0, 100), span=st.integers(1, 300))
 def test_timeline_tiles_the_span_and_agrees_with_in_force(
     forecast: list[tuple[int, int, float]], start: int, span: int
@@ -227,7 +228,7 @@ def test_timeline_tiles_the_span_and_agrees_with_in_force(
         assert interval.end - interval.start > timedelta(0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     forecast=_blocks,
     limit=_blocks,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ems.domain.capacity import OPEN_END, CapacitySignal, CapacityUnit, SignalKind, SignalSource
 from ems.domain.units import Phase
 from ems.grid.payload import EXAMPLE_FORECAST, Rejection, error_payload, parse_signal, signal_to_payload
+from tests.examples import examples
 from tests.unit.grid.helpers import T0, at, block, signal, site
 
 SCHEMA_PATH = Path(__file__).parents[3] / "docs" / "schemas" / "capacity-signal.schema.json"
@@ -157,7 +158,7 @@ def _signals(draw: st.DrawFn) -> CapacitySignal:
     return signal(*sorted(items, key=lambda b: (b.start, b.end)), message_id=draw(st.none() | st.just("m")))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_signals())
 def test_render_then_parse_round_trips(original: CapacitySignal) -> None:
     wire = json.dumps(signal_to_payload(original))
@@ -186,7 +187,7 @@ _block_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.fixed_dictionaries(
         {},
@@ -211,13 +212,13 @@ def test_parser_and_schema_agree_on_structure(body: dict[str, Any]) -> None:
             assert all(any(s in p for s in semantic) for p in result.problems), result.problems
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_no_bytes_make_the_parser_raise(raw: bytes) -> None:
     assert isinstance(parse(raw), Rejection | CapacitySignal)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_json_values)
 def test_no_json_value_makes_the_parser_raise(value: Any) -> None:
     for body in (value, {"forecasted_blocks": [value]}, {"forecasted_blocks": [{"capacity": value, "unit": "W"}]}):

@@ -34,6 +34,7 @@ from ems.domain.station import OcppVersion
 from ems.domain.tariff import Tariff, TouBand
 from ems.ocpp.translate import ChargingNeeds, TxUpdate
 from ems.ocpp.translate.inbound import Rejected, interpret
+from tests.examples import examples
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 STATIONS = ("CP-A", "CP-B")
@@ -218,7 +219,7 @@ def _check_closed_or_open(session: ChargingSession) -> None:
 
 
 PROPERTY = settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+    max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
 GAPS = st.lists(st.integers(min_value=0, max_value=900), min_size=1, max_size=5)
 

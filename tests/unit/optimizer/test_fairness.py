@@ -15,6 +15,7 @@ from ems.optimizer.plan import Options, optimize
 from ems.optimizer.problem import compile_problem
 from ems.optimizer.schedule import SolveStatus
 from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
+from tests.examples import examples
 from tests.unit.optimizer.invariants import assert_invariants
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -51,7 +52,7 @@ def symmetric_sites(draw: st.DrawFn) -> Snapshot:
     return Snapshot(START, SLOT_S, slots, SiteLimits(site_cap), (feeder,), evses, sessions).validate()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(symmetric_sites())
 def test_a_symmetric_site_gets_symmetric_plans(snap: Snapshot) -> None:
     sch = optimize(snap)

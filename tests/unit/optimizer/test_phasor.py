@@ -23,6 +23,7 @@ from ems.optimizer.problem import compile_problem
 from ems.optimizer.schedule import Algorithm
 from ems.optimizer.snapshot import CircuitLimits, CurrentLimit, EvseLimits, SessionDemand, SiteLimits, Snapshot
 from ems.optimizer.wiring import Connection, Transformer, compile_wiring
+from tests.examples import examples
 from tests.unit.optimizer.invariants import assert_invariants
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -35,7 +36,7 @@ PAIRS = ((L1, L2), (L2, L3), (L3, L1))
     st.lists(st.tuples(st.floats(0.1, 3.0), st.floats(-180, 180)), min_size=1, max_size=6),
     st.sampled_from([0.05, 0.005, 0.001]),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_polygon_is_inner_and_loses_at_most_the_setting(terms: list[tuple[float, float]], loss: float) -> None:
     a = np.array([m * np.exp(1j * math.radians(d)) for m, d in terms])
     R, hi, _ = polygon(sp.csr_array(a[None, :]), np.array([10.0]), loss)

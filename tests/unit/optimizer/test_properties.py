@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +11,7 @@ from ems.domain.units import ALL_PHASES
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.schedule import Algorithm, SolveStatus
 from ems.optimizer.snapshot import CircuitLimits, EvseLimits, SessionDemand, SiteLimits, Snapshot
+from tests.examples import examples
 from tests.unit.optimizer.invariants import assert_invariants
 
 START = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -74,9 +74,8 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     return snap
 
 
-# EMS_PROPERTY_EXAMPLES=1500 searches harder (about 45 s) than the CI default.
 PROPERTY = settings(
-    max_examples=int(os.environ.get("EMS_PROPERTY_EXAMPLES", "40")),
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
