@@ -30,6 +30,7 @@ from ems.domain import composite
 from ems.domain.composite import Hardware
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec, TransformerSpec
 from ems.domain.units import ALL_PHASES, Phase
+from tests.examples import examples
 from tests.unit.controller.test_invariant_property import (
     CAP_SLOTS,
     HORIZON_SLOTS,
@@ -224,7 +225,7 @@ class LineSim(Sim):
         self.start_wave(wave)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lw=line_worlds(), seed=st.integers(0, 2**32 - 1), failures=st.booleans())
 def test_no_line_is_ever_over_its_limit(lw: LineWorld, seed: int, failures: bool) -> None:
     rng = random.Random(seed)
@@ -242,7 +243,7 @@ def test_no_line_is_ever_over_its_limit(lw: LineWorld, seed: int, failures: bool
     assert sim.checked > 0
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lw=line_worlds(), seed=st.integers(0, 2**32 - 1))
 def test_without_failures_every_feasible_plan_ends_up_in_force(lw: LineWorld, seed: int) -> None:
     """Exact, not conservative: a plan within the exact line limits is what the stations end up applying."""

@@ -27,6 +27,7 @@ from ems.domain.session import ChargingSession
 from ems.domain.site import Circuit, EvseSpec, Site, StationSpec, TransformerSpec
 from ems.domain.units import Phase
 from ems.optimizer.plan import optimize
+from tests.examples import examples
 
 L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -124,7 +125,7 @@ def test_worst_case_counts_cars_drawing_less_than_their_bound() -> None:
 
 
 @given(st.lists(st.floats(0, 40), min_size=lines.DIRECTIONS, max_size=lines.DIRECTIONS))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_worst_case_is_the_largest_vertex_of_the_box(weights: list[float]) -> None:
     w = np.array(weights)
     units = np.exp(1j * np.radians(30.0 * np.arange(lines.DIRECTIONS)))
