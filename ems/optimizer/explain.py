@@ -6,6 +6,8 @@
 - ``own_max``: it charged at its own maximum (EV or EVSE) in some slots;
 - ``site`` / ``circuit:<id>``: a W limit on its path was full;
 - ``phase:<node>:<L1|L2|L3>``: a per-phase current limit on its path was full;
+- ``line:<id>``: a line-current (phasor) limit it adds to was full: the exact magnitude was
+  within the polygon's loss (``current_limit_loss``) of the limit;
 - ``window``: its window holds no whole slot of the horizon;
 - ``min_current``: paused because the headroom was below its minimum current;
 - ``priority``: headroom was there but the algorithm gave it to others (heuristics).
@@ -23,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ems.domain.units import ALL_PHASES
+from ems.optimizer.phasor import DEFAULT_LOSS, magnitudes
 from ems.optimizer.problem import Floats, Problem
 from ems.optimizer.schedule import Violation
 
@@ -31,8 +34,11 @@ TIGHT_ABS_KW = 1e-4
 """A limit counts as full within 0.1 W + 10 ppm: above LP round-off (~1e-7 kW)."""
 
 
-def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...], ...]:
-    """Per session, the reasons described above (``x`` in kW, sessions x slots)."""
+def limited_by(
+    p: Problem, x: Floats, unmet_kwh: Floats, *, line_loss: float = DEFAULT_LOSS
+) -> tuple[tuple[str, ...], ...]:
+    """Per session, the reasons described above (``x`` in kW, sessions x slots; ``line_loss``:
+    the phasor polygon's precision the plan was made with)."""
     load = p.incidence @ x
     tight_w = load >= p.node_cap_kw - (TIGHT_ABS_KW + TIGHT_REL * np.abs(np.minimum(p.node_cap_kw, 1e12)))
     tight_a = np.zeros((p.node_cap_kw.shape[0], 3, p.slots), dtype=bool)
@@ -64,6 +70,14 @@ def limited_by(p: Problem, x: Floats, unmet_kwh: Floats) -> tuple[tuple[str, ...
         explained |= loads[:, None] & ((p.incidence.T @ a_full.astype(np.float64)) > 0)
         blocks.append(_counts(below * loads[:, None], rows, a_full, on_path))
         names += [f"phase:{node}:{ALL_PHASES[q]}" for node in p.node_ids]
+    if p.has_phasors:
+        limit = p.phasor_limit_a[:, None]
+        line_full = magnitudes(p.phasor_coef, x) >= limit * (1.0 - line_loss) - (1e-3 + TIGHT_REL * limit)
+        if line_full.any():
+            in_limit = (abs(p.phasor_coef).T > 0).toarray()  # (n, C)
+            explained |= (in_limit.astype(np.float64) @ line_full.astype(np.float64)) > 0
+            blocks.append(_counts(below, rows, line_full, in_limit))
+            names += [f"line:{c}" for c in p.phasor_ids]
     unexplained = (below > 0) & ~explained
     idle = x <= TIGHT_ABS_KW
     blocks.append((unexplained & idle).sum(axis=1, dtype=np.float64)[:, None])

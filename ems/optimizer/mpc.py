@@ -85,12 +85,13 @@ class RollingPlanner:
         if self.options.algorithm is not Algorithm.LP:
             x = baselines.plan(p, self.options.algorithm)
             solved = Solved(x, SolveStatus.FEASIBLE, self.options.algorithm.value, 0.0, {})
-            return finish(p, self.options.algorithm, solved, time.perf_counter() - started)
+            loss = self.options.current_limit_loss
+            return finish(p, self.options.algorithm, solved, time.perf_counter() - started, line_loss=loss)
         opts = self.options if self.options.horizon is not None else replace(self.options, horizon=self.horizon)
         solved = solve_lp(p, opts, warm_kw=self._warm(p))
         if solved.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE):
             self._remember(p, solved.x_kw)
-        return finish(p, Algorithm.LP, solved, time.perf_counter() - started)
+        return finish(p, Algorithm.LP, solved, time.perf_counter() - started, line_loss=opts.current_limit_loss)
 
     def _remember(self, p: Problem, x_kw: Floats) -> None:
         base = int(p.snapshot.start.timestamp()) // p.snapshot.slot_s
@@ -158,5 +159,5 @@ def replay(
             executed[index[sid], t] = kw
             delivered[sid] += kw * 1000.0 * p_day.slot_h
     solved = Solved(executed, SolveStatus.FEASIBLE, f"mpc/{opts.algorithm.value}", float(sum(times)), {})
-    day_schedule = finish(p_day, opts.algorithm, solved, float(sum(times)))
+    day_schedule = finish(p_day, opts.algorithm, solved, float(sum(times)), line_loss=opts.current_limit_loss)
     return Replay(day_schedule, tuple(times), tuple(counts), tuple(statuses))

@@ -82,7 +82,7 @@ def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
         t0 = time.perf_counter()
         x = baselines.plan(p, opts.algorithm)
         solved = Solved(x, SolveStatus.FEASIBLE, opts.algorithm.value, time.perf_counter() - t0, {})
-    return finish(p, opts.algorithm, solved, time.perf_counter() - started)
+    return finish(p, opts.algorithm, solved, time.perf_counter() - started, line_loss=opts.current_limit_loss)
 
 
 def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved:
@@ -204,7 +204,9 @@ def _min_current(
     return top_up(p, enforce_min_current(p, x, paths, until), paths, until), sol
 
 
-def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> Schedule:
+def finish(
+    p: Problem, algorithm: Algorithm, solved: Solved, total_s: float, *, line_loss: float = DEFAULT_LOSS
+) -> Schedule:
     """Assemble the schedule: exact energy bookkeeping, reasons, violations, objective terms."""
     x = np.where(solved.x_kw > 0.0, solved.x_kw, 0.0)
     power_w = x * 1000.0
@@ -246,7 +248,7 @@ def finish(p: Problem, algorithm: Algorithm, solved: Solved, total_s: float) -> 
         session_phases=phases,
         energy_wh=energy_wh,
         unmet_wh=unmet_wh,
-        limited_by=explain.limited_by(p, x, unmet_wh / 1000.0),
+        limited_by=explain.limited_by(p, x, unmet_wh / 1000.0, line_loss=line_loss),
         site_power_w=power_w.sum(axis=0),
         violations=(*explain.soft_violations(p, x), *hard),
         objective=objective,

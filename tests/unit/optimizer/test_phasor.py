@@ -194,3 +194,20 @@ def test_plain_snapshots_build_no_phasor_rows() -> None:
     plain = replace(snap, current_limits=())
     assert "phasor" not in {f[0] for f in build(compile_problem(plain)).families}
     assert "phasor" in {f[0] for f in build(compile_problem(snap)).families}
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.LP, Algorithm.EDF])
+def test_a_short_session_names_the_full_line_limit(algorithm: Algorithm) -> None:
+    """Two 208 V EVSEs on one line pair behind a tight line limit: each car is short, and the
+    reason is the line limit it adds to (not 'priority')."""
+    evses = tuple(EvseLimits(f"e{k}", None, 1, (L1,), 208.0, 6.0, 32.0, lines=(L1, L2)) for k in range(2))
+    limits = (CurrentLimit("tx:L1", 40.0, (("e0", 1.0, 30.0), ("e1", 1.0, 30.0))),)
+    sessions = tuple(SessionDemand(f"s{k}", f"e{k}", START, START + timedelta(hours=1), 50000.0) for k in range(2))
+    snap = Snapshot(START, SLOT_S, 4, SiteLimits(), (), evses, sessions, current_limits=limits).validate()
+    sch = optimize(snap, Options(algorithm=algorithm))
+    reasons = [sch.session(f"s{k}").limited_by for k in range(2)]
+    assert any(r[0] == "line:tx:L1" for r in reasons), reasons  # EDF may fill one car first (own_max)
+    assert not any("priority" in r for r in reasons), reasons
+    # Loosen the limit: the cars run at their own maximum instead.
+    free = replace(snap, current_limits=(CurrentLimit("tx:L1", 100.0, limits[0].terms),))
+    assert optimize(free, Options(algorithm=algorithm)).session("s0").limited_by[0] == "own_max"
