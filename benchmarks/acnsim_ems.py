@@ -272,10 +272,11 @@ def _current_limits(model: NetworkModel, limits_a: Any, active: set[str]) -> tup
     assert CurrentLimit is not None
     out = []
     for j in model.phasor:
+        row = model.coefficients[j]
         terms = tuple(
-            (s, float(model.coefficients[j, i]), float(model.angles_deg[i]))
-            for i, s in enumerate(model.station_ids)
-            if model.coefficients[j, i] != 0 and s in active
+            (model.station_ids[i], float(row[i]), float(model.angles_deg[i]))
+            for i in np.flatnonzero(row).tolist()
+            if model.station_ids[i] in active
         )
         if terms:
             out.append(CurrentLimit(id=f"c{j}", limit_a=float(limits_a[j]), terms=terms))

@@ -140,6 +140,10 @@ def solve(
     chosen = choose_method(m, method)
     started = time.perf_counter()
     included = ~m.lazy if lazy else np.ones(m.lazy.size, dtype=bool)
+    if lazy and warm is not None and m.lazy.any():
+        # The rows the previous plan filled will most likely bind again: start with them
+        # rather than find them one round at a time.
+        included |= m.lazy & _near_full(m.A.tocsr() @ warm.col_value, m.row_hi)
     h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
     if warm is not None and chosen == "simplex":
         start = highspy.HighsSolution()
@@ -157,7 +161,7 @@ def solve(
         sol = replace(cold, iterations=cold.iterations + sol.iterations, solve_s=cold.solve_s + sol.solve_s)
     if not lazy or not m.lazy.any():
         return sol
-    pending = np.flatnonzero(m.lazy)
+    pending = np.flatnonzero(m.lazy & ~included)
     rows = m.A.tocsr()[pending]
     iterations, rounds = sol.iterations, 0
     while sol.status is SolveStatus.OPTIMAL and sol.values is not None and pending.size:
@@ -167,7 +171,7 @@ def solve(
         if not violated.any():
             break
         # Add the nearly full rows too: they are the next to be violated.
-        take = activity >= hi * (1 - LAZY_NEAR)
+        take = _near_full(activity, hi)
         add = rows[np.flatnonzero(take)].tocsr()
         h.addRows(
             int(add.shape[0]),
@@ -186,6 +190,10 @@ def solve(
         iterations += sol.iterations
         rounds += 1
     return replace(sol, solve_s=time.perf_counter() - started, iterations=iterations, lazy_rounds=rounds)
+
+
+def _near_full(activity: Floats, hi: Floats) -> npt.NDArray[np.bool_]:
+    return activity >= hi * (1 - LAZY_NEAR)
 
 
 def resolve(previous: LpSolution, cols: Ints, lower: Floats, upper: Floats) -> LpSolution:

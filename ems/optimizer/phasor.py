@@ -35,6 +35,7 @@ from ems.domain.units import Phase
 
 Floats = npt.NDArray[np.float64]
 Complex = npt.NDArray[np.complex128]
+Ints = npt.NDArray[np.int64]
 
 DEFAULT_LOSS = 0.005
 """Largest relative loss of a limit's radius to the polygon (0.5 %): 6 rows per slot for a
@@ -91,28 +92,34 @@ def directions(coefs: Complex, loss: float) -> tuple[Floats, float]:
 
 def polygon(coef: sp.csr_array, limit_a: Floats, loss: float) -> tuple[sp.csr_array, Floats, npt.NDArray[np.int64]]:
     """Rows ``R @ x <= hi`` (R real, (rows, n)) of every limit's polygon, and each row's limit."""
-    mats: list[sp.csr_array] = []
-    his: list[Floats] = []
-    owner: list[npt.NDArray[np.int64]] = []
     n = int(coef.shape[1])
-    for c in range(int(coef.shape[0])):
-        row = coef[[c]].tocoo()
-        a = row.data.astype(np.complex128)
+    csr = sp.csr_array(coef)
+    csr.sort_indices()
+    row_of: list[Ints] = []
+    col_of: list[Ints] = []
+    vals: list[Floats] = []
+    his: list[Floats] = []
+    owner: list[Ints] = []
+    k_total = 0
+    for c in range(int(csr.shape[0])):
+        lo, hi = int(csr.indptr[c]), int(csr.indptr[c + 1])
+        a = csr.data[lo:hi].astype(np.complex128)
         phi, spacing = directions(a, loss)
         if phi.size == 0:
             continue
         proj = (a[None, :] * np.exp(-1j * phi)[:, None]).real  # (k, terms)
-        keep = (proj > 1e-12).any(axis=1)
-        proj = proj[keep]
+        proj = proj[(proj > 1e-12).any(axis=1)]
         k = proj.shape[0]
-        rr = np.repeat(np.arange(k), a.size)
-        cc = np.tile(row.col, k)
-        mats.append(sp.csr_array((proj.reshape(-1), (rr, cc)), shape=(k, n)))
+        row_of.append(np.repeat(np.arange(k_total, k_total + k), a.size))
+        col_of.append(np.tile(csr.indices[lo:hi].astype(np.int64), k))
+        vals.append(proj.reshape(-1))
         his.append(np.full(k, float(limit_a[c]) * math.cos(spacing / 2.0)))
         owner.append(np.full(k, c, dtype=np.int64))
-    if not mats:
+        k_total += k
+    if not k_total:
         return sp.csr_array((0, n)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    return sp.csr_array(sp.vstack(mats)), np.concatenate(his), np.concatenate(owner)
+    R = sp.csr_array((np.concatenate(vals), (np.concatenate(row_of), np.concatenate(col_of))), shape=(k_total, n))
+    return R, np.concatenate(his), np.concatenate(owner)
 
 
 def magnitudes(coef: sp.csr_array, x: Floats) -> Floats:
@@ -168,9 +175,25 @@ class LineState:
         self.per_session = per_session
 
     def room(self, i: int) -> float:
-        """Most kW session ``i`` may add before some limit it is in is full (inf: in none)."""
+        """Most kW session ``i`` may add before some limit it is in is full (inf: in none).
+
+        :func:`room` for one session, in scalar arithmetic: a session is in a handful of
+        limits, where numpy's per-call overhead was most of the repairs' time.
+        """
         idx, a = self.per_session[i]
-        return room(self.z[idx], a, self.limit_a[idx]) if idx.size else math.inf
+        best = math.inf
+        z, limit_a = self.z, self.limit_a
+        for c, ac in zip(idx.tolist(), a.tolist(), strict=True):
+            zc = complex(z[c])
+            lim = float(limit_a[c])
+            cc = zc.real * zc.real + zc.imag * zc.imag - lim * lim
+            if cc > 1e-9 * max(lim * lim, 1.0):
+                return 0.0  # already over (beyond round-off): nothing may be added
+            aa = ac.real * ac.real + ac.imag * ac.imag
+            if aa > 0:
+                b = zc.real * ac.real + zc.imag * ac.imag
+                best = min(best, (-b + math.sqrt(max(b * b - aa * cc, 0.0))) / aa)
+        return max(best, 0.0)
 
     def take(self, i: int, kw: float) -> None:
         idx, a = self.per_session[i]

@@ -17,7 +17,7 @@ from benchmarks.soc_exact import exact_energy
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.feasibility import check
 from ems.optimizer.matrices import build
-from ems.optimizer.phasor import directions, polygon, room, step_for
+from ems.optimizer.phasor import LineState, directions, polygon, room, session_phasors, step_for
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.problem import compile_problem
 from ems.optimizer.schedule import Algorithm
@@ -64,6 +64,22 @@ def test_room_is_exact() -> None:
     a = np.array([1j])
     t = room(z, a, np.array([5.0]))
     assert abs(abs(z[0] + t * a[0]) - 5.0) < 1e-12  # 3-4-5
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=examples(100), deadline=None)
+def test_line_state_room_equals_the_vectorised_room(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    limits, sessions = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    dense = rng.normal(size=(limits, sessions)) + 1j * rng.normal(size=(limits, sessions))
+    dense[rng.random((limits, sessions)) < 0.4] = 0
+    coef = sp.csr_array(dense)
+    limit_a = rng.uniform(0.5, 8.0, limits)
+    state = LineState(coef, limit_a, rng.uniform(0, 2, sessions), session_phasors(coef))
+    for i in range(sessions):
+        idx, a = state.per_session[i]
+        want = room(state.z[idx], a, limit_a[idx]) if idx.size else math.inf
+        assert state.room(i) == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
 def test_snapshot_lists_current_limit_problems() -> None:
