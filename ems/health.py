@@ -11,7 +11,8 @@ check            ready when                                                     
 ``ocpp``         the journal applier runs and fewer than ``MAX_JOURNAL_LAG`` answered  journal lag, applier alive,
                  messages wait for storage, and storage is not being retried          storage retrying, stations
 ``controller``   every site with active sessions has a plan younger than              per site: last plan at, age,
-                 ``MAX_PLAN_AGE_INTERVALS`` re-plan intervals                          status; re-plan failures
+                 ``MAX_PLAN_AGE_INTERVALS`` re-plan intervals, or has had none for     status, unplanned for;
+                 less than that long (re-plans failing since, or first seen so)       re-plan failures
 ``mqtt``         the broker session is up (only when ``EMS_MQTT_URL`` is set)          connected, connections
 ===============  ===================================================================  ==========================
 
@@ -94,6 +95,9 @@ class ControllerView(Protocol):
     def replan_failures(self) -> int: ...
 
     @property
+    def unplanned_since(self) -> Mapping[str, datetime]: ...
+
+    @property
     def settings(self) -> object: ...
 
 
@@ -139,6 +143,8 @@ class SystemHealth:
         self._ocpp = ocpp
         self._controller = controller
         self._mqtt = mqtt
+        self._unplanned_seen: dict[str, datetime] = {}
+        """Sites first seen here with sessions, no plan and no failed re-plan on record."""
 
     def checks(self) -> list[Check]:
         out = component_checks(self._supervisor.health())
@@ -198,8 +204,17 @@ class SystemHealth:
                 if active and age_s > MAX_PLAN_AGE_INTERVALS * interval_s:
                     ready = False
             elif active:
-                # Sessions but no plan yet: fine for the first interval, not after.
+                # Sessions but no plan: fine for the first intervals (the first re-plan is on its
+                # way), not once re-plans have failed for as long as a plan may be old.
                 entry["last_plan_at"] = None
+                since = controller.unplanned_since.get(site_id)
+                if since is None:
+                    since = self._unplanned_seen.setdefault(site_id, now)
+                entry["unplanned_s"] = round((now - since).total_seconds(), 1)
+                if (now - since).total_seconds() > MAX_PLAN_AGE_INTERVALS * interval_s:
+                    ready = False
+            if record is not None or not active:
+                self._unplanned_seen.pop(site_id, None)
             sites[site_id] = entry
         return Check("controller", ready, {"replan_failures": controller.replan_failures, "sites": sites})
 

@@ -134,6 +134,8 @@ class Controller:
         """Per station, what it can do with profiles (the book's, shared)."""
         self.plans: dict[str, PlanRecord] = {}
         self.attempts: dict[str, PlanAttempt] = {}
+        self.unplanned_since: dict[str, datetime] = {}
+        """Per site with sessions and no plan in force: when its re-plans started failing (``/health``)."""
         self._planners: dict[str, RollingPlanner] = {}
         self.replans = 0
         self.replan_failures = 0
@@ -339,8 +341,14 @@ class Controller:
             return await self._replan(site_id, now)
         except Exception as exc:
             self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", f"{type(exc).__name__}: {exc}")
+            self._failed(site_id, now)
             self.replanned.set()
             raise
+
+    def _failed(self, site_id: str, now: datetime) -> None:
+        """A re-plan made no plan: with none in force, the site is uncontrolled from now on (``/health``)."""
+        if site_id not in self.plans:
+            self.unplanned_since.setdefault(site_id, now)
 
     async def _replan(self, site_id: str, now: datetime) -> PlanRecord | None:
         site = next(s for s in self.sites if s.id == site_id)
@@ -369,12 +377,14 @@ class Controller:
         if usable.problems:
             error = "invalid optimizer snapshot: " + "; ".join(usable.problems)
             self.attempts[site_id] = PlanAttempt(site_id, now, "ERROR", error, left_out)
+            self._failed(site_id, now)
             log.error("controller: site %s not planned: %s", site_id, error)
             await self._dispatch(site, None, online, places)  # defaults and re-installs still go out
             self.replanned.set()
             return None
         if not usable.snapshot.sessions:
             self.plans.pop(site_id, None)
+            self.unplanned_since.pop(site_id, None)
             self.attempts[site_id] = PlanAttempt(site_id, now, "IDLE", None, left_out)
             await self._dispatch(site, None, online, places, exclude)
             self.replanned.set()
@@ -393,6 +403,7 @@ class Controller:
         sent, rejected = await self._dispatch(site, schedule, online, places, exclude)
         record = PlanRecord(site_id, now, schedule, sent, rejected)
         self.plans[site_id] = record
+        self.unplanned_since.pop(site_id, None)
         self.replanned.set()
         log.info(
             "controller: site %s planned %d session(s): %s in %.0f ms, %d profile(s) sent, %d refused",

@@ -385,3 +385,34 @@ async def test_history_unreadable_keeps_the_defaults(storage: Storage) -> None:
     )
     await controller.load_history()
     assert controller.histories == {}
+
+
+async def test_a_site_whose_replans_fail_before_any_plan_is_unplanned_since_the_first_failure(
+    storage: Storage,
+) -> None:
+    """/health reads ``unplanned_since``: set by the first failed re-plan while no plan is in force,
+    kept (not moved) by the next failures, cleared by a plan."""
+    await seed(storage)
+    control = RecordingControl()
+    controller, _, clock = make(storage, control)
+    await controller.handle(SessionStarted(at=T0, session_id="s0", station_id="CP1", evse_id=1))
+    await controller.replan("depot")  # the defaults
+    assert controller.plans == {}
+    working = controller._planners.get("depot")
+
+    class Broken:
+        def plan(self, snapshot: object) -> None:
+            raise RuntimeError("solver crashed")
+
+    controller._planners["depot"] = Broken()  # type: ignore[assignment]
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            await controller.replan("depot")
+        clock.advance(60)
+    assert controller.unplanned_since == {"depot": T0}
+    if working is None:
+        del controller._planners["depot"]
+    else:
+        controller._planners["depot"] = working
+    assert await controller.replan("depot") is not None
+    assert controller.unplanned_since == {}
