@@ -31,7 +31,7 @@ DEMO_DIR = Path("ems-data") / "demo"
 # Commands whose implementation lives with their feature: (module, what it is).
 FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("ems.sim.cli", "run simulated OCPP charging stations against a central system"),
-    "optimize": ("ems.optimizer.cli", "plan charging for a JSON instance (offline, what-if)"),
+    "optimize": ("ems.optimize_cli", "plan charging for a JSON instance (offline, what-if)"),
 }
 
 
@@ -148,7 +148,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ems import app
+    from ems.app import demo
 
     if args.duration is not None and args.duration <= 0:
         raise InvalidInput("--duration must be a positive number of seconds")
@@ -175,7 +175,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         overrides["web_secret"] = secrets.token_urlsafe(32)
     settings = _settings(args, **overrides)
     _configure_logging(settings)
-    summary = asyncio.run(app.demo(settings, args.duration))
+    summary = asyncio.run(demo.demo(settings, args.duration))
     for line in summary.lines():
         print(f"ems demo: {line}")
     return EXIT_OK
@@ -192,17 +192,17 @@ def _cmd_feature(args: argparse.Namespace) -> int:
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
-    from ems.app import upgrade_database
+    from ems.app.commands import upgrade_database
 
     settings = _settings(args)
     if args.db_command == "rebuild-rollups":
-        from ems.app import rebuild_rollups
+        from ems.app.commands import rebuild_rollups
 
         counts = asyncio.run(rebuild_rollups(settings))
         print("ems db rebuild-rollups: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()))
         return EXIT_OK
     if args.db_command == "analyst-role":
-        from ems.app import analyst_role
+        from ems.app.commands import analyst_role
 
         schema = asyncio.run(analyst_role(settings, args.name, args.password))
         print(f"ems db analyst-role: {args.name} can read the analytics views in schema {schema} and write nothing")
@@ -216,7 +216,7 @@ def _cmd_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_station(args: argparse.Namespace) -> int:
-    from ems.app import add_station
+    from ems.app.commands import add_station
 
     station = asyncio.run(add_station(_settings(args), args.id, args.password))
     print(f"ems station add: registered {station.id}" + (" with a password" if station.password_hash else ""))
@@ -224,7 +224,7 @@ def _cmd_station(args: argparse.Namespace) -> int:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from ems.app import add_card
+    from ems.app.commands import add_card
 
     card = asyncio.run(
         add_card(_settings(args), args.uid, blocked=args.blocked, expires=args.expires, label=args.label)
@@ -234,7 +234,7 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_apikey(args: argparse.Namespace) -> int:
-    from ems.app import create_api_key
+    from ems.app.commands import create_api_key
 
     key, record = asyncio.run(
         create_api_key(_settings(args), args.name, args.role, expires_in_days=args.expires_in_days)
@@ -257,7 +257,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _cmd_operator(args: argparse.Namespace) -> int:
-    from ems.app import create_operator
+    from ems.app.commands import create_operator
 
     password = _read_password(args.password_stdin)
     account = asyncio.run(create_operator(_settings(args), args.email, password, args.role))
@@ -266,7 +266,7 @@ def _cmd_operator(args: argparse.Namespace) -> int:
 
 
 def _cmd_qr(args: argparse.Namespace) -> int:
-    from ems.app import print_stickers
+    from ems.app.commands import print_stickers
 
     settings = _settings(args, **({"site_file": args.site_file} if args.site_file else {}))
     out, count = asyncio.run(print_stickers(settings, args.site_id, args.out))
@@ -275,7 +275,7 @@ def _cmd_qr(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ems.app import site_report
+    from ems.app.commands import site_report
 
     try:
         month = date.fromisoformat(f"{args.month}-01")

@@ -7,13 +7,20 @@ charger encodes it, and the driver page lives there.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import segno
 from fpdf import FPDF
+
+from ems.domain.site import Site
+from ems.domain.tariff import Tariff
+from ems.errors import InvalidInput
+from ems.ports.stores import StationStore
+from ems.web.i18n import Texts
+from ems.web.views import price_lines
 
 
 def evse_url(public_url: str, station_id: str, evse_id: int) -> str:
@@ -110,4 +117,32 @@ def sticker_sheet(stickers: Sequence[Sticker], out: Path, *, unicode_font: bool 
         pdf.multi_cell(_W_MM - 8, 4.2, text(sticker.price), align="L")
     out.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(out))
+    return out
+
+
+async def site_stickers(
+    sites: Sequence[Site],
+    site_id: str,
+    stations: StationStore,
+    tariff_for: Callable[[str], Awaitable[Tariff]],
+    public_url: str,
+) -> list[Sticker]:
+    """One sticker per EVSE of the site: the site file's stations and EVSEs, then stations registered
+    for the site in the database (their EVSEs from their status history; at least EVSE 1)."""
+    evses: dict[str, set[int]] = {}
+    site = next((s for s in sites if s.id == site_id), None)
+    if site is not None:
+        for spec in site.stations:
+            evses.setdefault(spec.id, set()).update(e.evse_id for e in spec.evses)
+    for station in await stations.all():
+        if station.site_id == site_id or (station.site_id is None and site is not None and len(sites) == 1):
+            known = {r.evse_id for r in await stations.status_history(station.id, limit=200)}
+            evses.setdefault(station.id, set()).update({e for e in known if e > 0} or {1})
+    if not evses:
+        raise InvalidInput(f"no stations for site {site_id!r}: give a site file (--site-file) or register stations")
+    texts, out = Texts("en"), []
+    for station_id in sorted(evses):
+        price = "\n".join(price_lines(texts, await tariff_for(station_id)))
+        for evse_id in sorted(evses[station_id]):
+            out.append(Sticker(station_id, evse_id, evse_url(public_url, station_id, evse_id), price))
     return out

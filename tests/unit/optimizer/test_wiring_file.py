@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ems.errors import InvalidInput
-from ems.optimizer.cli import main
+from ems.optimize_cli import main
 from ems.optimizer.instance import snapshot_from_json, snapshot_to_json
 from ems.optimizer.snapshot import Snapshot
 

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m ems.optimizer.cli``) until ``ems`` dispatches here."""
+    """Stand-alone entry (``python -m ems.optimize_cli``) until ``ems`` dispatches here."""
     parser = argparse.ArgumentParser(prog="ems optimize", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
