@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ems.errors import InvalidInput
 from ems import optimize_cli as cli
+from ems.errors import InvalidInput
 from ems.optimizer.instance import schedule_to_json, snapshot_from_json, snapshot_to_json
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.schedule import Algorithm
