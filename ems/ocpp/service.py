@@ -165,7 +165,7 @@ class OcppService:
         try:
             return await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
-            log.warning("%s: cannot authorize %s: %s", station_id, id_tag, error)
+            log.warning("%s: cannot authorize %s: %r", station_id, id_tag, error)
             return AuthorizationDecision(AuthorizationStatus.INVALID, reason="authorization unavailable")
 
     async def authorize_running(self, station_id: str, id_tag: str, evse_id: int | None = None) -> AuthorizationStatus:
@@ -174,7 +174,7 @@ class OcppService:
         try:
             decision = await self.bounded(self.authorizer.authorize(id_tag, station_id=station_id, evse_id=evse_id))
         except (StorageError, TimeoutError) as error:
-            log.warning("%s: cannot authorize %s for a running transaction: %s", station_id, id_tag, error)
+            log.warning("%s: cannot authorize %s for a running transaction: %r (accepted)", station_id, id_tag, error)
             return AuthorizationStatus.ACCEPTED
         return decision.status
 
@@ -183,7 +183,7 @@ class OcppService:
             return await self.bounded(self.storage.sessions.next_transaction_id())
         except (StorageError, TimeoutError) as error:
             local = await self.journal.next_local_transaction_id()
-            log.warning("transaction id from the database unavailable (%s); using local id %d", error, local)
+            log.warning("transaction id from the database unavailable (%r); using local id %d", error, local)
             return local
 
     async def start_v16(self, station_id: str, payload: t.Payload) -> t.Payload:
