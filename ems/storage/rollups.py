@@ -197,6 +197,7 @@ class RollupWriter:
         self._db = db
         self._placements: dict[str, Placement] | None = None
         self._partitions: set[tuple[str, int, int]] = set()
+        self._by_database: bool | None = None
 
     # --- placement -------------------------------------------------------------------------
 
@@ -276,6 +277,19 @@ class RollupWriter:
             self._partitions.add((table, year, month))
 
     # --- meter samples ---------------------------------------------------------------------
+
+    async def rolled_up_by_database(self, tx: Tx) -> bool:
+        """Whether the database keeps the sample rollups itself, as the rows are stored (PostgreSQL,
+        migration 0022's trigger; not on a TimescaleDB hypertable, nor on SQLite: there the caller
+        passes the new rows to ``apply_samples``)."""
+        if self._by_database is None:
+            self._by_database = tx.dialect.name == "postgresql" and bool(
+                await tx.fetchval(
+                    "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('meter_samples') "
+                    "AND tgname = 'ems_rollup_samples' AND tgenabled <> 'D'"
+                )
+            )
+        return self._by_database
 
     async def apply_samples(self, tx: Tx, new: Sequence[Params], columns: Sequence[str]) -> None:
         """Add newly stored meter samples (rows in ``columns`` order) to the rollups."""
