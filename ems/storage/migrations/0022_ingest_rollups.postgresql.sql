@@ -19,11 +19,20 @@ CREATE OR REPLACE FUNCTION ems_floor_div(a BIGINT, b BIGINT) RETURNS BIGINT
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT CASE WHEN b = 0 THEN 0 WHEN a >= 0 THEN a / b ELSE -((b - 1 - a) / b) END $$;
 
+-- STABLE, as extract() from a TIMESTAMPTZ is: so it is inlined (an IMMUTABLE one would be called per row).
 CREATE OR REPLACE FUNCTION ems_bucket_s(at TIMESTAMPTZ) RETURNS BIGINT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT (floor(extract(epoch FROM at) / 300) * 300)::BIGINT $$;
 
-CREATE OR REPLACE FUNCTION ems_rollup_new_samples() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION ems_rollup_new_samples() RETURNS trigger LANGUAGE plpgsql
+-- The transition table's row count is not known when the plan is made (and the plan is kept for
+-- the session): without this, joins between the CTEs below become nested loops, quadratic in the
+-- batch (1,000 EVSEs: a million comparisons). Lookups into stored tables are LATERAL, so they stay
+-- index lookups.
+SET enable_nestloop = off
+-- the plan's cost then looks huge and would be JIT-compiled, at every call (seconds, for milliseconds of work)
+SET jit = off
+AS $fn$
 BEGIN
     WITH
     -- the site and zone of each station in the batch ('*' is the default, else no site, UTC)
@@ -42,55 +51,66 @@ BEGIN
           AND value >= 0 AND value <= 1e11
         GROUP BY 1, 2, 3
     ),
-    span AS (
-        SELECT station_id, evse_id, min(at) AS first_at, max(at) AS last_new FROM pts GROUP BY 1, 2
-    ),
-    -- locked until commit: a concurrent batch for the same EVSEs waits, then extends what this one wrote
+    -- the newest stored point of each of the batch's EVSEs, locked until commit: a concurrent batch
+    -- for the same EVSEs waits, then extends what this one wrote
     st AS (
-        SELECT r.station_id, r.evse_id, r.last_at, r.last_wh
-        FROM rollup_register_state r
-        WHERE (r.station_id, r.evse_id) IN (SELECT station_id, evse_id FROM span)
-        FOR UPDATE
+        SELECT s.station_id, s.evse_id, s.last_at, s.last_wh
+        FROM (SELECT DISTINCT station_id, evse_id FROM pts) k
+        CROSS JOIN LATERAL (
+            SELECT r.station_id, r.evse_id, r.last_at, r.last_wh FROM rollup_register_state r
+            WHERE r.station_id = k.station_id AND r.evse_id = k.evse_id
+            FOR UPDATE
+        ) s
     ),
-    sp AS (
-        SELECT s.station_id, s.evse_id, s.first_at, s.last_new, t.last_at, t.last_wh,
-               (t.last_at IS NOT NULL AND s.first_at <= t.last_at) AS late
-        FROM span s LEFT JOIN st t ON t.station_id = s.station_id AND t.evse_id = s.evse_id
+    -- the batch's points and the stored newest point, per EVSE: late when a point of the batch is
+    -- not after the stored newest one
+    series AS (
+        SELECT station_id, evse_id, at, wh, is_state,
+               min(at) FILTER (WHERE NOT is_state) OVER w AS first_at,
+               max(at) FILTER (WHERE NOT is_state) OVER w AS last_new,
+               max(at) FILTER (WHERE is_state) OVER w AS last_at
+        FROM (
+            SELECT station_id, evse_id, at, wh, false AS is_state FROM pts
+            UNION ALL
+            SELECT station_id, evse_id, last_at, last_wh, true FROM st
+        ) x
+        WINDOW w AS (PARTITION BY station_id, evse_id)
     ),
-    -- in order (the common case): the batch extends the series from the newest stored point
-    ord AS (
-        SELECT p.station_id, p.evse_id, p.at, p.wh
-        FROM pts p JOIN sp ON sp.station_id = p.station_id AND sp.evse_id = p.evse_id
-        WHERE NOT sp.late
-        UNION ALL
-        SELECT station_id, evse_id, last_at, last_wh FROM sp WHERE NOT late AND last_at IS NOT NULL
-    ),
+    ord AS (SELECT station_id, evse_id, at, wh FROM series WHERE last_at IS NULL OR first_at > last_at),
     -- late: the stored points between the stored neighbours of the batch's points, each marked
     -- whether this statement stored it (natural key); "after" has them, "before" not
-    win AS (
-        SELECT sp.station_id, sp.evse_id,
-            (SELECT max(m.measured_at) FROM meter_samples m
-             WHERE m.station_id = sp.station_id AND m.evse_id = sp.evse_id
-               AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
-               AND m.value >= 0 AND m.value <= 1e11 AND m.measured_at < sp.first_at) AS lo,
-            (SELECT min(m.measured_at) FROM meter_samples m
-             WHERE m.station_id = sp.station_id AND m.evse_id = sp.evse_id
-               AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
-               AND m.value >= 0 AND m.value <= 1e11 AND m.measured_at > sp.last_new) AS hi
-        FROM sp WHERE sp.late
+    late AS (
+        SELECT DISTINCT station_id, evse_id, first_at, last_new FROM series WHERE first_at <= last_at
     ),
     stored AS (
-        SELECT m.station_id, m.evse_id, m.measured_at AS at, m.value AS wh, n.station_id IS NOT NULL AS is_new
-        FROM win w
-        JOIN meter_samples m
-          ON m.station_id = w.station_id AND m.evse_id = w.evse_id
-         AND m.measured_at >= COALESCE(w.lo, '-infinity') AND m.measured_at <= COALESCE(w.hi, 'infinity')
-         AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
-         AND m.value >= 0 AND m.value <= 1e11
-        LEFT JOIN new_rows n
-          ON n.station_id = m.station_id AND n.evse_id = m.evse_id AND n.measured_at = m.measured_at
-         AND n.measurand = m.measurand AND COALESCE(n.phase, '') = COALESCE(m.phase, '')
-         AND n.context = m.context AND COALESCE(n.raw_value, '') = COALESCE(m.raw_value, '')
+        SELECT m.station_id, m.evse_id, m.measured_at AS at, m.value AS wh,
+               EXISTS (
+                   SELECT 1 FROM new_rows n
+                   WHERE n.station_id = m.station_id AND n.evse_id = m.evse_id AND n.measured_at = m.measured_at
+                     AND n.measurand = m.measurand AND COALESCE(n.phase, '') = COALESCE(m.phase, '')
+                     AND n.context = m.context AND COALESCE(n.raw_value, '') = COALESCE(m.raw_value, '')
+               ) AS is_new
+        FROM late w
+        CROSS JOIN LATERAL (
+            SELECT
+                (SELECT max(m.measured_at) FROM meter_samples m
+                 WHERE m.station_id = w.station_id AND m.evse_id = w.evse_id
+                   AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
+                   AND m.value >= 0 AND m.value <= 1e11 AND m.measured_at < w.first_at) AS lo,
+                (SELECT min(m.measured_at) FROM meter_samples m
+                 WHERE m.station_id = w.station_id AND m.evse_id = w.evse_id
+                   AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
+                   AND m.value >= 0 AND m.value <= 1e11 AND m.measured_at > w.last_new) AS hi
+            OFFSET 0
+        ) b
+        CROSS JOIN LATERAL (
+            SELECT * FROM meter_samples m
+            WHERE m.station_id = w.station_id AND m.evse_id = w.evse_id
+              AND m.measured_at >= COALESCE(b.lo, '-infinity') AND m.measured_at <= COALESCE(b.hi, 'infinity')
+              AND m.measurand = 'Energy.Active.Import.Register' AND m.phase IS NULL AND m.flag IS NULL
+              AND m.value >= 0 AND m.value <= 1e11
+            OFFSET 0  -- kept a lookup per EVSE (an index range scan), never pulled up into a join
+        ) m
     ),
     after_s AS (SELECT station_id, evse_id, at, max(wh) AS wh FROM stored GROUP BY 1, 2, 3),
     before_s AS (SELECT station_id, evse_id, at, max(wh) AS wh FROM stored WHERE NOT is_new GROUP BY 1, 2, 3),
@@ -105,24 +125,13 @@ BEGIN
         SELECT station_id, evse_id, at, -1, wh - lag(wh) OVER (PARTITION BY station_id, evse_id ORDER BY at)
         FROM before_s
     ),
-    -- the increase of an interval (a decrease counts 0) in the bucket of its later point
-    energy AS (
-        SELECT station_id, evse_id, ems_bucket_s(at) AS bucket_s,
-               sum(sign * round(inc * 1000)::BIGINT)::BIGINT AS energy_mwh
-        FROM steps WHERE inc > 0
-        GROUP BY 1, 2, 3
-        HAVING sum(sign * round(inc * 1000)::BIGINT) <> 0
-    ),
+    -- the newest point per EVSE now (the highest reading at the newest instant)
     newest AS (
         SELECT DISTINCT ON (station_id, evse_id) station_id, evse_id, at, wh
         FROM (
-            SELECT p.station_id, p.evse_id, p.at, p.wh
-            FROM pts p JOIN sp ON sp.station_id = p.station_id AND sp.evse_id = p.evse_id
-            WHERE NOT sp.late
+            SELECT station_id, evse_id, at, wh FROM series
             UNION ALL
             SELECT station_id, evse_id, at, wh FROM after_s
-            UNION ALL
-            SELECT station_id, evse_id, last_at, last_wh FROM sp WHERE late
         ) x
         ORDER BY station_id, evse_id, at DESC, wh DESC
     ),
@@ -132,16 +141,24 @@ BEGIN
         ON CONFLICT (station_id, evse_id) DO UPDATE SET last_at = excluded.last_at, last_wh = excluded.last_wh
         WHERE (r.last_at, r.last_wh) IS DISTINCT FROM (excluded.last_at, excluded.last_wh)
     ),
-    -- power: slot 0 = total (no phase), 1..3 = L1..L3 (or Lx-N); other phases are not kept
-    pw AS (
-        SELECT station_id, evse_id, ems_bucket_s(measured_at) AS bucket_s, value,
+    -- per EVSE bucket, what this batch adds: energy (the increase of each interval, a decrease
+    -- counting 0, in the bucket of its later point) and power (slot 0 = total, no phase; 1..3 =
+    -- L1..L3 or Lx-N; other phases are not kept)
+    parts AS (
+        SELECT station_id, evse_id, ems_bucket_s(at) AS bucket_s, sign * round(inc * 1000)::BIGINT AS mwh,
+               NULL::INTEGER AS slot, NULL::DOUBLE PRECISION AS value
+        FROM steps WHERE inc > 0
+        UNION ALL
+        SELECT station_id, evse_id, ems_bucket_s(measured_at), NULL,
                CASE WHEN phase IS NULL THEN 0 WHEN phase IN ('L1', 'L1-N') THEN 1
-                    WHEN phase IN ('L2', 'L2-N') THEN 2 WHEN phase IN ('L3', 'L3-N') THEN 3 END AS slot
+                    WHEN phase IN ('L2', 'L2-N') THEN 2 WHEN phase IN ('L3', 'L3-N') THEN 3 END,
+               value
         FROM new_rows
         WHERE measurand = 'Power.Active.Import' AND flag IS NULL AND value >= -1e9 AND value <= 1e9
+          AND (phase IS NULL OR phase IN ('L1', 'L1-N', 'L2', 'L2-N', 'L3', 'L3-N'))
     ),
-    pv AS (
-        SELECT station_id, evse_id, bucket_s,
+    delta AS (
+        SELECT station_id, evse_id, bucket_s, COALESCE(sum(mwh), 0)::BIGINT AS energy_mwh,
             COALESCE(sum(round(value * 1000)::BIGINT) FILTER (WHERE slot = 0), 0)::BIGINT AS p_sum_mw,
             count(*) FILTER (WHERE slot = 0)::INTEGER AS p_n,
             GREATEST(0, max(value) FILTER (WHERE slot = 0)) AS p_max_w,
@@ -154,17 +171,10 @@ BEGIN
             COALESCE(sum(round(value * 1000)::BIGINT) FILTER (WHERE slot = 3), 0)::BIGINT AS l3_sum_mw,
             count(*) FILTER (WHERE slot = 3)::INTEGER AS l3_n,
             GREATEST(0, max(value) FILTER (WHERE slot = 3)) AS l3_max_w
-        FROM pw WHERE slot IS NOT NULL
+        FROM parts
         GROUP BY 1, 2, 3
-    ),
-    -- what this batch adds to each EVSE bucket
-    delta AS (
-        SELECT station_id, evse_id, bucket_s, COALESCE(e.energy_mwh, 0) AS energy_mwh,
-               COALESCE(p_sum_mw, 0) AS p_sum_mw, COALESCE(p_n, 0) AS p_n, COALESCE(p_max_w, 0) AS p_max_w,
-               COALESCE(l1_sum_mw, 0) AS l1_sum_mw, COALESCE(l1_n, 0) AS l1_n, COALESCE(l1_max_w, 0) AS l1_max_w,
-               COALESCE(l2_sum_mw, 0) AS l2_sum_mw, COALESCE(l2_n, 0) AS l2_n, COALESCE(l2_max_w, 0) AS l2_max_w,
-               COALESCE(l3_sum_mw, 0) AS l3_sum_mw, COALESCE(l3_n, 0) AS l3_n, COALESCE(l3_max_w, 0) AS l3_max_w
-        FROM pv FULL JOIN energy e USING (station_id, evse_id, bucket_s)
+        -- a bucket only energy reaches, whose energy sums to 0, is no change (as in rollups.py)
+        HAVING count(slot) > 0 OR sum(mwh) <> 0
     ),
     up AS (
         INSERT INTO rollup_evse_5min AS r (
