@@ -57,6 +57,8 @@ MAX_REGISTER_WH = 1e11
 so a garbage value cannot overflow an integer sum."""
 
 _CHUNK = 500
+INGEST_LOCK = (6647155, 22)
+"""PostgreSQL advisory lock (two-key form) held by whatever applies meter samples to the rollups, until commit."""
 DEFAULT_STATION = "*"
 
 # Index of each value in an EVSE bucket's vector: energy, then (sum, n, max) per slot.
@@ -572,6 +574,9 @@ class RollupWriter:
         """Recompute every rollup from the raw rows, in one transaction. Returns counts of what was read."""
         counts = {"samples": 0, "status_changes": 0, "sessions_priced": 0}
         async with self._db.transaction() as tx:
+            if tx.dialect.name == "postgresql":
+                # the lock the rollup trigger takes per batch (migration 0022): no batch applies meanwhile
+                await tx.execute(f"SELECT pg_advisory_xact_lock({INGEST_LOCK[0]}, {INGEST_LOCK[1]})")
             for table in (
                 "rollup_register_state",
                 "rollup_evse_5min",

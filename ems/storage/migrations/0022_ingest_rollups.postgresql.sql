@@ -34,6 +34,10 @@ SET enable_nestloop = off
 SET jit = off
 AS $fn$
 BEGIN
+    -- One batch at a time applies its samples (until commit): each sees every batch applied before
+    -- it (the newest register point, the stored neighbours of a late point, the EVSE sums the site
+    -- load is moved by). Concurrent batches would wait anyway, on the site's 5-minute row.
+    PERFORM pg_advisory_xact_lock(6647155, 22);  -- ('ems', migration 22)
     WITH
     -- the site and zone of each station in the batch ('*' is the default, else no site, UTC)
     pl AS (
@@ -51,16 +55,12 @@ BEGIN
           AND value >= 0 AND value <= 1e11
         GROUP BY 1, 2, 3
     ),
-    -- the newest stored point of each of the batch's EVSEs, locked until commit: a concurrent batch
-    -- for the same EVSEs waits, then extends what this one wrote
+    -- the newest stored point of each of the batch's EVSEs (batches are serialized: see the lock above);
+    -- a hash join over the whole table (one row per EVSE) costs less than a lookup per EVSE
     st AS (
-        SELECT s.station_id, s.evse_id, s.last_at, s.last_wh
-        FROM (SELECT DISTINCT station_id, evse_id FROM pts) k
-        CROSS JOIN LATERAL (
-            SELECT r.station_id, r.evse_id, r.last_at, r.last_wh FROM rollup_register_state r
-            WHERE r.station_id = k.station_id AND r.evse_id = k.evse_id
-            FOR UPDATE
-        ) s
+        SELECT r.station_id, r.evse_id, r.last_at, r.last_wh
+        FROM rollup_register_state r
+        WHERE (r.station_id, r.evse_id) IN (SELECT station_id, evse_id FROM pts)
     ),
     -- the batch's points and the stored newest point, per EVSE: late when a point of the batch is
     -- not after the stored newest one
@@ -135,11 +135,18 @@ BEGIN
         ) x
         ORDER BY station_id, evse_id, at DESC, wh DESC
     ),
-    state_up AS (
-        INSERT INTO rollup_register_state AS r (station_id, evse_id, last_at, last_wh)
-        SELECT station_id, evse_id, at, wh FROM newest
-        ON CONFLICT (station_id, evse_id) DO UPDATE SET last_at = excluded.last_at, last_wh = excluded.last_wh
-        WHERE (r.last_at, r.last_wh) IS DISTINCT FROM (excluded.last_at, excluded.last_wh)
+    -- the state moves only where the newest point changed; an EVSE seen for the first time gets a row
+    state_moved AS (
+        UPDATE rollup_register_state r SET last_at = n.at, last_wh = n.wh
+        FROM newest n
+        WHERE r.station_id = n.station_id AND r.evse_id = n.evse_id
+          AND (r.last_at, r.last_wh) IS DISTINCT FROM (n.at, n.wh)
+    ),
+    state_new AS (
+        INSERT INTO rollup_register_state (station_id, evse_id, last_at, last_wh)
+        SELECT n.station_id, n.evse_id, n.at, n.wh
+        FROM newest n
+        WHERE NOT EXISTS (SELECT 1 FROM st WHERE st.station_id = n.station_id AND st.evse_id = n.evse_id)
     ),
     -- per EVSE bucket, what this batch adds: energy (the increase of each interval, a decrease
     -- counting 0, in the bucket of its later point) and power (slot 0 = total, no phase; 1..3 =
