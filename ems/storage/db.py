@@ -38,7 +38,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ems.errors import StorageError
@@ -47,6 +47,8 @@ Row = dict[str, Any]
 """A result row: column name -> value."""
 
 Params = Sequence[Any]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,26 @@ class Dialect:
 
     def day_utc(self, col: str) -> str:
         return self.day_utc_sql.format(col=col)
+
+
+class InlineTx(ABC):
+    """An open transaction as seen from the database's own thread (``Tx.inline``): blocking calls,
+    the same SQL and values as ``Tx``."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    @abstractmethod
+    def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
+
+    @abstractmethod
+    def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> list[Params]:
+        """As ``Tx.insert_new``."""
 
 
 class Tx(ABC):
@@ -147,6 +169,14 @@ class Tx(ABC):
         DO NOTHING RETURNING``. SQLite: one ``executemany``; only when it inserted fewer rows than
         given is it rolled back (to a savepoint) and redone row by row to tell which were new.
         """
+
+    inlines = False
+    """Whether ``inline`` runs work on the database's own thread (SQLite); else it is not available."""
+
+    async def inline(self, work: Callable[[InlineTx], T]) -> T:
+        """Run ``work`` on the database's own thread, in this transaction: many statements for one
+        hand-over (SQLite, whose calls each cost a thread switch otherwise). Check ``inlines`` first."""
+        raise NotImplementedError(f"{self.dialect.name} runs no work inline")
 
     @abstractmethod
     async def next_value(self, sequence: str) -> int:

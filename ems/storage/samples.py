@@ -9,7 +9,7 @@ from typing import Any
 
 from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.errors import Conflict, InvalidInput
-from ems.storage.db import Database, Row
+from ems.storage.db import Database, InlineTx, Row
 from ems.storage.rollups import writer_for
 from ems.storage.rows import build, field_names, select_sql, values
 
@@ -52,6 +52,13 @@ class SqlMeterSampleStore:
                         await savepoint.copy_rows("meter_samples", _COLUMNS, rows)
                 except Conflict:
                     await tx.copy_rows("meter_samples", _COLUMNS, rows, skip_duplicates=True)
+                return
+            if tx.inlines:
+                # SQLite: the insert and every rollup statement in one hand-over to the database thread.
+                def store(inline: InlineTx) -> None:
+                    rollups.apply_samples_inline(inline, inline.insert_new("meter_samples", _COLUMNS, rows), _COLUMNS)
+
+                await tx.inline(store)
                 return
             new = await tx.insert_new("meter_samples", _COLUMNS, rows)
             await rollups.apply_samples(tx, new, _COLUMNS)
