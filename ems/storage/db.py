@@ -150,9 +150,19 @@ class Tx(ABC):
 
     @abstractmethod
     async def copy_rows(
-        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Params],
+        *,
+        skip_duplicates: bool = False,
+        binary: bool = False,
     ) -> None:
         """Bulk insert (COPY on PostgreSQL, ``executemany`` on SQLite). ``table`` and ``columns`` are trusted names.
+
+        ``binary``: PostgreSQL's binary COPY format (the server parses less: about a quarter faster for
+        meter samples); every value must be of its column's type exactly (an ``int`` for an INTEGER,
+        an aware ``datetime`` for a TIMESTAMPTZ: a naive one is not refused here).
 
         ``skip_duplicates``: a row that collides with a unique key already stored (or earlier in
         ``rows``) is left out, not an error (``ON CONFLICT DO NOTHING``; on PostgreSQL the rows

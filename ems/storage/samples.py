@@ -37,6 +37,9 @@ class SqlMeterSampleStore:
         bad = [i for i, s in enumerate(samples) if math.isnan(s.value)]
         if bad:
             raise InvalidInput("meter samples with NaN values", [f"sample {i}: value is NaN" for i in bad[:10]])
+        naive = next((s.measured_at for s in samples if s.measured_at.tzinfo is None), None)
+        if naive is not None:  # as the database layer refuses one (the binary COPY below would not)
+            raise ValueError(f"naive datetime {naive.isoformat()} refused: ems stores timezone-aware UTC only")
         if not samples:
             return
         rollups = writer_for(self._db)
@@ -49,7 +52,7 @@ class SqlMeterSampleStore:
                 # replay, a resend) takes the slower path that skips those rows.
                 try:
                     async with self._db.transaction() as savepoint:
-                        await savepoint.copy_rows("meter_samples", _COLUMNS, rows)
+                        await savepoint.copy_rows("meter_samples", _COLUMNS, rows, binary=True)
                 except Conflict:
                     await tx.copy_rows("meter_samples", _COLUMNS, rows, skip_duplicates=True)
                 return

@@ -219,7 +219,13 @@ class SqliteTx(Tx):
         await self._db.call(run)
 
     async def copy_rows(
-        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Params],
+        *,
+        skip_duplicates: bool = False,
+        binary: bool = False,
     ) -> None:
         marks = ", ".join("?" for _ in columns)
         conflict = " ON CONFLICT DO NOTHING" if skip_duplicates else ""
