@@ -132,6 +132,7 @@ def ingest_sqlite_raw(path: Path, keys: list[tuple[str, int]], days: int) -> flo
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")  # as ems's own connection (ems/storage/sqlite.py)
     sql_text = f"INSERT INTO meter_samples ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
     spent = 0.0
     try:
