@@ -361,7 +361,7 @@ class RollupWriter:
                     vec[_ENERGY] += mwh
         yield from self._apply_evse(evse, placements, pending)
         for step in pending:
-            yield step
+            _ = yield step  # not ``yield from pending``: a list iterator cannot be sent the answers
 
     def _register_energy(
         self,
