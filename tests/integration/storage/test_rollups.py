@@ -264,3 +264,19 @@ async def test_property_any_split_order_and_replay_equals_a_rebuild(storage: Sql
     incremental = await _snapshot(storage)
     await writer.rebuild()
     assert incremental == await _snapshot(storage)
+
+
+async def test_without_the_trigger_the_rollups_are_kept_from_python(pg_storage: SqlStorage) -> None:
+    """A TimescaleDB hypertable has no transition tables, so no trigger (migration 0022): the Python path."""
+    await pg_storage.db.execute("DROP TRIGGER ems_rollup_samples ON meter_samples")
+    rng = random.Random(22)
+    writer = writer_for(pg_storage.db)
+    await writer.set_placement({s: Placement("depot", TZ) for s in STATIONS}, Placement("other", "UTC"))
+    for batch in _batches(rng, _samples(rng)[:3000], 60):
+        await pg_storage.samples.add_many(batch)
+    async with pg_storage.db.transaction() as tx:
+        assert not await writer.rolled_up_by_database(tx)
+    incremental = await _snapshot(pg_storage)
+    await writer.rebuild()
+    assert incremental == await _snapshot(pg_storage)
+    assert len(incremental["rollup_evse_5min"]) > 100
