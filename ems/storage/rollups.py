@@ -18,6 +18,13 @@ repeated, gives exactly what a from-scratch recomputation (``rebuild``) gives:
 
 The site and time zone a station is bucketed by come from ``analytics_placement``
 (``RollupWriter.set_placement``); changing it calls for ``rebuild``.
+
+Where the sample rollups are computed: on PostgreSQL by the database itself, in the statement that
+stores the samples (migration 0022: a trigger over the rows the statement stored, the same
+definitions in SQL); on SQLite, on a TimescaleDB hypertable and in ``rebuild`` by this module,
+which stays the reference (``tests/integration/storage/test_rollups.py`` checks that the two agree).
+The sample logic is written once, as steps (``_Fetch``, ``_Upsert``) that an async driver
+(``apply_samples``) or one on SQLite's own thread (``apply_samples_inline``) runs.
 """
 
 from __future__ import annotations
