@@ -112,7 +112,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         # 64 MiB of page cache instead of 2: the indexes of meter_samples and the rollups a batch
         # touches outgrow 2 MiB at a few hundred EVSEs, and every batch then re-reads them
-        # (measured: ingest about a third faster at 100 EVSEs; benchmarks/bench_analytics.py).
+        # (measured once on a busy shared machine: ingest about a third faster at 100 EVSEs, for a
+        # raw executemany as for ems; docs/benchmarks/analytics.md).
         conn.execute("PRAGMA cache_size = -65536")
     except sqlite3.Error:
         conn.close()
