@@ -27,8 +27,8 @@ $$ SELECT (floor(extract(epoch FROM at) / 300) * 300)::BIGINT $$;
 CREATE OR REPLACE FUNCTION ems_rollup_new_samples() RETURNS trigger LANGUAGE plpgsql
 -- The transition table's row count is not known when the plan is made (and the plan is kept for
 -- the session): without this, joins between the CTEs below become nested loops, quadratic in the
--- batch (1,000 EVSEs: a million comparisons). Lookups into stored tables are LATERAL, so they stay
--- index lookups.
+-- batch (1,000 EVSEs: a million comparisons). The lookups of a late sample's stored neighbours are
+-- LATERAL subqueries (OFFSET 0: never pulled up), so they stay index lookups.
 SET enable_nestloop = off
 -- the plan's cost then looks huge and would be JIT-compiled, at every call (seconds, for milliseconds of work)
 SET jit = off
