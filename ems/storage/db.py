@@ -143,11 +143,6 @@ class Tx(ABC):
     @abstractmethod
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
-    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
-        """Run ``statements`` in order (on SQLite in one hand-over to the database thread)."""
-        for sql, params in statements:
-            await self.execute(sql, params)
-
     @abstractmethod
     async def copy_rows(
         self,

@@ -216,13 +216,6 @@ class SqliteTx(Tx):
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         await self._db.call(lambda c: c.executemany(sql, rows))
 
-    async def execute_all(self, statements: Sequence[tuple[str, Params]]) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            for sql, params in statements:
-                conn.execute(sql, params)
-
-        await self._db.call(run)
-
     async def copy_rows(
         self,
         table: str,
