@@ -210,8 +210,9 @@ class SystemHealth:
                 since = controller.unplanned_since.get(site_id)
                 if since is None:
                     since = self._unplanned_seen.setdefault(site_id, now)
-                entry["unplanned_s"] = round((now - since).total_seconds(), 1)
-                if (now - since).total_seconds() > MAX_PLAN_AGE_INTERVALS * interval_s:
+                unplanned_s = (now - since).total_seconds()
+                entry["unplanned_s"] = round(unplanned_s, 1)
+                if unplanned_s > MAX_PLAN_AGE_INTERVALS * interval_s:
                     ready = False
             if record is not None or not active:
                 self._unplanned_seen.pop(site_id, None)

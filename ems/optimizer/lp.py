@@ -144,10 +144,11 @@ def solve(
     chosen = choose_method(m, method)
     started = time.perf_counter()
     included = ~m.lazy if lazy else np.ones(m.lazy.size, dtype=bool)
-    if lazy and warm is not None and SEED_FROM_WARM and m.lazy.any():
+    by_row = m.A.tocsr() if lazy and m.lazy.any() else None
+    if by_row is not None and warm is not None and SEED_FROM_WARM:
         # The rows the previous plan filled will most likely bind again: start with them
         # rather than find them one round at a time.
-        included |= m.lazy & _near_full(m.A.tocsr() @ warm.col_value, m.row_hi)
+        included |= m.lazy & _near_full(by_row @ warm.col_value, m.row_hi)
     h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
     if warm is not None and chosen == "simplex":
         start = highspy.HighsSolution()
@@ -163,10 +164,10 @@ def solve(
         h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf)
         cold = _run(h, chosen)
         sol = replace(cold, iterations=cold.iterations + sol.iterations, solve_s=cold.solve_s + sol.solve_s)
-    if not lazy or not m.lazy.any():
+    if by_row is None:
         return sol
     pending = np.flatnonzero(m.lazy & ~included)
-    rows = m.A.tocsr()[pending]
+    rows = by_row[pending]
     iterations, rounds = sol.iterations, 0
     while sol.status is SolveStatus.OPTIMAL and sol.values is not None and pending.size:
         activity = rows @ sol.values
