@@ -30,6 +30,17 @@ def _epoch_s(at: datetime) -> int:
     return (at - EPOCH) // timedelta(seconds=1)
 
 
+def _iso_utc(epoch_s: int, days: dict[int, str]) -> str:
+    """``at_of(epoch_s).isoformat()`` for a whole second, with the date part cached in ``days``
+    (a month of 5-minute rows: 8,640 datetimes made and formatted cost ~30 ms here)."""
+    day, second = divmod(epoch_s, 86_400)
+    date_part = days.get(day)
+    if date_part is None:
+        date_part = days[day] = at_of(day * 86_400).date().isoformat()
+    hours, rest = divmod(second, 3600)
+    return f"{date_part}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}+00:00"
+
+
 def _money(minor: Any, currency: str) -> str:
     return Money.from_minor(int(minor), currency).as_str()
 
@@ -223,6 +234,7 @@ class SqlAnalytics:
             (step_s, step_s, site_id, lo, hi),
         )
         plans = {int(p["t"]): p for p in planned}
+        days: dict[int, str] = {}
         empty = {"planned_w": None, "capacity_w": None}
         out: list[AnalyticsRow] = []
         for m in measured:
@@ -230,7 +242,7 @@ class SqlAnalytics:
             p = plans.pop(t, empty)
             out.append(
                 {
-                    "start": at_of(t).isoformat(),
+                    "start": _iso_utc(t, days),
                     "load_w": m["load_w"],
                     "l1_w": m["l1_w"],
                     "l2_w": m["l2_w"],
@@ -244,7 +256,7 @@ class SqlAnalytics:
         for t, p in plans.items():  # planned where nothing was measured
             out.append(
                 {
-                    "start": at_of(t).isoformat(),
+                    "start": _iso_utc(t, days),
                     "load_w": None,
                     "l1_w": None,
                     "l2_w": None,
