@@ -12,6 +12,10 @@ repeated, gives exactly what a from-scratch recomputation (``rebuild``) gives:
   of the later point. A batch after the newest point extends the series (``rollup_register_state``);
   a late batch re-reads the stored points between its neighbours and applies the difference
   between the intervals with and without it;
+- a row exists for every bucket that holds a counted sample: a trusted register point (with 0
+  energy if the register did not move) or a power reading; site and station-day rows exist where
+  an EVSE row does. Samples are never removed, so a row, once there, stays: a late point that moves
+  an interval's energy into an earlier bucket leaves the later bucket's row at 0, as a rebuild has it;
 - time in use: the interval from a status change to the next one of the same connector, when the
   first is Charging/SuspendedEV/SuspendedEVSE/Occupied, split at site-local midnight; a late change
   splits the interval it falls into.
@@ -351,6 +355,9 @@ class RollupWriter:
                     vec[slot + 2] = value
             elif measurand == REGISTER and row[i_phase] is None and 0 <= row[i_value] <= MAX_REGISTER_WH:
                 registers[(row[i_station], int(row[i_evse]))].append((row[i_at], float(row[i_value])))
+                key = (row[i_station], int(row[i_evse]), bucket_of(row[i_at]))
+                if key not in evse:  # the point's bucket has a row, even if no energy lands there
+                    evse[key] = [0] * len(_EVSE_VALUES)
         if self._placements is None:
             rows = yield _Fetch("SELECT station_id, site_id, timezone FROM analytics_placement")
             self._placements = {r["station_id"]: Placement(r["site_id"], r["timezone"]) for r in rows}

@@ -149,12 +149,15 @@ BEGIN
         WHERE NOT EXISTS (SELECT 1 FROM st WHERE st.station_id = n.station_id AND st.evse_id = n.evse_id)
     ),
     -- per EVSE bucket, what this batch adds: energy (the increase of each interval, a decrease
-    -- counting 0, in the bucket of its later point) and power (slot 0 = total, no phase; 1..3 =
+    -- counting 0, in the bucket of its later point), a row for the bucket of every new point
+    -- (0 energy if the register did not move) and power (slot 0 = total, no phase; 1..3 =
     -- L1..L3 or Lx-N; other phases are not kept)
     parts AS (
         SELECT station_id, evse_id, ems_bucket_s(at) AS bucket_s, sign * round(inc * 1000)::BIGINT AS mwh,
                NULL::INTEGER AS slot, NULL::DOUBLE PRECISION AS value
         FROM steps WHERE inc > 0
+        UNION ALL
+        SELECT station_id, evse_id, ems_bucket_s(at), 0, NULL, NULL FROM pts
         UNION ALL
         SELECT station_id, evse_id, ems_bucket_s(measured_at), NULL,
                CASE WHEN phase IS NULL THEN 0 WHEN phase IN ('L1', 'L1-N') THEN 1
@@ -180,8 +183,8 @@ BEGIN
             GREATEST(0, max(value) FILTER (WHERE slot = 3)) AS l3_max_w
         FROM parts
         GROUP BY 1, 2, 3
-        -- a bucket only energy reaches, whose energy sums to 0, is no change (as in rollups.py)
-        HAVING count(slot) > 0 OR sum(mwh) <> 0
+        -- a bucket only stored points' energy reaches, whose energy sums to 0, is no change (as in rollups.py)
+        HAVING count(slot) > 0 OR sum(mwh) <> 0 OR bool_or(slot IS NULL AND mwh = 0)
     ),
     up AS (
         INSERT INTO rollup_evse_5min AS r (

@@ -280,3 +280,41 @@ async def test_without_the_trigger_the_rollups_are_kept_from_python(pg_storage: 
     await writer.rebuild()
     assert incremental == await _snapshot(pg_storage)
     assert len(incremental["rollup_evse_5min"]) > 100
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        # A reading inside the interval moves the energy into an earlier bucket: the later bucket
+        # is left with nothing (a rebuild has no row there).
+        ([(0, 0.0), (400, 100.0)], [(100, 100.0)]),
+        # A higher reading at an instant already stored (another context): the maximum counts.
+        ([(0, 0.0), (400, 100.0)], [(0, 100.0)]),
+        # Both, across local midnight (22:00 UTC).
+        ([(-100, 0.0), (200, 50.0), (700, 90.0)], [(-50, 50.0), (250, 90.0)]),
+    ],
+)
+async def test_a_late_reading_that_empties_a_bucket_leaves_no_row(
+    storage: SqlStorage, first: list[tuple[int, float]], second: list[tuple[int, float]]
+) -> None:
+    writer = writer_for(storage.db)
+    await writer.set_placement({"CPX": Placement("depot", TZ)}, Placement("other", "UTC"))
+
+    def readings(points: list[tuple[int, float]]) -> list[MeterSample]:
+        return [
+            MeterSample(
+                "CPX",
+                1,
+                _MIDNIGHT + timedelta(seconds=s),
+                Measurand.ENERGY_IMPORT_REGISTER,
+                wh,
+                context=ReadingContext.TRANSACTION_END if s == 0 and wh else ReadingContext.SAMPLE_PERIODIC,
+            )
+            for s, wh in points
+        ]
+
+    await storage.samples.add_many(readings(first))
+    await storage.samples.add_many(readings(second))
+    incremental = await _snapshot(storage)
+    await writer.rebuild()
+    assert incremental == await _snapshot(storage)
