@@ -286,7 +286,7 @@ async def test_without_the_trigger_the_rollups_are_kept_from_python(pg_storage: 
     "first, second",
     [
         # A reading inside the interval moves the energy into an earlier bucket: the later bucket
-        # is left with nothing (a rebuild has no row there).
+        # keeps its row, at 0 energy (its register point is still there).
         ([(0, 0.0), (400, 100.0)], [(100, 100.0)]),
         # A higher reading at an instant already stored (another context): the maximum counts.
         ([(0, 0.0), (400, 100.0)], [(0, 100.0)]),
@@ -294,7 +294,7 @@ async def test_without_the_trigger_the_rollups_are_kept_from_python(pg_storage: 
         ([(-100, 0.0), (200, 50.0), (700, 90.0)], [(-50, 50.0), (250, 90.0)]),
     ],
 )
-async def test_a_late_reading_that_empties_a_bucket_leaves_no_row(
+async def test_a_late_reading_that_empties_a_bucket_matches_a_rebuild(
     storage: SqlStorage, first: list[tuple[int, float]], second: list[tuple[int, float]]
 ) -> None:
     writer = writer_for(storage.db)
