@@ -169,8 +169,10 @@ async def load_curve(
     if problems:
         raise InvalidInput("bad query", problems)
     _site(services, site_id, "site_id")
-    rows = await _analytics(services).load_curve(site_id, since.astimezone(UTC), until.astimezone(UTC), step_s)
-    return _answer(request, format, rows)
+    analytics, window = _analytics(services), (site_id, since.astimezone(UTC), until.astimezone(UTC), step_s)
+    if _wants_csv(request, format):
+        return _csv(await analytics.load_curve(*window))
+    return Response(await analytics.load_curve_json(*window), media_type="application/json")
 
 
 @router.get(
