@@ -5,8 +5,10 @@ power: 2 samples per EVSE per tick, 17.3 million samples at full size), written 
 ``storage.samples.add_many`` one tick of all EVSEs per call (2,000 samples), as the OCPP journal
 applier writes them. Same run, same data, fresh schema / file each:
 
-- floor: PostgreSQL raw psycopg ``COPY`` into the same (partitioned, indexed) ``meter_samples``,
-  one COPY and commit per batch; SQLite raw ``sqlite3`` ``executemany`` per batch in a transaction;
+- floor: PostgreSQL raw psycopg ``COPY`` (text format; ``--pg-floor binary``: binary, as ems
+  COPies) into the same (partitioned, indexed) ``meter_samples`` with the rollup trigger switched
+  off, one COPY and commit per batch; SQLite raw ``sqlite3`` ``executemany`` per batch in a
+  transaction, with ems's connection pragmas;
 - ems: ``add_many`` (duplicate skipping, rollups kept in the same transaction).
 
 Only the write calls are timed (the rows are built per batch outside the clock, for both).
@@ -108,17 +110,24 @@ async def ingest_store(storage: SqlStorage, keys: list[tuple[str, int]], days: i
     return spent, n
 
 
-async def ingest_pg_raw(url: str, keys: list[tuple[str, int]], days: int) -> float:
-    statement = f"COPY meter_samples ({', '.join(COLUMNS)}) FROM STDIN"
+PG_TYPES = ("text", "int4", "timestamptz", "text", "float8", "text", "text", "text", "text", "text", "text")
+
+
+async def ingest_pg_raw(url: str, keys: list[tuple[str, int]], days: int, binary: bool = False) -> float:
+    statement = f"COPY meter_samples ({', '.join(COLUMNS)}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
     spent = 0.0
     async with await psycopg.AsyncConnection.connect(url) as conn:
         end = START + timedelta(days=days)
         await conn.execute("SELECT ems_ensure_month_partitions('meter_samples', %s, %s)", (START, end))
+        # The floor keeps no rollups: switch off the trigger that keeps them (migration 0022).
+        await conn.execute("ALTER TABLE meter_samples DISABLE TRIGGER ems_rollup_samples")
         await conn.commit()
         for batch in ticks(keys, days):
             rows = [values(s, COLUMNS) for s in batch]
             start = time.perf_counter()
             async with conn.cursor() as cur, cur.copy(statement) as copy:
+                if binary:
+                    copy.set_types(list(PG_TYPES))
                 for row in rows:
                     await copy.write_row(row)
             await conn.commit()
@@ -130,6 +139,7 @@ def ingest_sqlite_raw(path: Path, keys: list[tuple[str, int]], days: int) -> flo
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA cache_size = -65536")  # as ems's own connection (ems/storage/sqlite.py)
     sql_text = f"INSERT INTO meter_samples ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
     spent = 0.0
     try:
@@ -227,7 +237,9 @@ async def query_latencies(storage: SqlStorage, sites: tuple[Site, ...], reps: in
     return out
 
 
-async def run_pg(keys: list[tuple[str, int]], sites: tuple[Site, ...], days: int, reps: int) -> dict[str, Any]:
+async def run_pg(
+    keys: list[tuple[str, int]], sites: tuple[Site, ...], days: int, reps: int, binary_floor: bool = False
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for label in ("raw", "store"):
         schema = f"bench_an_{secrets.token_hex(4)}"
@@ -235,7 +247,7 @@ async def run_pg(keys: list[tuple[str, int]], sites: tuple[Site, ...], days: int
         storage = await open_storage(Settings(database_url=url, _env_file=None), schema=schema)  # type: ignore[call-arg]
         try:
             if label == "raw":
-                result["raw_s"] = await ingest_pg_raw(url, keys, days)
+                result["raw_s"] = await ingest_pg_raw(url, keys, days, binary_floor)
             else:
                 await storage.rollups.place_sites(sites)
                 result["store_s"], result["samples"] = await ingest_store(storage, keys, days)
@@ -286,11 +298,18 @@ async def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--reps", type=int, default=40)
     parser.add_argument("--backend", choices=("both", "postgresql", "sqlite"), default="both")
+    parser.add_argument(
+        "--pg-floor",
+        choices=("text", "binary"),
+        default="text",
+        help="the PostgreSQL floor's COPY format (text: the issue's floor; ems itself COPies in binary)",
+    )
     args = parser.parse_args()
     keys, sites = layout(max(2, round(1000 * args.scale)))
     print(f"{len(keys)} EVSEs, {len(sites)} sites, {args.days} days, batch = one tick = {2 * len(keys)} samples")
     if args.backend in ("both", "postgresql"):
-        report("PostgreSQL", "raw COPY (floor)", await run_pg(keys, sites, args.days, args.reps), 50)
+        floor = "raw COPY (floor)" if args.pg_floor == "text" else "raw binary COPY (floor)"
+        report("PostgreSQL", floor, await run_pg(keys, sites, args.days, args.reps, args.pg_floor == "binary"), 50)
     if args.backend in ("both", "sqlite"):
         report("SQLite", "raw executemany (floor)", await run_sqlite(keys, sites, args.days, args.reps), 200)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,17 @@ def _hours(us: Any) -> str:
 
 def _epoch_s(at: datetime) -> int:
     return (at - EPOCH) // timedelta(seconds=1)
+
+
+def _iso_utc(epoch_s: int, days: dict[int, str]) -> str:
+    """``at_of(epoch_s).isoformat()`` for a whole second, with the date part cached in ``days``
+    (a month of 5-minute rows: 8,640 datetimes made and formatted cost ~30 ms here)."""
+    day, second = divmod(epoch_s, 86_400)
+    date_part = days.get(day)
+    if date_part is None:
+        date_part = days[day] = at_of(day * 86_400).date().isoformat()
+    hours, rest = divmod(second, 3600)
+    return f"{date_part}T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}+00:00"
 
 
 def _money(minor: Any, currency: str) -> str:
@@ -223,6 +235,7 @@ class SqlAnalytics:
             (step_s, step_s, site_id, lo, hi),
         )
         plans = {int(p["t"]): p for p in planned}
+        days: dict[int, str] = {}
         empty = {"planned_w": None, "capacity_w": None}
         out: list[AnalyticsRow] = []
         for m in measured:
@@ -230,7 +243,7 @@ class SqlAnalytics:
             p = plans.pop(t, empty)
             out.append(
                 {
-                    "start": at_of(t).isoformat(),
+                    "start": _iso_utc(t, days),
                     "load_w": m["load_w"],
                     "l1_w": m["l1_w"],
                     "l2_w": m["l2_w"],
@@ -244,7 +257,7 @@ class SqlAnalytics:
         for t, p in plans.items():  # planned where nothing was measured
             out.append(
                 {
-                    "start": at_of(t).isoformat(),
+                    "start": _iso_utc(t, days),
                     "load_w": None,
                     "l1_w": None,
                     "l2_w": None,
@@ -258,6 +271,31 @@ class SqlAnalytics:
         if plans:
             out.sort(key=lambda r: r["start"])
         return out
+
+    async def load_curve_json(self, site_id: str, since: datetime, until: datetime, step_s: int) -> str:
+        if self._db.dialect.name != "postgresql":
+            return json.dumps(await self.load_curve(site_id, since, until, step_s))
+        # The rows of ``load_curve`` (same keys, order and values; floats printed by PostgreSQL)
+        # built as JSON by the server: one text value instead of thousands of rows made into dicts.
+        lo, hi = _epoch_s(since) // BUCKET_S * BUCKET_S, _epoch_s(until)
+        f = "CAST({} AS DOUBLE PRECISION)"
+        found = await self._db.fetchone(
+            # json_agg of whole rows (not a json_build_object per row); the start sorts as the time does
+            "SELECT COALESCE(json_agg(r ORDER BY r.start), '[]')::TEXT AS doc FROM ("
+            "SELECT to_char(to_timestamp(COALESCE(m.t, p.t)) AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\') AS start, '
+            "load_w, l1_w, l2_w, l3_w, peak_w, COALESCE(energy_wh, 0.0) AS energy_wh, capacity_w, planned_w "
+            f"FROM (SELECT t, avg({f.format('load_mw')}) / 1000 AS load_w, avg({f.format('l1_mw')}) / 1000 AS l1_w, "
+            f"avg({f.format('l2_mw')}) / 1000 AS l2_w, avg({f.format('l3_mw')}) / 1000 AS l3_w, "
+            f"max({f.format('load_mw')}) / 1000 AS peak_w, sum({f.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
+            "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
+            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t) m "
+            "FULL JOIN (SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
+            "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
+            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t) p ON p.t = m.t) r",
+            (step_s, step_s, site_id, lo, hi, step_s, step_s, site_id, lo, hi),
+        )
+        return str(found["doc"]) if found else "[]"
 
     async def site_peaks(self, site_id: str, first: date, last: date) -> list[AnalyticsRow]:
         zone = await self.site_zone(site_id)

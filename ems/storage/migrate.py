@@ -7,7 +7,8 @@ per dialect) and optionally ``NNNN_name.sqlite.sql`` / ``NNNN_name.postgresql.sq
 order, in its own transaction together with its row in ``schema_migrations``; running
 ``upgrade`` again is a no-op. Reserved numbers: 0001 foundation, 0002 ocpp (quarantine, sample natural key),
 0003 grid, 0004 billing, 0008 API key expiry, 0010 web (driver PINs and sessions), 0015 operator accounts
-(console), 0020 analytics (rollups, monthly partitions), 0021 analytics views.
+(console), 0020 analytics (rollups, monthly partitions), 0021 analytics views, 0022 ingest (the sample
+rollups kept by a PostgreSQL trigger).
 """
 
 from __future__ import annotations

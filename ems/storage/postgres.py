@@ -126,7 +126,13 @@ class PostgresTx(Tx):
                 await cur.executemany(to_psycopg(sql), rows)
 
     async def copy_rows(
-        self, table: str, columns: Sequence[str], rows: Iterable[Params], *, skip_duplicates: bool = False
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Params],
+        *,
+        skip_duplicates: bool = False,
+        binary: bool = False,
     ) -> None:
         names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
         # The staging table lives for the connection, emptied at every commit (and below, for a
@@ -140,10 +146,14 @@ class PostgresTx(Tx):
                         staging, pgsql.Identifier(table)
                     )
                 )
+            oids = await self._column_oids(table) if binary else {}
+            statement = "COPY {} ({}) FROM STDIN (FORMAT BINARY)" if binary else "COPY {} ({}) FROM STDIN"
             async with (
                 self._conn.cursor() as cur,
-                cur.copy(pgsql.SQL("COPY {} ({}) FROM STDIN").format(target, names)) as copy,
+                cur.copy(pgsql.SQL(statement).format(target, names)) as copy,
             ):
+                if binary:
+                    copy.set_types([oids[c] for c in columns])
                 for row in rows:
                     await copy.write_row(row)
             if skip_duplicates:
@@ -214,6 +224,17 @@ class PostgresTx(Tx):
             types = _COLUMN_TYPES[table] = {r["attname"]: r["type"] for r in rows}
         return types
 
+    async def _column_oids(self, table: str) -> dict[str, int]:
+        oids = _COLUMN_OIDS.get(table)
+        if oids is None:
+            rows = await self.fetchall(
+                "SELECT attname, atttypid::int AS oid FROM pg_attribute "
+                "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            oids = _COLUMN_OIDS[table] = {r["attname"]: int(r["oid"]) for r in rows}
+        return oids
+
     async def next_value(self, sequence: str) -> int:
         return int(await self.fetchval("SELECT nextval(?)", (sequence,)))
 
@@ -224,6 +245,7 @@ class PostgresTx(Tx):
 
 
 _COLUMN_TYPES: dict[str, dict[str, str]] = {}
+_COLUMN_OIDS: dict[str, dict[str, int]] = {}
 """Column types per table, for ``stage``'s staging tables (the same in every schema ems migrates)."""
 
 

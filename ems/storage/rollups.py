@@ -12,24 +12,35 @@ repeated, gives exactly what a from-scratch recomputation (``rebuild``) gives:
   of the later point. A batch after the newest point extends the series (``rollup_register_state``);
   a late batch re-reads the stored points between its neighbours and applies the difference
   between the intervals with and without it;
+- a row exists for every bucket that holds a counted sample: a trusted register point (with 0
+  energy if the register did not move) or a power reading; site and station-day rows exist where
+  an EVSE row does. Samples are never removed, so a row, once there, stays: a late point that moves
+  an interval's energy into an earlier bucket leaves the later bucket's row at 0, as a rebuild has it;
 - time in use: the interval from a status change to the next one of the same connector, when the
   first is Charging/SuspendedEV/SuspendedEVSE/Occupied, split at site-local midnight; a late change
   splits the interval it falls into.
 
 The site and time zone a station is bucketed by come from ``analytics_placement``
 (``RollupWriter.set_placement``); changing it calls for ``rebuild``.
+
+Where the sample rollups are computed: on PostgreSQL by the database itself, in the statement that
+stores the samples (migration 0022: a trigger over the rows the statement stored, the same
+definitions in SQL); on SQLite, on a TimescaleDB hypertable and in ``rebuild`` by this module,
+which stays the reference (``tests/integration/storage/test_rollups.py`` checks that the two agree).
+The sample logic is written once, as steps (``_Fetch``, ``_Upsert``) that an async driver
+(``apply_samples``) or one on SQLite's own thread (``apply_samples_inline``) runs.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
@@ -39,7 +50,7 @@ from ems.domain.session import Measurand
 from ems.domain.site import Site
 from ems.domain.station import ConnectorStatus
 from ems.errors import InvalidInput
-from ems.storage.db import Database, Params, Row, Tx
+from ems.storage.db import Database, Dialect, InlineTx, Params, Row, Tx
 
 BUCKET_S = 300
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,11 +68,15 @@ MAX_REGISTER_WH = 1e11
 so a garbage value cannot overflow an integer sum."""
 
 _CHUNK = 500
+_INLINE_CHUNK = 50
+INGEST_LOCK = (6647155, 22)
+"""PostgreSQL advisory lock (two-key form) held by whatever applies meter samples to the rollups, until commit."""
 DEFAULT_STATION = "*"
 
 # Index of each value in an EVSE bucket's vector: energy, then (sum, n, max) per slot.
 _ENERGY = 0
 _EVSE_VALUES = ("energy_mwh", *(f"{s}_{part}" for s in SLOTS for part in ("sum_mw", "n", "max_w")))
+_SUM_N = tuple((f"{s}_sum_mw", f"{s}_n") for s in SLOTS)
 
 
 def bucket_of(at: datetime) -> int:
@@ -186,10 +201,6 @@ def _chunk(tx: Tx) -> int:
     return _CHUNK if tx.dialect.name == "sqlite" else 1_000_000
 
 
-def _greatest(tx: Tx) -> str:
-    return "GREATEST" if tx.dialect.name == "postgresql" else "max"
-
-
 class RollupWriter:
     """Applies new raw rows to the rollups, inside the caller's transaction."""
 
@@ -197,6 +208,7 @@ class RollupWriter:
         self._db = db
         self._placements: dict[str, Placement] | None = None
         self._partitions: set[tuple[str, int, int]] = set()
+        self._by_database: bool | None = None
 
     # --- placement -------------------------------------------------------------------------
 
@@ -277,10 +289,46 @@ class RollupWriter:
 
     # --- meter samples ---------------------------------------------------------------------
 
+    async def rolled_up_by_database(self, tx: Tx) -> bool:
+        """Whether the database keeps the sample rollups itself, as the rows are stored (PostgreSQL,
+        migration 0022's trigger; not on a TimescaleDB hypertable, nor on SQLite: there the caller
+        passes the new rows to ``apply_samples``)."""
+        if self._by_database is None:
+            self._by_database = tx.dialect.name == "postgresql" and bool(
+                await tx.fetchval(
+                    "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('meter_samples') "
+                    "AND tgname = 'ems_rollup_samples' AND tgenabled <> 'D'"
+                )
+            )
+        return self._by_database
+
     async def apply_samples(self, tx: Tx, new: Sequence[Params], columns: Sequence[str]) -> None:
         """Add newly stored meter samples (rows in ``columns`` order) to the rollups."""
         if not new:
             return
+        steps = self._samples_steps(tx.dialect, new, columns)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await _run_async(tx, step))
+        except StopIteration:
+            return
+
+    def apply_samples_inline(self, tx: InlineTx, new: Sequence[Params], columns: Sequence[str]) -> None:
+        """``apply_samples`` on the database's own thread (``Tx.inline``: SQLite), without a hand-over per statement."""
+        if not new:
+            return
+        steps = self._samples_steps(tx.dialect, new, columns)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(_run_inline(tx, step))
+        except StopIteration:
+            return
+
+    def _samples_steps(self, dialect: Dialect, new: Sequence[Params], columns: Sequence[str]) -> _Steps[None]:
+        """The work of ``apply_samples`` as the statements it needs (sent back their rows): one
+        definition for both ways of running it."""
         col = {name: i for i, name in enumerate(columns)}
         i_station, i_evse, i_at, i_measurand = col["station_id"], col["evse_id"], col["measured_at"], col["measurand"]
         i_value, i_phase, i_flag = col["value"], col["phase"], col["flag"]
@@ -307,10 +355,17 @@ class RollupWriter:
                     vec[slot + 2] = value
             elif measurand == REGISTER and row[i_phase] is None and 0 <= row[i_value] <= MAX_REGISTER_WH:
                 registers[(row[i_station], int(row[i_evse]))].append((row[i_at], float(row[i_value])))
-        # Upserts nothing in this batch reads again run together at the end (SQLite: one thread hand-over).
-        pending: list[tuple[str, Params]] = []
+                key = (row[i_station], int(row[i_evse]), bucket_of(row[i_at]))
+                if key not in evse:  # the point's bucket has a row, even if no energy lands there
+                    evse[key] = [0] * len(_EVSE_VALUES)
+        if self._placements is None:
+            rows = yield _Fetch("SELECT station_id, site_id, timezone FROM analytics_placement")
+            self._placements = {r["station_id"]: Placement(r["site_id"], r["timezone"]) for r in rows}
+        placements = self._placements
+        # Upserts nothing in this batch reads again run together at the end.
+        pending: list[_Upsert] = []
         if registers:
-            energy = await self._register_energy(tx, registers, pending)
+            energy = yield from self._register_energy(dialect, registers, pending)
             for (station_id, evse_id, bucket), mwh in energy.items():
                 if mwh:
                     key = (station_id, evse_id, bucket)
@@ -318,15 +373,16 @@ class RollupWriter:
                     if vec is None:
                         vec = evse[key] = [0] * len(_EVSE_VALUES)
                     vec[_ENERGY] += mwh
-        await self._apply_evse(tx, evse, pending)
-        await tx.execute_all(pending)
+        yield from self._apply_evse(evse, placements, pending)
+        for step in pending:
+            _ = yield step  # not ``yield from pending``: a list iterator cannot be sent the answers
 
-    async def _register_energy(
+    def _register_energy(
         self,
-        tx: Tx,
+        dialect: Dialect,
         new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]],
-        pending: list[tuple[str, Params]],
-    ) -> dict[tuple[str, int, int], int]:
+        pending: list[_Upsert],
+    ) -> _Steps[dict[tuple[str, int, int], int]]:
         """Energy per (station, EVSE, bucket) that the new register points add (or move); updates the state."""
         keys = sorted(new_points)
         # Locked (PostgreSQL) until commit: a concurrent batch for the same EVSEs waits and then
@@ -335,10 +391,10 @@ class RollupWriter:
         stations = sorted({s for s, _ in keys})
         for i in range(0, len(stations), _CHUNK):
             chunk = stations[i : i + _CHUNK]
-            rows = await tx.fetchall(
+            rows = yield _Fetch(
                 "SELECT station_id, evse_id, last_at, last_wh FROM rollup_register_state "
                 f"WHERE station_id IN ({', '.join('?' for _ in chunk)}) "
-                f"ORDER BY station_id, evse_id{tx.dialect.for_update}",
+                f"ORDER BY station_id, evse_id{dialect.for_update}",
                 chunk,
             )
             for r in rows:
@@ -346,35 +402,45 @@ class RollupWriter:
         out: dict[tuple[str, int, int], int] = {}
         new_state: list[Params] = []
         for key in keys:
-            points = series(new_points[key])
             last = state.get(key)
+            given = new_points[key]
+            if len(given) == 1 and last is not None and given[0][0] > last[0]:
+                # The common case (one reading per EVSE per batch, after the newest): one interval.
+                at, wh = given[0]
+                mwh = step_mwh(last[1], wh)
+                if mwh:
+                    out[(*key, bucket_of(at))] = mwh
+                new_state.append((key[0], key[1], at, wh))
+                continue
+            points = series(given)
             per_bucket: dict[int, int] = {}
             if last is None or points[0][0] > last[0]:
                 # In order: the batch extends the series.
                 interval_energy(([last] if last else []) + points, per_bucket)
                 newest = points[-1]
             else:
-                newest = await self._late_points(tx, key, new_points[key], per_bucket)
+                newest = yield from self._late_points(dialect, key, new_points[key], per_bucket)
                 if newest[0] < last[0] or (newest[0] == last[0] and newest[1] <= last[1]):
                     newest = last
             for bucket, mwh in per_bucket.items():
                 out[(*key, bucket)] = mwh
             if last is None or newest != last:
                 new_state.append((key[0], key[1], newest[0], newest[1]))
-        await _upsert_adding(
-            tx,
-            "rollup_register_state",
-            ("station_id", "evse_id"),
-            ("last_at", "last_wh"),
-            new_state,
-            keep=("last_at", "last_wh"),
-            pending=pending,
-        )
+        if new_state:
+            pending.append(
+                _Upsert(
+                    "rollup_register_state",
+                    ("station_id", "evse_id"),
+                    ("last_at", "last_wh"),
+                    new_state,
+                    keep=("last_at", "last_wh"),
+                )
+            )
         return out
 
-    async def _late_points(
-        self, tx: Tx, key: tuple[str, int], new: list[tuple[datetime, float]], out: dict[int, int]
-    ) -> tuple[datetime, float]:
+    def _late_points(
+        self, dialect: Dialect, key: tuple[str, int], new: list[tuple[datetime, float]], out: dict[int, int]
+    ) -> _Steps[tuple[datetime, float]]:
         """Energy difference the late points ``new`` make between their stored neighbours; the newest point."""
         station_id, evse_id = key
         where = (
@@ -385,8 +451,10 @@ class RollupWriter:
         first_new = min(at for at, _ in new)
         last_new = max(at for at, _ in new)
         bound = f"FROM meter_samples WHERE {where} AND measured_at"
-        prev_at = tx.dialect.timestamp(await tx.fetchval(f"SELECT max(measured_at) {bound} < ?", (*base, first_new)))
-        next_at = tx.dialect.timestamp(await tx.fetchval(f"SELECT min(measured_at) {bound} > ?", (*base, last_new)))
+        found = yield _Fetch(f"SELECT max(measured_at) AS at {bound} < ?", (*base, first_new))
+        prev_at = dialect.timestamp(found[0]["at"]) if found else None
+        found = yield _Fetch(f"SELECT min(measured_at) AS at {bound} > ?", (*base, last_new))
+        next_at = dialect.timestamp(found[0]["at"]) if found else None
         sql = f"SELECT measured_at, value FROM meter_samples WHERE {where}"
         params: list[Any] = list(base)
         if prev_at is not None:
@@ -395,7 +463,7 @@ class RollupWriter:
         if next_at is not None:
             sql += " AND measured_at <= ?"
             params.append(next_at)
-        stored = [(r["measured_at"], float(r["value"])) for r in await tx.fetchall(sql, params)]
+        stored = [(r["measured_at"], float(r["value"])) for r in (yield _Fetch(sql, params))]
         # The series before this batch: what is stored now minus the rows this batch added.
         added = Counter(new)
         before: list[tuple[datetime, float]] = []
@@ -409,69 +477,68 @@ class RollupWriter:
         interval_energy(series(before), out, sign=-1)
         return after_series[-1]
 
-    async def _apply_evse(
-        self, tx: Tx, evse: Mapping[tuple[str, int, int], list[Any]], pending: list[tuple[str, Params]]
-    ) -> None:
+    def _apply_evse(
+        self,
+        evse: Mapping[tuple[str, int, int], list[Any]],
+        placements: Mapping[str, Placement],
+        pending: list[_Upsert],
+    ) -> _Steps[None]:
         if not evse:
             return
-        greatest = _greatest(tx)
-        columns = ("station_id", "evse_id", "bucket_s", *_EVSE_VALUES)
-        updates = ", ".join(
-            f"{c} = {greatest}(rollup_evse_5min.{c}, excluded.{c})"
-            if c.endswith("_max_w")
-            else f"{c} = rollup_evse_5min.{c} + excluded.{c}"
-            for c in _EVSE_VALUES
-        )
-        sums = (f"{s}_{p}" for s in SLOTS for p in ("sum_mw", "n"))
-        returning = ", ".join(("station_id", "evse_id", "bucket_s", *sums))
-        placements = await self.placements(tx)
+        sums = tuple(name for pair in _SUM_N for name in pair)
         site: dict[tuple[str, int], list[int]] = {}
         station_day: dict[tuple[str, str], list[Any]] = {}
         items = sorted(evse.items())
-        size = _chunk(tx)
-        for i in range(0, len(items), size):
-            chunk = items[i : i + size]
-            with_, source, params = await _source(tx, columns, [(*key, *vec) for key, vec in chunk])
-            returned = await tx.fetchall(
-                f"{with_}INSERT INTO rollup_evse_5min ({', '.join(columns)}) {source} "
-                f"ON CONFLICT (station_id, evse_id, bucket_s) DO UPDATE SET {updates} RETURNING {returning}",
-                params,
-            )
-            for r in returned:
-                key = (r["station_id"], int(r["evse_id"]), int(r["bucket_s"]))
-                vec = evse[key]
-                place = self.place(placements, key[0])
-                loads = []
-                for j, s in enumerate(SLOTS):
-                    new_sum, new_n = int(r[f"{s}_sum_mw"]), int(r[f"{s}_n"])
-                    old_sum, old_n = new_sum - vec[1 + 3 * j], new_n - vec[2 + 3 * j]
-                    loads.append(mean_mw(new_sum, new_n) - mean_mw(old_sum, old_n))
-                s_vec = site.setdefault((place.site_id, key[2]), [0, 0, 0, 0, 0])
-                s_vec[0] += vec[_ENERGY]
-                for j in range(4):
-                    s_vec[1 + j] += loads[j]
-                day = local_day(at_of(key[2]), place.zone)
-                d_vec = station_day.setdefault((key[0], day), [place.site_id, 0, 0.0])
-                d_vec[1] += vec[_ENERGY]
-                if vec[3] > d_vec[2]:
-                    d_vec[2] = vec[3]
-        await _upsert_adding(
-            tx,
-            "rollup_site_5min",
-            ("site_id", "bucket_s"),
-            ("energy_mwh", "load_mw", "l1_mw", "l2_mw", "l3_mw"),
-            [(*k, *v) for k, v in sorted(site.items())],
-            pending=pending,
+        returned = yield _Upsert(
+            "rollup_evse_5min",
+            ("station_id", "evse_id", "bucket_s"),
+            _EVSE_VALUES,
+            [(*key, *vec) for key, vec in items],
+            peaks=tuple(c for c in _EVSE_VALUES if c.endswith("_max_w")),
+            returning=("station_id", "evse_id", "bucket_s", *sums),
         )
-        await _upsert_adding(
-            tx,
-            "rollup_station_day",
-            ("station_id", "day"),
-            ("site_id", "energy_mwh", "peak_w"),
-            [(*k, *v) for k, v in sorted(station_day.items())],
-            keep=("site_id",),
-            peaks=("peak_w",),
-            pending=pending,
+        days: dict[tuple[int, str], str] = {}
+        places: dict[str, Placement] = {}
+        for r in returned:
+            key = (r["station_id"], int(r["evse_id"]), int(r["bucket_s"]))
+            vec = evse[key]
+            place = places.get(key[0])
+            if place is None:
+                place = places[key[0]] = self.place(placements, key[0])
+            s_vec = site.get((place.site_id, key[2]))
+            if s_vec is None:
+                s_vec = site[(place.site_id, key[2])] = [0, 0, 0, 0, 0]
+            s_vec[0] += vec[_ENERGY]
+            for j, (sum_name, n_name) in enumerate(_SUM_N):
+                new_sum, new_n = int(r[sum_name]), int(r[n_name])
+                if new_n:
+                    old_n = new_n - vec[2 + 3 * j]
+                    old = (new_sum - vec[1 + 3 * j]) // old_n if old_n else 0
+                    s_vec[1 + j] += new_sum // new_n - old
+            day = days.get((key[2], place.timezone))
+            if day is None:
+                day = days[(key[2], place.timezone)] = local_day(at_of(key[2]), place.zone)
+            d_vec = station_day.setdefault((key[0], day), [place.site_id, 0, 0.0])
+            d_vec[1] += vec[_ENERGY]
+            if vec[3] > d_vec[2]:
+                d_vec[2] = vec[3]
+        pending.append(
+            _Upsert(
+                "rollup_site_5min",
+                ("site_id", "bucket_s"),
+                ("energy_mwh", "load_mw", "l1_mw", "l2_mw", "l3_mw"),
+                [(*k, *v) for k, v in sorted(site.items())],
+            )
+        )
+        pending.append(
+            _Upsert(
+                "rollup_station_day",
+                ("station_id", "day"),
+                ("site_id", "energy_mwh", "peak_w"),
+                [(*k, *v) for k, v in sorted(station_day.items())],
+                keep=("site_id",),
+                peaks=("peak_w",),
+            )
         )
 
     # --- status changes --------------------------------------------------------------------
@@ -558,6 +625,9 @@ class RollupWriter:
         """Recompute every rollup from the raw rows, in one transaction. Returns counts of what was read."""
         counts = {"samples": 0, "status_changes": 0, "sessions_priced": 0}
         async with self._db.transaction() as tx:
+            if tx.dialect.name == "postgresql":
+                # the lock the rollup trigger takes per batch (migration 0022): no batch applies meanwhile
+                await tx.execute(f"SELECT pg_advisory_xact_lock({INGEST_LOCK[0]}, {INGEST_LOCK[1]})")
             for table in (
                 "rollup_register_state",
                 "rollup_evse_5min",
@@ -627,43 +697,96 @@ def writer_for(db: Database) -> RollupWriter:
     return writer
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """A statement whose rows the step needs."""
+
+    sql: str
+    params: Params = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Upsert:
+    """A multi-row ``INSERT ... ON CONFLICT DO UPDATE``: adds ``values``, keeps the highest of ``peaks``,
+    overwrites ``keep``; answered with the ``returning`` columns of every row written (else nothing)."""
+
+    table: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+    rows: Sequence[Params]
+    keep: tuple[str, ...] = ()
+    peaks: tuple[str, ...] = ()
+    returning: tuple[str, ...] = ()
+
+    def sql(self, dialect: Dialect, source: str) -> str:
+        greatest = "GREATEST" if dialect.name == "postgresql" else "max"
+
+        def update(c: str) -> str:
+            if c in self.keep:
+                return f"{c} = excluded.{c}"
+            if c in self.peaks:
+                return f"{c} = {greatest}({self.table}.{c}, excluded.{c})"
+            return f"{c} = {self.table}.{c} + excluded.{c}"
+
+        sql = (
+            f"INSERT INTO {self.table} ({', '.join((*self.key, *self.values))}) {source} "
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {', '.join(update(c) for c in self.values)}"
+        )
+        return f"{sql} RETURNING {', '.join(self.returning)}" if self.returning else sql
+
+
+_Step = _Fetch | _Upsert
+_T = TypeVar("_T")
+_Steps = Generator[_Step, list[Row], _T]
+"""A computation that needs the database: it yields the statements it needs and is sent back their rows."""
+
+
+async def _run_async(tx: Tx, step: _Step) -> list[Row]:
+    if isinstance(step, _Fetch):
+        return await tx.fetchall(step.sql, step.params)
+    out: list[Row] = []
+    size = _chunk(tx)
+    for i in range(0, len(step.rows), size):
+        with_, source, params = await _source(tx, (*step.key, *step.values), step.rows[i : i + size])
+        sql = with_ + step.sql(tx.dialect, source)
+        if step.returning:
+            out += await tx.fetchall(sql, params)
+        else:
+            await tx.execute(sql, params)
+    return out
+
+
+def _run_inline(tx: InlineTx, step: _Step) -> list[Row]:
+    if isinstance(step, _Fetch):
+        return tx.fetchall(step.sql, step.params)
+    marks = "VALUES (" + ", ".join("?" for _ in (*step.key, *step.values)) + ")"
+    if not step.returning:
+        # One prepared statement for every row (SQLite parses a multi-row VALUES list anew each time).
+        tx.executemany(step.sql(tx.dialect, marks), step.rows)
+        return []
+    # RETURNING: a multi-row VALUES list per chunk of _INLINE_CHUNK rows (each size's statement is
+    # prepared once and cached by the connection; row by row costs about twice as much).
+    width = len(step.key) + len(step.values)
+    out: list[Row] = []
+    for i in range(0, len(step.rows), _INLINE_CHUNK):
+        chunk = step.rows[i : i + _INLINE_CHUNK]
+        values = "VALUES " + ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+        out += tx.fetchall(step.sql(tx.dialect, values), [v for row in chunk for v in row])
+    return out
+
+
 async def _upsert_adding(
     tx: Tx,
     table: str,
-    key: Sequence[str],
-    values: Sequence[str],
+    key: tuple[str, ...],
+    values: tuple[str, ...],
     rows: Sequence[Params],
     *,
-    keep: Sequence[str] = (),
-    peaks: Sequence[str] = (),
-    pending: list[tuple[str, Params]] | None = None,
+    keep: tuple[str, ...] = (),
 ) -> None:
-    """One multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per chunk: adds ``values``, keeps the
-    highest of ``peaks``, overwrites ``keep``. With ``pending`` the statements are appended to it
-    to run later in the transaction (on PostgreSQL their rows are staged now, one table per column set)."""
-    if not rows:
-        return
-    greatest = _greatest(tx)
-    columns = (*key, *values)
-
-    def update(c: str) -> str:
-        if c in keep:
-            return f"{c} = excluded.{c}"
-        if c in peaks:
-            return f"{c} = {greatest}({table}.{c}, excluded.{c})"
-        return f"{c} = {table}.{c} + excluded.{c}"
-
-    size = _chunk(tx)
-    for i in range(0, len(rows), size):
-        with_, source, params = await _source(tx, columns, rows[i : i + size])
-        statement = (
-            f"{with_}INSERT INTO {table} ({', '.join(columns)}) {source} "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(update(c) for c in values)}"
-        )
-        if pending is None:
-            await tx.execute(statement, params)
-        else:
-            pending.append((statement, params))
+    """Multi-row ``INSERT ... ON CONFLICT DO UPDATE`` adding ``values`` (overwriting ``keep``)."""
+    if rows:
+        await _run_async(tx, _Upsert(table, key, values, rows, keep=keep))
 
 
 ANALYST_VIEWS = (

@@ -94,7 +94,8 @@ def ems_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEms]:
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # and reap it, or its Popen warns at teardown
+            proc.wait(timeout=20)
         log.close()
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ems.billing.pricing import price_session
 from ems.domain.billing import EnergyReading, SessionCost, SessionUsage, User
@@ -26,6 +28,7 @@ from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, Station
 from ems.domain.tariff import Tariff
 from ems.storage.factory import SqlStorage
 from ems.storage.rollups import Placement, writer_for
+from tests.examples import examples
 
 pytestmark = pytest.mark.slow
 
@@ -217,3 +220,101 @@ async def test_a_connector_charging_all_sunday_is_in_use_25_hours(storage: SqlSt
     await storage.stations.record_status(ConnectorStatusRecord("CP1", 1, 1, ConnectorStatus.FINISHING, noon))
     rows = await storage.db.fetchall("SELECT day, in_use_us FROM rollup_station_day WHERE in_use_us <> 0")
     assert [(r["day"], r["in_use_us"]) for r in rows] == [("2026-10-25", 13 * 3600 * 10**6)]
+
+
+# Around local midnight in Stockholm (22:00 UTC on Saturday 24 October 2026), on a grid of 37 s so
+# that several readings share an instant and a 5-minute bucket, and batches straddle the day.
+_MIDNIGHT = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+_instants = st.integers(-12, 12).map(lambda k: _MIDNIGHT + timedelta(seconds=37 * k))
+_register = st.builds(
+    lambda evse, at, wh, context, flag: MeterSample(
+        "CPX", evse, at, Measurand.ENERGY_IMPORT_REGISTER, wh, context=context, flag=flag
+    ),
+    st.sampled_from(EVSES),
+    _instants,
+    st.one_of(st.integers(0, 5000).map(lambda w: w / 8), st.just(2e11)),  # 2e11 Wh: out of range
+    st.sampled_from((ReadingContext.SAMPLE_PERIODIC, ReadingContext.TRANSACTION_END)),
+    st.sampled_from((None, None, None, "register_backwards")),
+)
+_power = st.builds(
+    lambda evse, at, w, phase: MeterSample("CPX", evse, at, Measurand.POWER_IMPORT, w, phase=phase),
+    st.sampled_from(EVSES),
+    _instants,
+    st.integers(-20000, 20000).map(lambda w: w / 3),  # negative: a mean floors, not truncates
+    st.sampled_from((None, "L1", "L2-N", "L3", "N")),
+)
+
+
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+async def test_property_any_split_order_and_replay_equals_a_rebuild(storage: SqlStorage, data: st.DataObject) -> None:
+    """Whatever the batches (split anywhere, in any order, some sent again), the rollups equal a rebuild."""
+    writer = writer_for(storage.db)
+    for table in ("meter_samples", *ROLLUPS):  # examples share the fixture's database
+        await storage.db.execute(f"DELETE FROM {table}")
+    await writer.set_placement({"CPX": Placement("depot", TZ)}, Placement("other", "UTC"))
+    samples = data.draw(st.lists(st.one_of(_register, _power), min_size=1, max_size=40))
+    order = data.draw(st.permutations(samples))
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(order) - 1)), max_size=8)))
+    batches = [order[a:b] for a, b in itertools.pairwise([0, *cuts, len(order)]) if order[a:b]]
+    for batch in batches:
+        await storage.samples.add_many(batch)
+        if data.draw(st.integers(0, 4)) == 0:  # a replay, or a station's resend
+            await storage.samples.add_many(batch)
+    incremental = await _snapshot(storage)
+    await writer.rebuild()
+    assert incremental == await _snapshot(storage)
+
+
+async def test_without_the_trigger_the_rollups_are_kept_from_python(pg_storage: SqlStorage) -> None:
+    """A TimescaleDB hypertable has no transition tables, so no trigger (migration 0022): the Python path."""
+    await pg_storage.db.execute("DROP TRIGGER ems_rollup_samples ON meter_samples")
+    rng = random.Random(22)
+    writer = writer_for(pg_storage.db)
+    await writer.set_placement({s: Placement("depot", TZ) for s in STATIONS}, Placement("other", "UTC"))
+    for batch in _batches(rng, _samples(rng)[:3000], 60):
+        await pg_storage.samples.add_many(batch)
+    async with pg_storage.db.transaction() as tx:
+        assert not await writer.rolled_up_by_database(tx)
+    incremental = await _snapshot(pg_storage)
+    await writer.rebuild()
+    assert incremental == await _snapshot(pg_storage)
+    assert len(incremental["rollup_evse_5min"]) > 100
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        # A reading inside the interval moves the energy into an earlier bucket: the later bucket
+        # keeps its row, at 0 energy (its register point is still there).
+        ([(0, 0.0), (400, 100.0)], [(100, 100.0)]),
+        # A higher reading at an instant already stored (another context): the maximum counts.
+        ([(0, 0.0), (400, 100.0)], [(0, 100.0)]),
+        # Both, across local midnight (22:00 UTC).
+        ([(-100, 0.0), (200, 50.0), (700, 90.0)], [(-50, 50.0), (250, 90.0)]),
+    ],
+)
+async def test_a_late_reading_that_empties_a_bucket_matches_a_rebuild(
+    storage: SqlStorage, first: list[tuple[int, float]], second: list[tuple[int, float]]
+) -> None:
+    writer = writer_for(storage.db)
+    await writer.set_placement({"CPX": Placement("depot", TZ)}, Placement("other", "UTC"))
+
+    def readings(points: list[tuple[int, float]]) -> list[MeterSample]:
+        return [
+            MeterSample(
+                "CPX",
+                1,
+                _MIDNIGHT + timedelta(seconds=s),
+                Measurand.ENERGY_IMPORT_REGISTER,
+                wh,
+                context=ReadingContext.TRANSACTION_END if s == 0 and wh else ReadingContext.SAMPLE_PERIODIC,
+            )
+            for s, wh in points
+        ]
+
+    await storage.samples.add_many(readings(first))
+    await storage.samples.add_many(readings(second))
+    incremental = await _snapshot(storage)
+    await writer.rebuild()
+    assert incremental == await _snapshot(storage)
