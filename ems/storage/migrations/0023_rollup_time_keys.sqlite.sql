@@ -1,4 +1,5 @@
--- SQLite: the rollups a batch of samples writes are stored in their key's order (WITHOUT ROWID:
+-- SQLite (PostgreSQL: 0023_rollup_time_keys.postgresql.sql): the rollups a batch of samples
+-- writes are stored in their key's order (WITHOUT ROWID:
 -- one b-tree per table instead of a rowid table plus a key index), and the two a batch writes
 -- one row per EVSE / per station into are keyed by time first. A batch (a tick of every EVSE)
 -- inserts one EVSE row per EVSE into the same bucket and updates each station's row of the same
