@@ -38,6 +38,12 @@ SEED_FROM_WARM = True
 """With a warm start, the lazy rows the start fills (within ``LAZY_NEAR``) are in from the first
 solve. A/B in one process on the 1,000 x 96 replayed day (seed 1): p95 148 / 155 ms with it,
 162 / 170 without, means equal; on Caltech 500 (ACN-Sim) re-plans took 2.9 solver runs instead of 4.4."""
+LAZY_ALL_SHARE = 0.1
+"""With a warm start that fills this share of the lazy rows or more, every row is in from the
+first solve: finding them round by round (each round a warm re-solve) then costs more. ACN-Sim
+Caltech 500 (lines and pods bind all day): the start fills 10-70 % of them (median 16 %), and
+re-plans took 65-66 ms instead of 70-89 ms (CPU, 138 recorded snapshots, one process); the
+replayed 1,000 x 96 workplace day (circuits rarely bind): at most 2 % (median 0.3 %), unchanged."""
 WARM_MIN_ITERATIONS = 5_000
 """Iteration budget of a warm-started solve before it restarts cold (at least; half the columns above)."""
 IPM_ABOVE_COLS = 100_000
@@ -148,7 +154,10 @@ def solve(
     if by_row is not None and warm is not None and SEED_FROM_WARM:
         # The rows the previous plan filled will most likely bind again: start with them
         # rather than find them one round at a time.
-        included |= m.lazy & _near_full(by_row @ warm.col_value, m.row_hi)
+        seeded = m.lazy & _near_full(by_row @ warm.col_value, m.row_hi)
+        # When many of them are full, many more will be: finding them round by round costs
+        # more than starting with all of them (LAZY_ALL_SHARE).
+        included |= m.lazy if seeded.sum() >= LAZY_ALL_SHARE * m.lazy.sum() else seeded
     h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
     if warm is not None and chosen == "simplex":
         start = highspy.HighsSolution()
