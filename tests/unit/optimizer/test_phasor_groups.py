@@ -56,10 +56,15 @@ def test_no_groups_when_every_session_is_alone() -> None:
     assert build(p).y_col == -1
 
 
-def test_a_warm_start_that_fills_the_lazy_rows_takes_them_all_at_once() -> None:
+def test_a_warm_start_that_fills_the_lazy_rows_takes_them_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     p = compile_problem(_site(60, 48, 5))
     m = build(p)
+    assert m.lazy.sum() < lp.LAZY_ALL_MIN_ROWS  # a small LP: by default the rounds stay
     cold = lp.solve(m)
+    assert cold.values is not None
+    small = lp.solve(m, warm=lp.WarmStart(cold.values))
+    assert small.highs is not None and small.highs.getNumRow() < m.shape[0]
+    monkeypatch.setattr(lp, "LAZY_ALL_MIN_ROWS", 0)
     assert cold.values is not None and cold.lazy_rounds >= 1
     full = m.lazy & (m.A.tocsr() @ cold.values >= m.row_hi * (1 - lp.LAZY_NEAR))
     assert full.sum() >= lp.LAZY_ALL_SHARE * m.lazy.sum()  # the lines bind: most of the day
