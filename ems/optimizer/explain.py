@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.phasor import DEFAULT_LOSS, magnitudes
@@ -74,8 +75,9 @@ def limited_by(
         limit = p.phasor_limit_a[:, None]
         line_full = magnitudes(p.phasor_coef, x) >= limit * (1.0 - line_loss) - (1e-3 + TIGHT_REL * limit)
         if line_full.any():
-            in_limit = (abs(p.phasor_coef).T > 0).toarray()  # (n, C)
-            explained |= (in_limit.astype(np.float64) @ line_full.astype(np.float64)) > 0
+            members = sp.csr_array(abs(p.phasor_coef).T)  # (n, C), sparse: no BLAS call (see _counts)
+            in_limit = members.toarray() > 0
+            explained |= (members @ line_full.astype(np.float64)) > 0
             blocks.append(_counts(below, rows, line_full, in_limit))
             names += [f"line:{c}" for c in p.phasor_ids]
     unexplained = (below > 0) & ~explained
@@ -107,8 +109,12 @@ def _counts(
     out = np.zeros(on_path.shape)
     nodes = np.flatnonzero(full.any(axis=1))
     if rows.size and nodes.size:
-        part = below[rows] @ full[nodes].T.astype(np.float64)
-        out[np.ix_(rows, nodes)] = part * on_path[np.ix_(rows, nodes)]
+        # Only the (session, node) pairs on a path, each a dot product over the slots: a dense
+        # matrix product here went to multi-threaded BLAS, which on a shared 2-core machine cost
+        # more in thread hand-offs than the product itself (ACN-Sim Caltech 500: 197 -> 165 ms
+        # per re-plan with BLAS pinned to one thread; docs/benchmarks/optimizer.md).
+        r, k = np.nonzero(on_path[np.ix_(rows, nodes)])
+        out[rows[r], nodes[k]] = np.einsum("ij,ij->i", below[rows[r]], full[nodes[k]].astype(np.float64))
     return out
 
 

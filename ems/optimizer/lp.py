@@ -38,6 +38,17 @@ SEED_FROM_WARM = True
 """With a warm start, the lazy rows the start fills (within ``LAZY_NEAR``) are in from the first
 solve. A/B in one process on the 1,000 x 96 replayed day (seed 1): p95 148 / 155 ms with it,
 162 / 170 without, means equal; on Caltech 500 (ACN-Sim) re-plans took 2.9 solver runs instead of 4.4."""
+LAZY_ALL_SHARE = 0.1
+"""With a warm start that fills this share of the lazy rows or more, every row is in from the
+first solve: finding them round by round (each round a warm re-solve) then costs more. ACN-Sim
+Caltech 500 (lines and pods bind all day): the start fills 10-70 % of them (median 16 %); the
+replayed 1,000 x 96 workplace day (circuits rarely bind): at most 2 % (median 0.3 %), unchanged."""
+LAZY_ALL_MIN_ROWS = 5_000
+"""... and only in an LP with this many lazy rows or more, where a round is expensive. A/B over
+recorded ACN-Sim snapshots (CPU per re-plan, two passes): Caltech 500 flat (lazy rows median
+3,300, max 8,300) gated 61 / 81 ms, ungated 70 / 92, never 72 / 99; Caltech 100 dip (median
+1,300, max 7,500) gated 63 / 70, ungated 74 / 66, never 59 / 62. Ungated, the single-phase
+instances (a few dozen lazy rows) ended 4-11 kWh lower in 3 of 3 runs (another vertex each plan)."""
 WARM_MIN_ITERATIONS = 5_000
 """Iteration budget of a warm-started solve before it restarts cold (at least; half the columns above)."""
 IPM_ABOVE_COLS = 100_000
@@ -148,7 +159,11 @@ def solve(
     if by_row is not None and warm is not None and SEED_FROM_WARM:
         # The rows the previous plan filled will most likely bind again: start with them
         # rather than find them one round at a time.
-        included |= m.lazy & _near_full(by_row @ warm.col_value, m.row_hi)
+        seeded = m.lazy & _near_full(by_row @ warm.col_value, m.row_hi)
+        # When many of them are full, many more will be: finding them round by round costs
+        # more than starting with all of them (LAZY_ALL_SHARE).
+        many = m.lazy.sum() >= LAZY_ALL_MIN_ROWS and seeded.sum() >= LAZY_ALL_SHARE * m.lazy.sum()
+        included |= m.lazy if many else seeded
     h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
     if warm is not None and chosen == "simplex":
         start = highspy.HighsSolution()

@@ -156,6 +156,9 @@ def start_values(p: Problem, m: LpMatrices, x: Floats) -> Floats:
     if m.d_col >= 0:
         pair = np.flatnonzero(m.var_sess[1:] == m.var_sess[:-1])
         values[m.d_col : m.d_col + pair.size] = np.abs(xs[pair + 1] - xs[pair])
+    if m.y_col >= 0:
+        summed = m.y_of_x >= 0
+        values[m.y_col : m.y_col + m.n_y] = np.bincount(m.y_of_x[summed], weights=xs[summed], minlength=m.n_y)
     return values
 
 
