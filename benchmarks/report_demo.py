@@ -23,7 +23,7 @@ from ems.domain.tariff import Tariff
 from ems.report_html import render
 from ems.storage.analytics import site_month
 from ems.storage.factory import open_storage
-from ems.storage.rollups import BUCKET_S, bucket_of
+from ems.storage.rollup_rules import BUCKET_S, bucket_of
 
 
 async def main() -> None:

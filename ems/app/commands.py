@@ -18,10 +18,10 @@ from ems.services.admin import create_api_key as new_key
 from ems.services.billing_setup import build_billing
 from ems.services.operators import create_operator as new_operator
 from ems.services.operators import operator_problems
+from ems.storage.analyst_role import create_analyst_role
 from ems.storage.analytics import site_month
 from ems.storage.factory import SqlStorage, open_database
 from ems.storage.migrate import upgrade
-from ems.storage.rollups import create_analyst_role
 from ems.web.qr import site_stickers, sticker_sheet
 
 

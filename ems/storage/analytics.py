@@ -16,7 +16,8 @@ from ems.errors import InvalidInput
 from ems.ports.analytics import AnalyticsRow, Page, SessionFilter
 from ems.report_html import SiteMonth
 from ems.storage.db import Database
-from ems.storage.rollups import BUCKET_S, DEFAULT_STATION, EPOCH, at_of
+from ems.storage.rollup_rules import BUCKET_S, EPOCH, at_of
+from ems.storage.rollups import DEFAULT_STATION
 
 
 def _wh(mwh: Any) -> str:

@@ -27,33 +27,41 @@ Where the sample rollups are computed: on PostgreSQL by the database itself, in 
 stores the samples (migration 0022: a trigger over the rows the statement stored, the same
 definitions in SQL); on SQLite, on a TimescaleDB hypertable and in ``rebuild`` by this module,
 which stays the reference (``tests/integration/storage/test_rollups.py`` checks that the two agree).
-The sample logic is written once, as steps (``_Fetch``, ``_Upsert``) that an async driver
+The sample logic is written once, as steps (``Fetch``, ``Upsert``: ``ems.storage.rollup_steps``) that an async driver
 (``apply_samples``) or one on SQLite's own thread (``apply_samples_inline``) runs.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter, defaultdict
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any
 from weakref import WeakKeyDictionary
-from zoneinfo import ZoneInfo
 
 from ems.billing.codec import cdr_from_json
 from ems.domain.billing import SessionCost
 from ems.domain.session import Measurand
 from ems.domain.site import Site
 from ems.domain.station import ConnectorStatus
-from ems.errors import InvalidInput
 from ems.storage.db import Database, Dialect, InlineTx, Params, Row, Tx
+from ems.storage.rollup_rules import (
+    Placement,
+    at_of,
+    bucket_of,
+    interval_energy,
+    local_day,
+    series,
+    slot_of,
+    split_by_local_day,
+    step_mwh,
+    to_us,
+    zone_named,
+)
+from ems.storage.rollup_steps import CHUNK, Fetch, Steps, Upsert, run_async, run_inline, upsert_adding
 
-BUCKET_S = 300
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IN_USE = frozenset(
     {ConnectorStatus.CHARGING, ConnectorStatus.SUSPENDED_EV, ConnectorStatus.SUSPENDED_EVSE, ConnectorStatus.OCCUPIED}
 )
@@ -67,8 +75,6 @@ MAX_REGISTER_WH = 1e11
 """Readings beyond these (1 GW, 100 GWh: no charger) stay stored but are left out of the rollups,
 so a garbage value cannot overflow an integer sum."""
 
-_CHUNK = 500
-_INLINE_CHUNK = 50
 INGEST_LOCK = (6647155, 22)
 """PostgreSQL advisory lock (two-key form) held by whatever applies meter samples to the rollups, until commit."""
 DEFAULT_STATION = "*"
@@ -77,128 +83,6 @@ DEFAULT_STATION = "*"
 _ENERGY = 0
 _EVSE_VALUES = ("energy_mwh", *(f"{s}_{part}" for s in SLOTS for part in ("sum_mw", "n", "max_w")))
 _SUM_N = tuple((f"{s}_sum_mw", f"{s}_n") for s in SLOTS)
-
-
-def bucket_of(at: datetime) -> int:
-    """Epoch seconds of the start of the 5-minute bucket holding ``at``."""
-    return (at - EPOCH) // timedelta(seconds=BUCKET_S) * BUCKET_S
-
-
-def at_of(bucket_s: int) -> datetime:
-    return EPOCH + timedelta(seconds=bucket_s)
-
-
-def slot_of(phase: str | None) -> int | None:
-    """Offset of the phase's (sum, n, max) in an EVSE vector, ``None`` for a phase not kept (N, L1-L2 ...)."""
-    if phase is None:
-        return 1
-    for i, name in enumerate(("L1", "L2", "L3")):
-        if phase == name or phase == f"{name}-N":
-            return 4 + 3 * i
-    return None
-
-
-def step_mwh(before_wh: float, after_wh: float) -> int:
-    increase = after_wh - before_wh
-    return round(increase * 1000) if increase > 0 else 0
-
-
-def mean_mw(sum_mw: int, n: int) -> int:
-    return sum_mw // n if n else 0
-
-
-def to_us(delta: timedelta) -> int:
-    return delta // timedelta(microseconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    site_id: str
-    timezone: str
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return _zone(self.timezone)
-
-
-_ZONES: dict[str, ZoneInfo] = {}
-
-
-def _zone(name: str) -> ZoneInfo:
-    zone = _ZONES.get(name)
-    if zone is None:
-        zone = _ZONES[name] = ZoneInfo(name)
-    return zone
-
-
-def local_day(at: datetime, zone: ZoneInfo) -> str:
-    return at.astimezone(zone).date().isoformat()
-
-
-def split_by_local_day(start: datetime, end: datetime, zone: ZoneInfo) -> dict[str, int]:
-    """Microseconds of ``[start, end)`` per site-local day (DST days are 23 or 25 hours long)."""
-    out: dict[str, int] = {}
-    cursor = start
-    while cursor < end:
-        local = cursor.astimezone(zone)
-        next_midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-        piece_end = min(end, next_midnight.astimezone(UTC))
-        day = local.date().isoformat()
-        out[day] = out.get(day, 0) + to_us(piece_end - cursor)
-        cursor = piece_end
-    return out
-
-
-def series(points: Iterable[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
-    """One point per instant (its highest reading), oldest first."""
-    best: dict[datetime, float] = {}
-    for at, wh in points:
-        if at not in best or wh > best[at]:
-            best[at] = wh
-    return sorted(best.items())
-
-
-def interval_energy(points: Sequence[tuple[datetime, float]], out: dict[int, int], sign: int = 1) -> None:
-    """Add (``sign`` 1) or take away (-1) the energy of each interval between consecutive ``points``."""
-    for (_, before), (at, after) in pairwise(points):
-        mwh = step_mwh(before, after)
-        if mwh:
-            bucket = bucket_of(at)
-            out[bucket] = out.get(bucket, 0) + sign * mwh
-
-
-def _pg_type(column: str) -> str:
-    if column in ("evse_id", "sessions") or column.endswith("_n"):
-        return "integer"
-    if column == "bucket_s" or column.endswith(("_mwh", "_mw", "_us", "_minor")):
-        return "bigint"
-    if column.endswith("_w") or column == "last_wh":
-        return "double precision"
-    if column.endswith("_at"):
-        return "timestamptz"
-    return "text"
-
-
-async def _source(tx: Tx, columns: Sequence[str], rows: Sequence[Params]) -> tuple[str, str, list[Any]]:
-    """Rows to insert as a SQL source: ``(with_clause, select, params)``. On PostgreSQL the rows are
-    COPied into a temporary table that the statement empties as it reads it (COPY rows are formatted
-    in C; typed arrays for ``unnest`` are built in Python and cost more than the upsert). On SQLite a
-    VALUES list."""
-    if tx.dialect.name == "postgresql":
-        staging = f"ems_stage_{zlib.crc32(' '.join(columns).encode()):08x}"
-        definition = ", ".join(f"{c} {_pg_type(c)}" for c in columns)
-        # Every time (IF NOT EXISTS): a table created in a transaction rolled back since is gone.
-        await tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS")
-        await tx.copy_rows(staging, columns, rows)
-        names = ", ".join(columns)
-        return f"WITH src AS (DELETE FROM {staging} RETURNING {names}) ", f"SELECT {names} FROM src", []
-    marks = "(" + ", ".join("?" for _ in columns) + ")"
-    return "", "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
-
-
-def _chunk(tx: Tx) -> int:
-    """Rows per statement: SQLite binds each value as a parameter (at most 32,766); PostgreSQL COPYs them."""
-    return _CHUNK if tx.dialect.name == "sqlite" else 1_000_000
 
 
 class RollupWriter:
@@ -217,7 +101,7 @@ class RollupWriter:
         rows = [(DEFAULT_STATION, default.site_id, default.timezone)]
         rows += [(s, p.site_id, p.timezone) for s, p in sorted(placement.items())]
         for _, _, timezone in rows:
-            _zone(timezone)  # an unknown zone fails here, not at the next sample
+            zone_named(timezone)  # an unknown zone fails here, not at the next sample
         async with self._db.transaction() as tx:
             await tx.execute("DELETE FROM analytics_placement")
             await tx.executemany(
@@ -253,8 +137,8 @@ class RollupWriter:
     async def record_plan(self, site_id: str, planned_w: Sequence[tuple[int, float]], at: datetime) -> None:
         rows = [(site_id, bucket, watts, at) for bucket, watts in planned_w]
         async with self._db.transaction() as tx:
-            for i in range(0, len(rows), _CHUNK):
-                chunk = rows[i : i + _CHUNK]
+            for i in range(0, len(rows), CHUNK):
+                chunk = rows[i : i + CHUNK]
                 await tx.execute(
                     "INSERT INTO analytics_site_plan (site_id, bucket_s, planned_w, recorded_at) VALUES "
                     + ", ".join("(?, ?, ?, ?)" for _ in chunk)
@@ -310,7 +194,7 @@ class RollupWriter:
         try:
             step = next(steps)
             while True:
-                step = steps.send(await _run_async(tx, step))
+                step = steps.send(await run_async(tx, step))
         except StopIteration:
             return
 
@@ -322,11 +206,11 @@ class RollupWriter:
         try:
             step = next(steps)
             while True:
-                step = steps.send(_run_inline(tx, step))
+                step = steps.send(run_inline(tx, step))
         except StopIteration:
             return
 
-    def _samples_steps(self, dialect: Dialect, new: Sequence[Params], columns: Sequence[str]) -> _Steps[None]:
+    def _samples_steps(self, dialect: Dialect, new: Sequence[Params], columns: Sequence[str]) -> Steps[None]:
         """The work of ``apply_samples`` as the statements it needs (sent back their rows): one
         definition for both ways of running it."""
         col = {name: i for i, name in enumerate(columns)}
@@ -359,11 +243,11 @@ class RollupWriter:
                 if key not in evse:  # the point's bucket has a row, even if no energy lands there
                     evse[key] = [0] * len(_EVSE_VALUES)
         if self._placements is None:
-            rows = yield _Fetch("SELECT station_id, site_id, timezone FROM analytics_placement")
+            rows = yield Fetch("SELECT station_id, site_id, timezone FROM analytics_placement")
             self._placements = {r["station_id"]: Placement(r["site_id"], r["timezone"]) for r in rows}
         placements = self._placements
         # Upserts nothing in this batch reads again run together at the end.
-        pending: list[_Upsert] = []
+        pending: list[Upsert] = []
         if registers:
             energy = yield from self._register_energy(dialect, registers, pending)
             for (station_id, evse_id, bucket), mwh in energy.items():
@@ -381,17 +265,17 @@ class RollupWriter:
         self,
         dialect: Dialect,
         new_points: Mapping[tuple[str, int], list[tuple[datetime, float]]],
-        pending: list[_Upsert],
-    ) -> _Steps[dict[tuple[str, int, int], int]]:
+        pending: list[Upsert],
+    ) -> Steps[dict[tuple[str, int, int], int]]:
         """Energy per (station, EVSE, bucket) that the new register points add (or move); updates the state."""
         keys = sorted(new_points)
         # Locked (PostgreSQL) until commit: a concurrent batch for the same EVSEs waits and then
         # extends the series from what this one wrote, instead of both extending the same point.
         state: dict[tuple[str, int], tuple[datetime, float]] = {}
         stations = sorted({s for s, _ in keys})
-        for i in range(0, len(stations), _CHUNK):
-            chunk = stations[i : i + _CHUNK]
-            rows = yield _Fetch(
+        for i in range(0, len(stations), CHUNK):
+            chunk = stations[i : i + CHUNK]
+            rows = yield Fetch(
                 "SELECT station_id, evse_id, last_at, last_wh FROM rollup_register_state "
                 f"WHERE station_id IN ({', '.join('?' for _ in chunk)}) "
                 f"ORDER BY station_id, evse_id{dialect.for_update}",
@@ -428,7 +312,7 @@ class RollupWriter:
                 new_state.append((key[0], key[1], newest[0], newest[1]))
         if new_state:
             pending.append(
-                _Upsert(
+                Upsert(
                     "rollup_register_state",
                     ("station_id", "evse_id"),
                     ("last_at", "last_wh"),
@@ -440,7 +324,7 @@ class RollupWriter:
 
     def _late_points(
         self, dialect: Dialect, key: tuple[str, int], new: list[tuple[datetime, float]], out: dict[int, int]
-    ) -> _Steps[tuple[datetime, float]]:
+    ) -> Steps[tuple[datetime, float]]:
         """Energy difference the late points ``new`` make between their stored neighbours; the newest point."""
         station_id, evse_id = key
         where = (
@@ -451,9 +335,9 @@ class RollupWriter:
         first_new = min(at for at, _ in new)
         last_new = max(at for at, _ in new)
         bound = f"FROM meter_samples WHERE {where} AND measured_at"
-        found = yield _Fetch(f"SELECT max(measured_at) AS at {bound} < ?", (*base, first_new))
+        found = yield Fetch(f"SELECT max(measured_at) AS at {bound} < ?", (*base, first_new))
         prev_at = dialect.timestamp(found[0]["at"]) if found else None
-        found = yield _Fetch(f"SELECT min(measured_at) AS at {bound} > ?", (*base, last_new))
+        found = yield Fetch(f"SELECT min(measured_at) AS at {bound} > ?", (*base, last_new))
         next_at = dialect.timestamp(found[0]["at"]) if found else None
         sql = f"SELECT measured_at, value FROM meter_samples WHERE {where}"
         params: list[Any] = list(base)
@@ -463,7 +347,7 @@ class RollupWriter:
         if next_at is not None:
             sql += " AND measured_at <= ?"
             params.append(next_at)
-        stored = [(r["measured_at"], float(r["value"])) for r in (yield _Fetch(sql, params))]
+        stored = [(r["measured_at"], float(r["value"])) for r in (yield Fetch(sql, params))]
         # The series before this batch: what is stored now minus the rows this batch added.
         added = Counter(new)
         before: list[tuple[datetime, float]] = []
@@ -481,15 +365,15 @@ class RollupWriter:
         self,
         evse: Mapping[tuple[str, int, int], list[Any]],
         placements: Mapping[str, Placement],
-        pending: list[_Upsert],
-    ) -> _Steps[None]:
+        pending: list[Upsert],
+    ) -> Steps[None]:
         if not evse:
             return
         sums = tuple(name for pair in _SUM_N for name in pair)
         site: dict[tuple[str, int], list[int]] = {}
         station_day: dict[tuple[str, str], list[Any]] = {}
         items = sorted(evse.items())
-        returned = yield _Upsert(
+        returned = yield Upsert(
             "rollup_evse_5min",
             ("station_id", "evse_id", "bucket_s"),
             _EVSE_VALUES,
@@ -523,7 +407,7 @@ class RollupWriter:
             if vec[3] > d_vec[2]:
                 d_vec[2] = vec[3]
         pending.append(
-            _Upsert(
+            Upsert(
                 "rollup_site_5min",
                 ("site_id", "bucket_s"),
                 ("energy_mwh", "load_mw", "l1_mw", "l2_mw", "l3_mw"),
@@ -531,7 +415,7 @@ class RollupWriter:
             )
         )
         pending.append(
-            _Upsert(
+            Upsert(
                 "rollup_station_day",
                 ("station_id", "day"),
                 ("site_id", "energy_mwh", "peak_w"),
@@ -577,7 +461,7 @@ class RollupWriter:
     async def _add_in_use(self, tx: Tx, station_id: str, site_id: str, days: Mapping[str, int]) -> None:
         rows = [(station_id, day, site_id, us) for day, us in sorted(days.items()) if us]
         key = ("station_id", "day")
-        await _upsert_adding(tx, "rollup_station_day", key, ("site_id", "in_use_us"), rows, keep=("site_id",))
+        await upsert_adding(tx, "rollup_station_day", key, ("site_id", "in_use_us"), rows, keep=("site_id",))
 
     # --- priced sessions -------------------------------------------------------------------
 
@@ -594,7 +478,7 @@ class RollupWriter:
             cost.captured_minor,
         )
         names = ("sessions", "session_us", "energy_mwh", "priced_minor", "collected_minor")
-        await _upsert_adding(
+        await upsert_adding(
             tx,
             "rollup_station_day_fees",
             ("station_id", "day", "currency"),
@@ -605,7 +489,7 @@ class RollupWriter:
         user_id = await self.user_of(tx, cost.account_id, cost.card_uid)
         if user_id is not None:
             key = ("user_id", "month", "currency")
-            await _upsert_adding(tx, "rollup_user_month", key, names, [(user_id, month, cdr.currency, *figures)])
+            await upsert_adding(tx, "rollup_user_month", key, names, [(user_id, month, cdr.currency, *figures)])
 
     @staticmethod
     async def user_of(tx: Tx, account_id: str | None, card_uid: str | None) -> str | None:
@@ -695,151 +579,3 @@ def writer_for(db: Database) -> RollupWriter:
     if writer is None:
         writer = _WRITERS[db] = RollupWriter(db)
     return writer
-
-
-@dataclass(frozen=True, slots=True)
-class _Fetch:
-    """A statement whose rows the step needs."""
-
-    sql: str
-    params: Params = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Upsert:
-    """A multi-row ``INSERT ... ON CONFLICT DO UPDATE``: adds ``values``, keeps the highest of ``peaks``,
-    overwrites ``keep``; answered with the ``returning`` columns of every row written (else nothing)."""
-
-    table: str
-    key: tuple[str, ...]
-    values: tuple[str, ...]
-    rows: Sequence[Params]
-    keep: tuple[str, ...] = ()
-    peaks: tuple[str, ...] = ()
-    returning: tuple[str, ...] = ()
-
-    def sql(self, dialect: Dialect, source: str) -> str:
-        greatest = "GREATEST" if dialect.name == "postgresql" else "max"
-
-        def update(c: str) -> str:
-            if c in self.keep:
-                return f"{c} = excluded.{c}"
-            if c in self.peaks:
-                return f"{c} = {greatest}({self.table}.{c}, excluded.{c})"
-            return f"{c} = {self.table}.{c} + excluded.{c}"
-
-        sql = (
-            f"INSERT INTO {self.table} ({', '.join((*self.key, *self.values))}) {source} "
-            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {', '.join(update(c) for c in self.values)}"
-        )
-        return f"{sql} RETURNING {', '.join(self.returning)}" if self.returning else sql
-
-
-_Step = _Fetch | _Upsert
-_T = TypeVar("_T")
-_Steps = Generator[_Step, list[Row], _T]
-"""A computation that needs the database: it yields the statements it needs and is sent back their rows."""
-
-
-async def _run_async(tx: Tx, step: _Step) -> list[Row]:
-    if isinstance(step, _Fetch):
-        return await tx.fetchall(step.sql, step.params)
-    out: list[Row] = []
-    size = _chunk(tx)
-    for i in range(0, len(step.rows), size):
-        with_, source, params = await _source(tx, (*step.key, *step.values), step.rows[i : i + size])
-        sql = with_ + step.sql(tx.dialect, source)
-        if step.returning:
-            out += await tx.fetchall(sql, params)
-        else:
-            await tx.execute(sql, params)
-    return out
-
-
-def _run_inline(tx: InlineTx, step: _Step) -> list[Row]:
-    if isinstance(step, _Fetch):
-        return tx.fetchall(step.sql, step.params)
-    marks = "VALUES (" + ", ".join("?" for _ in (*step.key, *step.values)) + ")"
-    if not step.returning:
-        # One prepared statement for every row (SQLite parses a multi-row VALUES list anew each time).
-        tx.executemany(step.sql(tx.dialect, marks), step.rows)
-        return []
-    # RETURNING: a multi-row VALUES list per chunk of _INLINE_CHUNK rows (each size's statement is
-    # prepared once and cached by the connection; row by row costs about twice as much).
-    width = len(step.key) + len(step.values)
-    out: list[Row] = []
-    for i in range(0, len(step.rows), _INLINE_CHUNK):
-        chunk = step.rows[i : i + _INLINE_CHUNK]
-        values = "VALUES " + ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
-        out += tx.fetchall(step.sql(tx.dialect, values), [v for row in chunk for v in row])
-    return out
-
-
-async def _upsert_adding(
-    tx: Tx,
-    table: str,
-    key: tuple[str, ...],
-    values: tuple[str, ...],
-    rows: Sequence[Params],
-    *,
-    keep: tuple[str, ...] = (),
-) -> None:
-    """Multi-row ``INSERT ... ON CONFLICT DO UPDATE`` adding ``values`` (overwriting ``keep``)."""
-    if rows:
-        await _run_async(tx, _Upsert(table, key, values, rows, keep=keep))
-
-
-ANALYST_VIEWS = (
-    "analytics_evse_5min",
-    "analytics_site_load_5min",
-    "analytics_station_days",
-    "analytics_station_day_fees",
-    "analytics_user_months",
-    "analytics_meter_samples",
-    "analytics_sessions",
-)
-ANALYST_TABLES = (
-    "rollup_evse_5min",
-    "rollup_site_5min",
-    "rollup_station_day",
-    "rollup_station_day_fees",
-    "rollup_user_month",
-    "analytics_site_plan",
-    "analytics_placement",
-    "meter_samples",
-    "connector_status_history",
-    "sessions",
-    "stations",
-)
-"""What a read-only analyst may read: no cards, accounts, ledger or API keys."""
-
-
-async def create_analyst_role(db: Database, name: str, password: str | None) -> str:
-    """A PostgreSQL login role that can read the analytics views and tables and write nothing. Returns the schema."""
-    if db.dialect.name != "postgresql":
-        raise InvalidInput("analyst roles need PostgreSQL", ["database: SQLite has no roles; copy the file instead"])
-    async with db.transaction() as tx:
-        schema = str(await tx.fetchval("SELECT current_schema()"))
-        exists = await tx.fetchval("SELECT 1 FROM pg_roles WHERE rolname = ?", (name,))
-        ident = _quote_ident(name)
-        if not exists:
-            await tx.execute(f"CREATE ROLE {ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
-        if password is not None:
-            await tx.execute(f"ALTER ROLE {ident} PASSWORD {_quote_literal(password)}")
-        database = str(await tx.fetchval("SELECT current_database()"))
-        await tx.execute(f"GRANT CONNECT ON DATABASE {_quote_ident(database)} TO {ident}")
-        await tx.execute(f"GRANT USAGE ON SCHEMA {_quote_ident(schema)} TO {ident}")
-        await tx.execute(f"ALTER ROLE {ident} SET default_transaction_read_only = on")
-        await tx.execute(f"ALTER ROLE {ident} SET search_path = {_quote_ident(schema)}")
-        for name_ in (*ANALYST_VIEWS, *ANALYST_TABLES):
-            await tx.execute(f"GRANT SELECT ON {_quote_ident(schema)}.{_quote_ident(name_)} TO {ident}")
-        # Partitions are read through their parent; nothing else is granted.
-    return schema
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

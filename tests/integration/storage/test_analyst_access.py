@@ -14,8 +14,8 @@ from psycopg import sql
 
 from ems.domain.session import Measurand, MeterSample
 from ems.errors import InvalidInput
+from ems.storage.analyst_role import create_analyst_role
 from ems.storage.factory import SqlStorage
-from ems.storage.rollups import create_analyst_role
 from tests.integration.cli.test_cli import env_for
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)

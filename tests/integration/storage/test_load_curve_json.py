@@ -10,7 +10,8 @@ import pytest
 
 from ems.domain.session import Measurand, MeterSample
 from ems.storage.factory import SqlStorage
-from ems.storage.rollups import Placement, writer_for
+from ems.storage.rollup_rules import Placement
+from ems.storage.rollups import writer_for
 
 T0 = datetime(2026, 11, 3, 6, 0, tzinfo=UTC)
 

@@ -27,7 +27,8 @@ from ems.domain.session import Measurand, MeterSample, ReadingContext
 from ems.domain.station import ConnectorStatus, ConnectorStatusRecord, Station
 from ems.domain.tariff import Tariff
 from ems.storage.factory import SqlStorage
-from ems.storage.rollups import Placement, writer_for
+from ems.storage.rollup_rules import Placement
+from ems.storage.rollups import writer_for
 from tests.examples import examples
 
 pytestmark = pytest.mark.slow
