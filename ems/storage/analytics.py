@@ -47,6 +47,28 @@ def _money(minor: Any, currency: str) -> str:
     return Money.from_minor(int(minor), currency).as_str()
 
 
+_F = "CAST({} AS DOUBLE PRECISION)"
+_MEASURED = (
+    # Means and sums computed in SQL as floats (PostgreSQL's numeric avg of bigint is slow to make and to read).
+    f"SELECT t, avg({_F.format('load_mw')}) / 1000 AS load_w, avg({_F.format('l1_mw')}) / 1000 AS l1_w, "
+    f"avg({_F.format('l2_mw')}) / 1000 AS l2_w, avg({_F.format('l3_mw')}) / 1000 AS l3_w, "
+    f"max({_F.format('load_mw')}) / 1000 AS peak_w, sum({_F.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
+    "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
+    "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t"
+)
+"""The measured site load per ``step_s`` (parameters: ``_curve_params``)."""
+_PLANNED = (
+    "SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
+    "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
+    "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t"
+)
+"""The planned load and the capacity in force per ``step_s`` (parameters: ``_curve_params``)."""
+
+
+def _curve_params(site_id: str, since: datetime, until: datetime, step_s: int) -> tuple[Any, ...]:
+    return (step_s, step_s, site_id, _epoch_s(since) // BUCKET_S * BUCKET_S, _epoch_s(until))
+
+
 class SqlAnalytics:
     """Implements ``ems.ports.analytics.AnalyticsQueries``."""
 
@@ -218,23 +240,9 @@ class SqlAnalytics:
     # --- load curve and peaks ----------------------------------------------------------------
 
     async def load_curve(self, site_id: str, since: datetime, until: datetime, step_s: int) -> list[AnalyticsRow]:
-        lo, hi = _epoch_s(since) // BUCKET_S * BUCKET_S, _epoch_s(until)
-        # Means and sums computed in SQL as floats (PostgreSQL's numeric avg of bigint is slow to make and to read).
-        f = "CAST({} AS DOUBLE PRECISION)"
-        measured = await self._db.fetchall(
-            f"SELECT t, avg({f.format('load_mw')}) / 1000 AS load_w, avg({f.format('l1_mw')}) / 1000 AS l1_w, "
-            f"avg({f.format('l2_mw')}) / 1000 AS l2_w, avg({f.format('l3_mw')}) / 1000 AS l3_w, "
-            f"max({f.format('load_mw')}) / 1000 AS peak_w, sum({f.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
-            "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
-            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t ORDER BY t",
-            (step_s, step_s, site_id, lo, hi),
-        )
-        planned = await self._db.fetchall(
-            "SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
-            "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
-            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t",
-            (step_s, step_s, site_id, lo, hi),
-        )
+        params = _curve_params(site_id, since, until, step_s)
+        measured = await self._db.fetchall(f"{_MEASURED} ORDER BY t", params)
+        planned = await self._db.fetchall(_PLANNED, params)
         plans = {int(p["t"]): p for p in planned}
         days: dict[int, str] = {}
         empty = {"planned_w": None, "capacity_w": None}
@@ -278,23 +286,15 @@ class SqlAnalytics:
             return json.dumps(await self.load_curve(site_id, since, until, step_s))
         # The rows of ``load_curve`` (same keys, order and values; floats printed by PostgreSQL)
         # built as JSON by the server: one text value instead of thousands of rows made into dicts.
-        lo, hi = _epoch_s(since) // BUCKET_S * BUCKET_S, _epoch_s(until)
-        f = "CAST({} AS DOUBLE PRECISION)"
+        params = _curve_params(site_id, since, until, step_s)
         found = await self._db.fetchone(
             # json_agg of whole rows (not a json_build_object per row); the start sorts as the time does
             "SELECT COALESCE(json_agg(r ORDER BY r.start), '[]')::TEXT AS doc FROM ("
             "SELECT to_char(to_timestamp(COALESCE(m.t, p.t)) AT TIME ZONE 'UTC', "
             '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\') AS start, '
             "load_w, l1_w, l2_w, l3_w, peak_w, COALESCE(energy_wh, 0.0) AS energy_wh, capacity_w, planned_w "
-            f"FROM (SELECT t, avg({f.format('load_mw')}) / 1000 AS load_w, avg({f.format('l1_mw')}) / 1000 AS l1_w, "
-            f"avg({f.format('l2_mw')}) / 1000 AS l2_w, avg({f.format('l3_mw')}) / 1000 AS l3_w, "
-            f"max({f.format('load_mw')}) / 1000 AS peak_w, sum({f.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
-            "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
-            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t) m "
-            "FULL JOIN (SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
-            "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
-            "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t) p ON p.t = m.t) r",
-            (step_s, step_s, site_id, lo, hi, step_s, step_s, site_id, lo, hi),
+            f"FROM ({_MEASURED}) m FULL JOIN ({_PLANNED}) p ON p.t = m.t) r",
+            (*params, *params),
         )
         return str(found["doc"]) if found else "[]"
 
