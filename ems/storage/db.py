@@ -175,6 +175,15 @@ class Tx(ABC):
         given is it rolled back (to a savepoint) and redone row by row to tell which were new.
         """
 
+    async def rows_source(
+        self, table: str, columns: Sequence[str], rows: Sequence[Params]
+    ) -> tuple[str, str, list[Any]]:
+        """``rows`` as a source for one statement writing ``table``: ``(with_clause, select, params)``,
+        used as ``with_clause + "INSERT INTO table (...) " + select``. Here a ``VALUES`` list with a
+        parameter per value; PostgreSQL COPies the rows into a staging table the statement empties."""
+        marks = "(" + ", ".join("?" for _ in columns) + ")"
+        return "", "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
+
     inlines = False
     """Whether ``inline`` runs work on the database's own thread (SQLite); else it is not available."""
 

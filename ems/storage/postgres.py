@@ -146,14 +146,14 @@ class PostgresTx(Tx):
                         staging, pgsql.Identifier(table)
                     )
                 )
-            oids = await self._column_oids(table) if binary else {}
+            types = await self._columns(table) if binary else {}
             statement = "COPY {} ({}) FROM STDIN (FORMAT BINARY)" if binary else "COPY {} ({}) FROM STDIN"
             async with (
                 self._conn.cursor() as cur,
                 cur.copy(pgsql.SQL(statement).format(target, names)) as copy,
             ):
                 if binary:
-                    copy.set_types([oids[c] for c in columns])
+                    copy.set_types([types[c][1] for c in columns])
                 for row in rows:
                     await copy.write_row(row)
             if skip_duplicates:
@@ -191,13 +191,21 @@ class PostgresTx(Tx):
             return list(rows)
         return [tuple(r[1:]) for r in found if int(r[0]) > 0]
 
+    async def rows_source(
+        self, table: str, columns: Sequence[str], rows: Sequence[Params]
+    ) -> tuple[str, str, list[Any]]:
+        # COPY rows are formatted in C; typed arrays for unnest() would be built in Python.
+        staging = (await self.stage(table, columns, rows)).as_string(self._conn)
+        names = ", ".join(columns)
+        return f"WITH src AS (DELETE FROM {staging} RETURNING {names}) ", f"SELECT {names} FROM src", []
+
     async def stage(self, table: str, columns: Sequence[str], rows: Iterable[Params]) -> pgsql.Identifier:
         """COPY ``rows`` into a temporary table with ``columns`` typed as in ``table`` (emptied at commit;
         the caller empties it when it reads it, e.g. ``WITH src AS (DELETE FROM staging RETURNING ...)``)."""
-        types = await self._column_types(table)
+        types = await self._columns(table)
         staging = pgsql.Identifier(f"ems_stage_{table}_{zlib.crc32(' '.join(columns).encode()):08x}")
         definition = pgsql.SQL(", ").join(
-            pgsql.SQL("{} {}").format(pgsql.Identifier(c), pgsql.SQL(types[c])) for c in columns
+            pgsql.SQL("{} {}").format(pgsql.Identifier(c), pgsql.SQL(types[c][0])) for c in columns
         )
         names = pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns)
         with _mapped(self._url):
@@ -213,27 +221,17 @@ class PostgresTx(Tx):
                     await copy.write_row(row)
         return staging
 
-    async def _column_types(self, table: str) -> dict[str, str]:
-        types = _COLUMN_TYPES.get(table)
-        if types is None:
+    async def _columns(self, table: str) -> dict[str, tuple[str, int]]:
+        """Per column of ``table``: its type as SQL text and its type OID (one catalog read per table)."""
+        columns = _COLUMNS.get(table)
+        if columns is None:
             rows = await self.fetchall(
-                "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+                "SELECT attname, format_type(atttypid, atttypmod) AS type, atttypid::int AS oid FROM pg_attribute "
                 "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
                 (table,),
             )
-            types = _COLUMN_TYPES[table] = {r["attname"]: r["type"] for r in rows}
-        return types
-
-    async def _column_oids(self, table: str) -> dict[str, int]:
-        oids = _COLUMN_OIDS.get(table)
-        if oids is None:
-            rows = await self.fetchall(
-                "SELECT attname, atttypid::int AS oid FROM pg_attribute "
-                "WHERE attrelid = ?::regclass AND attnum > 0 AND NOT attisdropped",
-                (table,),
-            )
-            oids = _COLUMN_OIDS[table] = {r["attname"]: int(r["oid"]) for r in rows}
-        return oids
+            columns = _COLUMNS[table] = {r["attname"]: (r["type"], int(r["oid"])) for r in rows}
+        return columns
 
     async def next_value(self, sequence: str) -> int:
         return int(await self.fetchval("SELECT nextval(?)", (sequence,)))
@@ -244,9 +242,8 @@ class PostgresTx(Tx):
             await self._conn.execute(sql.encode())
 
 
-_COLUMN_TYPES: dict[str, dict[str, str]] = {}
-_COLUMN_OIDS: dict[str, dict[str, int]] = {}
-"""Column types per table, for ``stage``'s staging tables (the same in every schema ems migrates)."""
+_COLUMNS: dict[str, dict[str, tuple[str, int]]] = {}
+"""Column types per table, for ``stage``'s staging tables and binary COPY (the same in every schema ems migrates)."""
 
 
 def _conninfo(url: str, schema: str | None) -> str:

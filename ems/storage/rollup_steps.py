@@ -4,45 +4,15 @@ of running them: ``run_async`` (any back end) and ``run_inline`` (on SQLite's ow
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ems.storage.db import Dialect, InlineTx, Params, Row, Tx
 
 CHUNK = 500
 """Rows per multi-row statement on SQLite (it binds each value as a parameter: at most 32,766)."""
 _INLINE_CHUNK = 50
-
-
-def _pg_type(column: str) -> str:
-    if column in ("evse_id", "sessions") or column.endswith("_n"):
-        return "integer"
-    if column == "bucket_s" or column.endswith(("_mwh", "_mw", "_us", "_minor")):
-        return "bigint"
-    if column.endswith("_w") or column == "last_wh":
-        return "double precision"
-    if column.endswith("_at"):
-        return "timestamptz"
-    return "text"
-
-
-async def _source(tx: Tx, columns: Sequence[str], rows: Sequence[Params]) -> tuple[str, str, list[Any]]:
-    """Rows to insert as a SQL source: ``(with_clause, select, params)``. On PostgreSQL the rows are
-    COPied into a temporary table that the statement empties as it reads it (COPY rows are formatted
-    in C; typed arrays for ``unnest`` are built in Python and cost more than the upsert). On SQLite a
-    VALUES list."""
-    if tx.dialect.name == "postgresql":
-        staging = f"ems_stage_{zlib.crc32(' '.join(columns).encode()):08x}"
-        definition = ", ".join(f"{c} {_pg_type(c)}" for c in columns)
-        # Every time (IF NOT EXISTS): a table created in a transaction rolled back since is gone.
-        await tx.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS")
-        await tx.copy_rows(staging, columns, rows)
-        names = ", ".join(columns)
-        return f"WITH src AS (DELETE FROM {staging} RETURNING {names}) ", f"SELECT {names} FROM src", []
-    marks = "(" + ", ".join("?" for _ in columns) + ")"
-    return "", "VALUES " + ", ".join(marks for _ in rows), [v for row in rows for v in row]
 
 
 def chunk_rows(tx: Tx) -> int:
@@ -100,7 +70,7 @@ async def run_async(tx: Tx, step: Step) -> list[Row]:
     out: list[Row] = []
     size = chunk_rows(tx)
     for i in range(0, len(step.rows), size):
-        with_, source, params = await _source(tx, (*step.key, *step.values), step.rows[i : i + size])
+        with_, source, params = await tx.rows_source(step.table, (*step.key, *step.values), step.rows[i : i + size])
         sql = with_ + step.sql(tx.dialect, source)
         if step.returning:
             out += await tx.fetchall(sql, params)
