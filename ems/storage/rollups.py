@@ -53,6 +53,7 @@ from ems.storage.rollup_rules import (
     bucket_of,
     interval_energy,
     local_day,
+    mean_mw,
     series,
     slot_of,
     split_by_local_day,
@@ -395,10 +396,8 @@ class RollupWriter:
             s_vec[0] += vec[_ENERGY]
             for j, (sum_name, n_name) in enumerate(_SUM_N):
                 new_sum, new_n = int(r[sum_name]), int(r[n_name])
-                if new_n:
-                    old_n = new_n - vec[2 + 3 * j]
-                    old = (new_sum - vec[1 + 3 * j]) // old_n if old_n else 0
-                    s_vec[1 + j] += new_sum // new_n - old
+                if new_n:  # the site load moves by the change of the EVSE's (floored) mean
+                    s_vec[1 + j] += mean_mw(new_sum, new_n) - mean_mw(new_sum - vec[1 + 3 * j], new_n - vec[2 + 3 * j])
             day = days.get((key[2], place.timezone))
             if day is None:
                 day = days[(key[2], place.timezone)] = local_day(at_of(key[2]), place.zone)
