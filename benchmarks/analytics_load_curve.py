@@ -1,6 +1,8 @@
 """The load curve of one site-month (issue 14), in process, PostgreSQL: the rows made in Python
 (``load_curve``, then ``json.dumps`` as the API did) against the JSON made by the database
-(``load_curve_json``, what the API answers now), at steps of 15 min, 1 h and 5 min; 30 calls each.
+(``load_curve_json``, what the API answers now), at steps of 15 min, 1 h and 5 min; and the CSV
+the same two ways (the rows written by ``csv_text``, as the API did, against ``load_curve_csv``,
+made by the database); 30 calls each.
 A fresh schema holds a month of 5-minute site rows and plans for 10 sites.
 
     PYTHONPATH=. python benchmarks/analytics_load_curve.py
@@ -21,6 +23,7 @@ from psycopg import sql
 
 from benchmarks import bench_analytics as b
 from ems.config import Settings
+from ems.csv_rows import csv_text
 from ems.storage.factory import open_storage
 
 SITE_COLUMNS = "site_id, bucket_s, energy_mwh, load_mw, l1_mw, l2_mw, l3_mw"
@@ -62,6 +65,9 @@ async def main() -> None:
             made = await timed(lambda: analytics.load_curve_json(*window))  # noqa: B023
             rows_dumped = await timed(lambda: _dumped(analytics, window))  # noqa: B023
             print(f"step {step} s, JSON by the database: {made}; rows + json.dumps: {rows_dumped}")
+            made = await timed(lambda: analytics.load_curve_csv(*window))  # noqa: B023
+            rows_written = await timed(lambda: _written(analytics, window))  # noqa: B023
+            print(f"step {step} s, CSV by the database: {made}; rows + csv_text: {rows_written}")
     finally:
         await storage.close()
         async with await psycopg.AsyncConnection.connect(b.PG_URL, autocommit=True) as conn:
@@ -70,6 +76,10 @@ async def main() -> None:
 
 async def _dumped(analytics: object, window: tuple[str, datetime, datetime, int]) -> str:
     return json.dumps(await analytics.load_curve(*window))  # type: ignore[attr-defined]
+
+
+async def _written(analytics: object, window: tuple[str, datetime, datetime, int]) -> str:
+    return csv_text(await analytics.load_curve(*window))  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

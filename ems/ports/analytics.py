@@ -45,6 +45,10 @@ class AnalyticsQueries(Protocol):
         """``load_curve``'s rows as a JSON array (made by the database where it can: a month of
         15-minute rows is thousands of objects that Python would build one by one)."""
 
+    async def load_curve_csv(self, site_id: str, since: datetime, until: datetime, step_s: int) -> str:
+        """``load_curve``'s rows as CSV, as ``ems.csv_rows.csv_text`` writes them (made by the
+        database where it can)."""
+
     async def user_months(self, user_id: str) -> list[AnalyticsRow]: ...
 
     async def site_peaks(self, site_id: str, first: date, last: date) -> list[AnalyticsRow]:

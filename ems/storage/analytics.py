@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ems.csv_rows import csv_text
 from ems.domain.money import Money
 from ems.errors import InvalidInput
 from ems.ports.analytics import AnalyticsRow, Page, SessionFilter
@@ -48,21 +49,46 @@ def _money(minor: Any, currency: str) -> str:
 
 
 _F = "CAST({} AS DOUBLE PRECISION)"
-_MEASURED = (
+_SITE_ROWS = (
+    "SELECT (bucket_s / ?) * ? AS t, {} FROM rollup_site_5min WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?"
+)
+_MEASURED_GROUPED = (
     # Means and sums computed in SQL as floats (PostgreSQL's numeric avg of bigint is slow to make and to read).
     f"SELECT t, avg({_F.format('load_mw')}) / 1000 AS load_w, avg({_F.format('l1_mw')}) / 1000 AS l1_w, "
     f"avg({_F.format('l2_mw')}) / 1000 AS l2_w, avg({_F.format('l3_mw')}) / 1000 AS l3_w, "
     f"max({_F.format('load_mw')}) / 1000 AS peak_w, sum({_F.format('energy_mwh')}) / 1000 AS energy_wh FROM ("
-    "SELECT (bucket_s / ?) * ? AS t, load_mw, l1_mw, l2_mw, l3_mw, energy_mwh FROM rollup_site_5min "
-    "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t"
+    + _SITE_ROWS.format("load_mw, l1_mw, l2_mw, l3_mw, energy_mwh")
+    + ") q GROUP BY t"
 )
-"""The measured site load per ``step_s`` (parameters: ``_curve_params``)."""
-_PLANNED = (
+_MEASURED_BUCKETS = _SITE_ROWS.format(
+    # One row per site and bucket (the key): the mean, peak and sum of one value are that value.
+    f"{_F.format('load_mw')} / 1000 AS load_w, {_F.format('l1_mw')} / 1000 AS l1_w, "
+    f"{_F.format('l2_mw')} / 1000 AS l2_w, {_F.format('l3_mw')} / 1000 AS l3_w, "
+    f"{_F.format('load_mw')} / 1000 AS peak_w, {_F.format('energy_mwh')} / 1000 AS energy_wh"
+)
+_PLANNED_GROUPED = (
     "SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
     "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
     "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t"
 )
-"""The planned load and the capacity in force per ``step_s`` (parameters: ``_curve_params``)."""
+_PLANNED_BUCKETS = (
+    "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
+    "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?"
+)
+
+
+def _curve_sql(step_s: int, *, grouped: bool = False) -> tuple[str, str]:
+    """The measured site load and the planned load with the capacity in force, per ``step_s``
+    (parameters: ``_curve_params``). At the rollup's own step every group is one row (both tables
+    are keyed by site and bucket), so the rows are read as they are (a month of 5-minute rows:
+    two hash aggregates of 8,640 groups saved); ``grouped`` asks for the general form anyway."""
+    if step_s == BUCKET_S and not grouped:
+        return _MEASURED_BUCKETS, _PLANNED_BUCKETS
+    return _MEASURED_GROUPED, _PLANNED_GROUPED
+
+
+_CURVE_COLUMNS = ("start", "load_w", "l1_w", "l2_w", "l3_w", "peak_w", "energy_wh", "capacity_w", "planned_w")
+"""The load curve's columns, in the order of its rows' keys."""
 
 
 def _curve_params(site_id: str, since: datetime, until: datetime, step_s: int) -> tuple[Any, ...]:
@@ -241,8 +267,9 @@ class SqlAnalytics:
 
     async def load_curve(self, site_id: str, since: datetime, until: datetime, step_s: int) -> list[AnalyticsRow]:
         params = _curve_params(site_id, since, until, step_s)
-        measured = await self._db.fetchall(f"{_MEASURED} ORDER BY t", params)
-        planned = await self._db.fetchall(_PLANNED, params)
+        measured_sql, planned_sql = _curve_sql(step_s)
+        measured = await self._db.fetchall(f"{measured_sql} ORDER BY t", params)
+        planned = await self._db.fetchall(planned_sql, params)
         plans = {int(p["t"]): p for p in planned}
         days: dict[int, str] = {}
         empty = {"planned_w": None, "capacity_w": None}
@@ -286,17 +313,36 @@ class SqlAnalytics:
             return json.dumps(await self.load_curve(site_id, since, until, step_s))
         # The rows of ``load_curve`` (same keys, order and values; floats printed by PostgreSQL)
         # built as JSON by the server: one text value instead of thousands of rows made into dicts.
-        params = _curve_params(site_id, since, until, step_s)
+        # json_agg of whole rows (not a json_build_object per row).
+        return await self._curve_text("COALESCE(json_agg(r ORDER BY k.t), '[]')", (site_id, since, until, step_s))
+
+    async def load_curve_csv(self, site_id: str, since: datetime, until: datetime, step_s: int) -> str:
+        if self._db.dialect.name != "postgresql":
+            return csv_text(await self.load_curve(site_id, since, until, step_s))
+        # As ``csv_text`` writes the rows: a header line, then a line per row, each ended by CRLF; a
+        # missing value is an empty cell (concat() reads NULL as ''); no rows is the empty text.
+        # The cells are numbers and an ISO time, never a comma or a quote, so none is quoted.
+        line = "concat_ws(',', " + ", ".join(f"concat(r.{c})" for c in _CURVE_COLUMNS) + ")"
+        return await self._curve_text(
+            f"COALESCE('{','.join(_CURVE_COLUMNS)}' || E'\\r\\n' "
+            f"|| string_agg({line}, E'\\r\\n' ORDER BY k.t) || E'\\r\\n', '')",
+            (site_id, since, until, step_s),
+        )
+
+    async def _curve_text(self, aggregate: str, window: tuple[str, datetime, datetime, int]) -> str:
+        """``aggregate`` over the load curve's rows ``r`` and their times ``k.t`` (epoch seconds: the
+        rows sort by it, not by the text of their start), on PostgreSQL, as one text value."""
+        params = _curve_params(*window)
+        measured_sql, planned_sql = _curve_sql(window[3])
         found = await self._db.fetchone(
-            # json_agg of whole rows (not a json_build_object per row); the start sorts as the time does
-            "SELECT COALESCE(json_agg(r ORDER BY r.start), '[]')::TEXT AS doc FROM ("
-            "SELECT to_char(to_timestamp(COALESCE(m.t, p.t)) AT TIME ZONE 'UTC', "
-            '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\') AS start, '
-            "load_w, l1_w, l2_w, l3_w, peak_w, COALESCE(energy_wh, 0.0) AS energy_wh, capacity_w, planned_w "
-            f"FROM ({_MEASURED}) m FULL JOIN ({_PLANNED}) p ON p.t = m.t) r",
+            f"SELECT ({aggregate})::TEXT AS doc FROM ({measured_sql}) m FULL JOIN ({planned_sql}) p ON p.t = m.t "
+            "CROSS JOIN LATERAL (SELECT COALESCE(m.t, p.t) AS t) k CROSS JOIN LATERAL ("
+            "SELECT to_char(to_timestamp(k.t) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS start, "
+            "m.load_w, m.l1_w, m.l2_w, m.l3_w, m.peak_w, COALESCE(m.energy_wh, 0.0) AS energy_wh, "
+            "p.capacity_w, p.planned_w) r",
             (*params, *params),
         )
-        return str(found["doc"]) if found else "[]"
+        return str(found["doc"]) if found else ""
 
     async def site_peaks(self, site_id: str, first: date, last: date) -> list[AnalyticsRow]:
         zone = await self.site_zone(site_id)

@@ -3,9 +3,6 @@ curves, users per month, peaks. JSON, or CSV with ``Accept: text/csv`` or ``?for
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -15,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from ems.api.auth import Analyst, Services
 from ems.api.openapi import problem
+from ems.csv_rows import csv_text
 from ems.errors import InvalidInput, NotAvailable
 from ems.ports.analytics import AnalyticsQueries, SessionFilter
 
@@ -49,28 +47,12 @@ def _wants_csv(request: Request, fmt: str | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True)
-    return "" if value is None else value
-
-
-_PLAIN = frozenset((str, int, float, bool, type(None)))
-"""Cell types the csv module writes as they are (``None`` as an empty cell)."""
-
-
 def _csv(rows: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None = None) -> Response:
-    out = io.StringIO()
-    if rows:
-        writer = csv.writer(out)
-        writer.writerow(list(rows[0]))
-        if all(type(v) in _PLAIN for row in rows for v in row.values()):
-            # The common case (every load-curve row): no cell to convert, one C call for the rows
-            # (a month of 5-minute rows: 58 -> 32 ms here).
-            writer.writerows(row.values() for row in rows)
-        else:
-            writer.writerows([_cell(v) for v in row.values()] for row in rows)
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=dict(headers or {}))
+    return _csv_answer(csv_text(rows), headers)
+
+
+def _csv_answer(text: str, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(text, media_type="text/csv; charset=utf-8", headers=dict(headers or {}))
 
 
 def _answer(request: Request, fmt: str | None, rows: Sequence[Mapping[str, Any]]) -> Response:
@@ -171,7 +153,7 @@ async def load_curve(
     _site(services, site_id, "site_id")
     analytics, window = _analytics(services), (site_id, since.astimezone(UTC), until.astimezone(UTC), step_s)
     if _wants_csv(request, format):
-        return _csv(await analytics.load_curve(*window))
+        return _csv_answer(await analytics.load_curve_csv(*window))
     return Response(await analytics.load_curve_json(*window), media_type="application/json")
 
 
