@@ -13,6 +13,7 @@ import pytest
 
 from ems.csv_rows import csv_text
 from ems.domain.session import Measurand, MeterSample
+from ems.storage.analytics import _curve_params, _curve_sql
 from ems.storage.factory import SqlStorage
 from ems.storage.rollup_rules import Placement
 from ems.storage.rollups import writer_for
@@ -78,3 +79,13 @@ async def test_no_rows_is_an_empty_array_and_an_empty_csv(storage: SqlStorage) -
     window = ("nowhere", T0, T0 + timedelta(days=1), 900)
     assert await storage.analytics.load_curve_json(*window) == "[]"
     assert await storage.analytics.load_curve_csv(*window) == ""
+
+
+async def test_at_the_rollup_step_the_rows_read_as_they_are_equal_the_grouped_form(storage: SqlStorage) -> None:
+    window = await _a_measured_and_planned_site(storage, 300)
+    params = _curve_params(*window)
+    for plain, grouped in zip(_curve_sql(300), _curve_sql(300, grouped=True), strict=True):
+        assert plain != grouped
+        got = await storage.db.fetchall(f"{plain} ORDER BY t", params)
+        want = await storage.db.fetchall(f"{grouped} ORDER BY t", params)
+        assert len(got) > 30 and [dict(r) for r in got] == [dict(r) for r in want]
