@@ -255,11 +255,28 @@ async def run_pg(
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute("ANALYZE")
                 result["queries_ms"] = await query_latencies(storage, sites, reps)
+                result["settle_s"] = await settle(url)
+                result["settled_ms"] = await query_latencies(storage, sites, reps)
         finally:
             await storage.close()
             async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
                 await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     return result
+
+
+async def settle(url: str, quiet_polls: int = 3, limit_s: float = 1200.0) -> float:
+    """Wait until the server is done with what the ingest left it (autovacuum's first passes over
+    millions of new rows), then CHECKPOINT: the queries are measured again in that steady state.
+    Returns the seconds waited."""
+    start, quiet = time.perf_counter(), 0
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while quiet < quiet_polls and time.perf_counter() - start < limit_s:
+            cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+            found = await cur.fetchone()
+            quiet = quiet + 1 if found is not None and found[0] == 0 else 0
+            await asyncio.sleep(2.0)
+        await conn.execute("CHECKPOINT")
+    return time.perf_counter() - start
 
 
 async def run_sqlite(keys: list[tuple[str, int]], sites: tuple[Site, ...], days: int, reps: int) -> dict[str, Any]:
@@ -287,9 +304,16 @@ def report(title: str, floor: str, r: dict[str, Any], target_ms: float) -> None:
     print(f"  {floor:<28} {r['raw_s']:8.1f} s  {n / r['raw_s']:>10,.0f} samples/s")
     print(f"  {'ems add_many + rollups':<28} {r['store_s']:8.1f} s  {n / r['store_s']:>10,.0f} samples/s")
     print(f"  ingest ratio (floor time / ems time): {r['raw_s'] / r['store_s']:.2f}x (target >= 0.7x)")
+    settled = r.get("settled_ms")
+    if settled is not None:
+        print(f"  queries right after the ingest, then settled (autovacuum done, CHECKPOINT; {r['settle_s']:.0f} s):")
     for label, ms in r["queries_ms"].items():
         flag = "ok" if ms <= target_ms else "MISSED"
-        print(f"  p95 {label:<30} {ms:7.1f} ms  (target {target_ms:.0f} ms: {flag})")
+        line = f"  p95 {label:<30} {ms:7.1f} ms  (target {target_ms:.0f} ms: {flag})"
+        if settled is not None:
+            flag = "ok" if settled[label] <= target_ms else "MISSED"
+            line += f"  settled {settled[label]:7.1f} ms ({flag})"
+        print(line)
 
 
 async def main() -> None:
