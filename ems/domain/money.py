@@ -77,6 +77,17 @@ def parse_decimal(text: str | int | Decimal) -> Decimal:
     return value
 
 
+def minor_str(minor: int, currency: str) -> str:
+    """``Money.from_minor(minor, currency).as_str()`` without making the Money: the decimal string
+    of a whole number of minor units (``1600, "EUR"`` -> ``"16.00"``), for reports that print
+    thousands of stored amounts."""
+    exponent = MINOR_UNITS[check_currency(currency)]
+    if exponent == 0:
+        return str(minor)
+    major, rest = divmod(abs(minor), 10**exponent)
+    return f"{'-' if minor < 0 else ''}{major}.{rest:0{exponent}d}"
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ems.csv_rows import csv_text
-from ems.domain.money import Money
+from ems.domain.money import Money, minor_str
 from ems.errors import InvalidInput
 from ems.ports.analytics import AnalyticsRow, Page, SessionFilter
 from ems.report_html import SiteMonth
@@ -45,7 +45,7 @@ def _iso_utc(epoch_s: int, days: dict[int, str]) -> str:
 
 
 def _money(minor: Any, currency: str) -> str:
-    return Money.from_minor(int(minor), currency).as_str()
+    return minor_str(int(minor), currency)
 
 
 _F = "CAST({} AS DOUBLE PRECISION)"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ems.domain.money import CurrencyError, Money
+from ems.domain.money import MINOR_UNITS, CurrencyError, Money, minor_str
 from ems.domain.units import current_a_from_power_w, power_w_from_current_a
 
 
@@ -14,6 +14,18 @@ def test_money_is_exact_and_rounds_half_even() -> None:
     assert Money.of("0.135", "EUR").rounded().amount == Decimal("0.14")
     assert Money.of("7", "JPY").as_str() == "7"
     assert Money.of("16", "EUR").as_str() == "16.00"
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.sampled_from(sorted(MINOR_UNITS)))
+def test_minor_str_prints_what_money_prints(minor: int, currency: str) -> None:
+    assert minor_str(minor, currency) == Money.from_minor(minor, currency).as_str()
+
+
+def test_minor_str_examples_and_unknown_currency() -> None:
+    assert [minor_str(m, "EUR") for m in (0, 5, -5, 1600, -123456)] == ["0.00", "0.05", "-0.05", "16.00", "-1234.56"]
+    assert minor_str(-7, "JPY") == "-7"
+    with pytest.raises(CurrencyError):
+        minor_str(1, "XXX")
 
 
 def test_money_refuses_floats_mixed_and_unknown_currencies() -> None:
