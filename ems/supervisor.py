@@ -52,6 +52,9 @@ class ComponentState(StrEnum):
     """Ended because the process is stopping."""
 
 
+_NOT_STOPPED = frozenset((ComponentState.STARTING, ComponentState.RUNNING, ComponentState.RESTARTING))
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     first_s: float = 1.0
@@ -90,9 +93,12 @@ class Component(Protocol):
 
 
 class Supervisor:
-    def __init__(self, clock: Clock, backoff: Backoff | None = None) -> None:
+    def __init__(self, clock: Clock, backoff: Backoff | None = None, *, stop_report_s: float = 5.0) -> None:
         self._clock = clock
         self.backoff = backoff or Backoff()
+        self.stop_report_s = stop_report_s
+        """Once ``stop`` is set, every this many wall-clock seconds (not the injected clock's: the
+        demo's runs 60x) the components still running are logged, so a slow stop names its cause."""
         self.components: dict[str, ComponentHealth] = {}
         self.changed = asyncio.Event()
         """Set whenever a component's state changes (monitors and tests clear it and wait)."""
@@ -104,10 +110,26 @@ class Supervisor:
         """Run every component until ``stop``; each under ``run`` (restartable per its ``restartable`` attribute)."""
         for component in components:  # all shown from the start, before any task runs
             self.register(component.name, bool(getattr(component, "restartable", False)))
-        async with asyncio.TaskGroup() as group:
-            for component in components:
-                restartable = self.components[component.name].restartable
-                group.create_task(self.run(component.name, component.run, stop, restartable=restartable))
+        report = asyncio.create_task(self._report_slow_stop(stop), name="supervisor-stop-report")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for component in components:
+                    restartable = self.components[component.name].restartable
+                    group.create_task(self.run(component.name, component.run, stop, restartable=restartable))
+        finally:
+            report.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await report
+
+    async def _report_slow_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while True:
+            await asyncio.sleep(self.stop_report_s)
+            waiting = sorted(h.name for h in self.components.values() if h.state in _NOT_STOPPED)
+            if waiting:
+                log.warning("stopping: after %.0f s still waiting for %s", loop.time() - began, ", ".join(waiting))
 
     def register(self, name: str, restartable: bool) -> ComponentHealth:
         health = self.components.get(name)

@@ -176,3 +176,44 @@ async def test_back_off_starts_over_after_a_long_healthy_run() -> None:
     stop.set()
     await asyncio.wait_for(task, 1)
     assert seen == [1.0, 2.0, 1.0]
+
+
+class SlowToStop:
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await self.release.wait()  # e.g. a connection that takes its time to close
+
+
+class _Heard(logging.Handler):
+    def __init__(self, words: str) -> None:
+        super().__init__()
+        self.words, self.heard = words, asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.heard.set()
+
+
+async def test_a_slow_stop_names_the_components_still_running(caplog: pytest.LogCaptureFixture) -> None:
+    supervisor = Supervisor(FakeClock(), stop_report_s=0.02)
+    slow, quick, stop = SlowToStop(), Waits("quick"), asyncio.Event()
+    task = asyncio.create_task(supervisor.run_all([slow, quick], stop))
+    await _until(supervisor, lambda: supervisor.components["slow"].up)
+    heard = _Heard("still waiting for slow")
+    logging.getLogger("ems.supervisor").addHandler(heard)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ems.supervisor"):
+            stop.set()
+            await asyncio.wait_for(heard.heard.wait(), 2)
+            slow.release.set()
+            await asyncio.wait_for(task, 2)
+    finally:
+        logging.getLogger("ems.supervisor").removeHandler(heard)
+    reports = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert reports and all(m.endswith("still waiting for slow") for m in reports)  # the quick one stopped at once
+    assert supervisor.components["slow"].state is ComponentState.STOPPED
