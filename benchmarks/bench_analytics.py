@@ -40,7 +40,7 @@ from psycopg import sql
 
 from ems.api.app import create_app
 from ems.api.services import ApiServices
-from ems.app import policy_from
+from ems.app import policy_from, settle_heap
 from ems.billing.pricing import price_session
 from ems.clock import FakeClock
 from ems.config import Settings
@@ -207,6 +207,7 @@ async def query_latencies(storage: SqlStorage, sites: tuple[Site, ...], reps: in
     billing = build_billing(storage, clock=clock, policy=policy_from(settings, sites))
     services = ApiServices(storage=storage, clock=clock, sites=sites, billing=billing, analytics=storage.analytics)
     app = create_app(settings, services)
+    settle_heap()  # as ems serve does once it has started
     site = sites[0].id
     month = {"from": "2026-11-01", "to": "2026-11-30"}
     span = {"from": "2026-11-01T00:00:00+01:00", "to": "2026-12-01T00:00:00+01:00"}

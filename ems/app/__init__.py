@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 import socket
@@ -286,12 +287,26 @@ def station_tariffs(billing: Billing) -> Callable[[str], Awaitable[Tariff]]:
     return tariff_for
 
 
+def settle_heap() -> None:
+    """Once the process has started (modules imported, the system built): collect the start-up
+    garbage, then move every object alive now out of the cyclic collector's sight (``gc.freeze``).
+
+    Without it, every full collection walks the start-up heap again (~190,000 objects: FastAPI,
+    pydantic, psycopg, numpy, highspy, ems), a pause of ~90 ms on these machines that lands in
+    whatever request allocated last: the analytics reports' p95 was those pauses
+    (docs/benchmarks/analytics.md). Called by the entry points (``serve``, ``demo``), not by
+    ``build_system``, which tests call many times in one process."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     remove = install_signal_handlers(stop)
     try:
         async with open_runtime(settings) as runtime:
             system = await build_system(runtime)
+            settle_heap()
             async with asyncio.TaskGroup() as group:
                 group.create_task(_announce(system, runtime, stop), name="announce")
                 group.create_task(run_components(system.components(), stop, system.supervisor), name="components")

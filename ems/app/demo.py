@@ -10,7 +10,7 @@ import contextlib
 import secrets
 import time
 
-from ems.app import build_system, open_runtime, servers_up, station_tariffs
+from ems.app import build_system, open_runtime, servers_up, settle_heap, station_tariffs
 from ems.clock import SystemClock
 from ems.config import Settings
 from ems.domain.access import Role
@@ -59,6 +59,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             await new_operator(runtime.storage.operators, clock, DEMO_OPERATOR, console_password, Role.ADMIN)
             drivers = DriverAuth(runtime.storage.driver_auth, runtime.storage.billing.users, clock)
             await seed_demo_driver(system.billing, drivers)
+            settle_heap()
             site = runtime.sites[0]
             first = site.stations[0].id if site.stations else "CP-1"
             ocpp = system.ocpp
