@@ -18,7 +18,6 @@ takes the result as an *alien* basis and completes it (lp.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +31,24 @@ Bools = npt.NDArray[np.bool_]
 
 COL_FAMILIES = ("x", "u", "z", "peak", "d", "y")
 """Column families, in the LP's column order (matrices.py)."""
+KIND = {
+    "x": ("session", 1),
+    "u": ("session", 1),
+    "z": ("z", 1),
+    "peak": ("session", 1),
+    "d": ("session", 1),
+    "y": ("group", 1),
+    "request": ("session", 1),
+    "fairness": ("session", 1),
+    "spread": ("session", 1),
+    "smoothness": ("session", 2),
+    "node_power": ("node", 1),
+    "node_phase": ("node", 3),
+    "phasor_sum": ("group", 1),
+    "phasor": ("limit", POLYGON_SIDES_MAX),
+}
+"""Per family: what its entities are made of, and how many per one of those (an entity is
+``index * per + within``, matrices.ROW_ENTITY): the index is named, the rest is arithmetic."""
 BASIC_WHEN_NEW = frozenset({"u", "y"})
 """Column families that start basic when the last plan had no such column."""
 NONBASIC_WHEN_NEW = frozenset({"request", "phasor_sum"})
@@ -42,24 +59,26 @@ _FAMILY_SHIFT = 58
 
 
 @dataclass(frozen=True, slots=True)
+class Elements:
+    """Columns or rows of one LP, each by family, entity and absolute slot span."""
+
+    family: Ints
+    """Index into ``families``."""
+    entity: Ints
+    start: Ints
+    """First absolute slot covered (0 without a slot); ``end``: one past the last."""
+    end: Ints
+    families: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """Who each column and each row of an LP is (see the module docstring)."""
 
-    col_family: Ints
-    """Per column: index into :data:`COL_FAMILIES`."""
-    col_entity: Ints
-    col_start: Ints
-    """Per column: first absolute slot covered (0 for columns without a slot); ``col_end``: one past the last."""
-    col_end: Ints
-    row_family: Ints
-    """Per row: index into ``row_families`` (the LP's ``families`` names)."""
-    row_entity: Ints
-    row_start: Ints
-    row_end: Ints
-    row_families: tuple[str, ...]
-    col_names: tuple[dict[int, str], ...]
-    """Per column family: the name of each entity present (stable across plans)."""
-    row_names: tuple[dict[int, str], ...]
+    cols: Elements
+    rows: Elements
+    names: dict[str, tuple[str, ...]]
+    """Per kind of :data:`KIND`: the name of each index (session ids, node ids, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,88 +116,71 @@ def identify(p: Problem, m: LpMatrices) -> Identity:
     if m.y_col >= 0:
         cols = slice(m.y_col, m.y_col + m.n_y)
         family[cols], entity[cols], slot[cols] = 5, m.y_group, m.y_slot
-    ids = tuple(s.id for s in p.snapshot.sessions)
-    groups = _group_names(p, m)
-    col_label: dict[str, Callable[[int], str]] = {
-        "x": ids.__getitem__,
-        "u": ids.__getitem__,
-        "z": lambda _: "z",
-        "peak": ids.__getitem__,
-        "d": ids.__getitem__,
-        "y": groups.__getitem__,
-    }
-    row_families = tuple(name for name, _, _ in m.families)
     sizes = [hi - lo for _, lo, hi in m.families]
     row_family = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    row_label = {name: _row_label(name, p, ids, groups) for name in row_families}
-    col_start, col_end = _span(slot, start, end)
-    row_start, row_end = _span(m.row_slot, start, end)
+    names = {
+        "session": tuple(s.id for s in p.snapshot.sessions),
+        "z": ("z",),
+        "group": _group_names(p, m),
+        "node": p.node_ids,
+        "limit": p.phasor_ids,
+    }
     return Identity(
-        family,
-        entity,
-        col_start,
-        col_end,
-        row_family,
-        m.row_entity,
-        row_start,
-        row_end,
-        row_families,
-        tuple(_names(family == f, entity, col_label[name]) for f, name in enumerate(COL_FAMILIES)),
-        tuple(_names(row_family == f, m.row_entity, row_label[name]) for f, name in enumerate(row_families)),
+        Elements(family, entity, *_span(slot, start, end), COL_FAMILIES),
+        Elements(row_family, m.row_entity, *_span(m.row_slot, start, end), tuple(n for n, _, _ in m.families)),
+        names,
     )
 
 
 def carry(last: Carried, new: Identity) -> tuple[Statuses, Statuses]:
     """The status each of ``new``'s columns and rows starts with, from ``last``'s final basis."""
     old = last.identity
-    col_match = _match(
-        (old.col_family, old.col_entity, old.col_start, old.col_end, old.col_names, COL_FAMILIES),
-        (new.col_family, new.col_entity, new.col_start, new.col_names, COL_FAMILIES),
-    )
-    row_match = _match(
-        (old.row_family, old.row_entity, old.row_start, old.row_end, old.row_names, old.row_families),
-        (new.row_family, new.row_entity, new.row_start, new.row_names, new.row_families),
-    )
-    col_new = np.where(np.isin(new.col_family, [COL_FAMILIES.index(f) for f in BASIC_WHEN_NEW]), BASIC, AT_LOWER)
-    bound = np.isin(new.row_family, [k for k, f in enumerate(new.row_families) if f in NONBASIC_WHEN_NEW])
-    row_new = np.where(bound, AT_UPPER, ABSENT)
+    renamed = {kind: _renumber(old.names[kind], new.names[kind]) for kind in new.names}
+    col_match = _match(old.cols, new.cols, renamed)
+    row_match = _match(old.rows, new.rows, renamed)
+    basic_new = [k for k, f in enumerate(new.cols.families) if f in BASIC_WHEN_NEW]
+    col_new = np.where(np.isin(new.cols.family, basic_new), BASIC, AT_LOWER)
+    bound_new = [k for k, f in enumerate(new.rows.families) if f in NONBASIC_WHEN_NEW]
+    row_new = np.where(np.isin(new.rows.family, bound_new), AT_UPPER, ABSENT)
     col = np.where(col_match >= 0, last.col_status[np.maximum(col_match, 0)], col_new).astype(np.int8)
     row = np.where(row_match >= 0, last.row_status[np.maximum(row_match, 0)], row_new).astype(np.int8)
     return col, row
 
 
-def _match(
-    old: tuple[Ints, Ints, Ints, Ints, tuple[dict[int, str], ...], tuple[str, ...]],
-    new: tuple[Ints, Ints, Ints, tuple[dict[int, str], ...], tuple[str, ...]],
-) -> Ints:
+def _renumber(old: tuple[str, ...], new: tuple[str, ...]) -> Ints:
+    """Per old index: the new index of the same name (-1: gone)."""
+    code = {name: k for k, name in enumerate(new)}
+    return np.fromiter((code.get(name, -1) for name in old), dtype=np.int64, count=len(old))
+
+
+def _match(old: Elements, new: Elements, renamed: dict[str, Ints]) -> Ints:
     """Per new element: the old element of the same family and entity whose span covers its
     first slot (-1: none)."""
-    o_family, o_entity, o_start, o_end, o_names, o_families = old
-    n_family, n_entity, n_start, n_names, n_families = new
     # The old elements renumbered into the new plan's families and entities (-1: gone).
-    family_to_new = np.array([n_families.index(f) if f in n_families else -1 for f in o_families], dtype=np.int64)
-    entity_to_new = np.full(o_entity.size, -1, dtype=np.int64)
-    for f, names in enumerate(o_names):
-        g = int(family_to_new[f]) if family_to_new.size else -1
-        if g < 0 or not names:
+    entity = np.full(old.entity.size, -1, dtype=np.int64)
+    family = np.full(old.entity.size, -1, dtype=np.int64)
+    for f, name in enumerate(old.families):
+        if name not in new.families:
             continue
-        code = {name: e for e, name in n_names[g].items()}
-        rows = np.flatnonzero(o_family == f)
-        values, inverse = np.unique(o_entity[rows], return_inverse=True)
-        lookup = np.array([code.get(names.get(int(v), ""), -1) for v in values], dtype=np.int64)
-        entity_to_new[rows] = lookup[inverse]
-    alive = np.flatnonzero(entity_to_new >= 0)
+        kind, per = KIND[name]
+        members = np.flatnonzero(old.family == f)
+        index = renamed[kind]
+        e = old.entity[members]
+        moved = index[e // per] if index.size else np.full(e.size, -1, dtype=np.int64)
+        entity[members] = np.where(moved >= 0, moved * per + e % per, -1)
+        family[members] = new.families.index(name)
+    alive = np.flatnonzero(entity >= 0)
     if not alive.size:
-        return np.full(n_family.size, -1, dtype=np.int64)
-    old_key = _key(family_to_new[o_family[alive]], entity_to_new[alive], o_start[alive])
+        return np.full(new.family.size, -1, dtype=np.int64)
+    old_key = _key(family[alive], entity[alive], old.start[alive])
     order = np.argsort(old_key, kind="stable")
     old_key, alive = old_key[order], alive[order]
-    new_key = _key(n_family, n_entity, n_start)
+    new_key = _key(new.family, new.entity, new.start)
     at = np.searchsorted(old_key, new_key, side="right") - 1
     found = at >= 0
     k = np.maximum(at, 0)
     found &= (old_key[k] >> _SLOT_BITS) == (new_key >> _SLOT_BITS)
-    found &= n_start < o_end[alive[k]]
+    found &= new.start < old.end[alive[k]]
     out: Ints = np.where(found, alive[k], -1)
     return out
 
@@ -191,13 +193,10 @@ def _key(family: Ints, entity: Ints, start: Ints) -> Ints:
 def _span(slot: Ints, start: Ints, end: Ints) -> tuple[Ints, Ints]:
     """Absolute (start, end) per element of LP slot ``slot`` (-1: no slot, (0, 1))."""
     has = slot >= 0
-    s = np.where(has, start[np.where(has, slot, 0)] if start.size else 0, 0)
-    e = np.where(has, end[np.where(has, slot, 0)] if end.size else 1, 1)
+    at = np.where(has, slot, 0)
+    s = np.where(has, start[at], 0) if start.size else np.zeros(slot.size, dtype=np.int64)
+    e = np.where(has, end[at], 1) if end.size else np.ones(slot.size, dtype=np.int64)
     return s.astype(np.int64), e.astype(np.int64)
-
-
-def _names(members: Bools, entity: Ints, label: Callable[[int], str]) -> dict[int, str]:
-    return {int(e): label(int(e)) for e in np.unique(entity[members])}
 
 
 def _group_names(p: Problem, m: LpMatrices) -> tuple[str, ...]:
@@ -211,19 +210,3 @@ def _group_names(p: Problem, m: LpMatrices) -> tuple[str, ...]:
         terms = sorted(zip((p.phasor_ids[c] for c in csc.indices[lo:hi]), csc.data[lo:hi], strict=True))
         out.append(";".join(f"{c}={complex(v)!r}" for c, v in terms))
     return tuple(out)
-
-
-def _row_label(family: str, p: Problem, ids: tuple[str, ...], groups: tuple[str, ...]) -> Callable[[int], str]:
-    if family in ("request", "fairness", "spread"):
-        return ids.__getitem__
-    if family == "smoothness":
-        return lambda e: f"{ids[e // 2]}/{e % 2}"
-    if family == "node_power":
-        return p.node_ids.__getitem__
-    if family == "node_phase":
-        return lambda e: f"{p.node_ids[e // 3]}/{e % 3}"
-    if family == "phasor_sum":
-        return groups.__getitem__
-    if family == "phasor":
-        return lambda e: f"{p.phasor_ids[e // POLYGON_SIDES_MAX]}#{e % POLYGON_SIDES_MAX}"
-    raise ValueError(f"unknown row family {family!r}")

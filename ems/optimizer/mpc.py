@@ -4,10 +4,11 @@ The controller re-plans on every event (a session starts or ends, a capacity sig
 from plan, the horizon moving on). :func:`roll` moves a snapshot forward by whole slots
 with the energy actually delivered; :class:`RollingPlanner` keeps the last plan's values,
 keyed by (session id, absolute slot time), and its final simplex basis (carry.py), and hands
-both to the next solve: on replayed Caltech 500 days the carried basis cut HiGHS's time per
-re-plan by 30-40 % against the values alone (docs/benchmarks/optimizer.md, fourth round). :func:`replay` runs a whole day online: at each slot it plans with only the
-sessions that have arrived, applies the first slot, and moves on (what a live site does,
-and how the quality numbers in docs/benchmarks/optimizer.md were measured).
+both to the next solve: on replayed ACN-Sim days (Caltech 500, single-phase 500) the carried
+basis cut HiGHS's time per re-plan by 30-50 % against the values alone
+(docs/benchmarks/optimizer.md, fourth round). :func:`replay` runs a whole day online: at each
+slot it plans with only the sessions that have arrived, applies the first slot, and moves on
+(what a live site does, and how the quality numbers in docs/benchmarks/optimizer.md were measured).
 """
 
 from __future__ import annotations

@@ -34,11 +34,10 @@ def test_identities_are_unique_within_an_lp(name: str, day: Snapshot, t: int) ->
     p = coarsen(compile_problem(roll(day, t, now=day.slot_start(t))), COARSE)
     m = build(p)
     ident = identify(p, m)
-    cols = set(zip(ident.col_family.tolist(), ident.col_entity.tolist(), ident.col_start.tolist(), strict=True))
-    rows = set(zip(ident.row_family.tolist(), ident.row_entity.tolist(), ident.row_start.tolist(), strict=True))
-    assert len(cols) == m.shape[1], name
-    assert len(rows) == m.shape[0], name
-    assert (ident.col_end > ident.col_start).all() and (ident.row_end > ident.row_start).all()
+    for elements, count in ((ident.cols, m.shape[1]), (ident.rows, m.shape[0])):
+        keys = zip(elements.family.tolist(), elements.entity.tolist(), elements.start.tolist(), strict=True)
+        assert len(set(keys)) == count, name
+        assert (elements.end > elements.start).all()
 
 
 @pytest.mark.parametrize(("name", "day", "t"), _days())
