@@ -52,6 +52,17 @@ recorded ACN-Sim snapshots (CPU per re-plan, two passes): Caltech 500 flat (lazy
 3,300, max 8,300) gated 61 / 81 ms, ungated 70 / 92, never 72 / 99; Caltech 100 dip (median
 1,300, max 7,500) gated 63 / 70, ungated 74 / 66, never 59 / 62. Ungated, the single-phase
 instances (a few dozen lazy rows) ended 4-11 kWh lower in 3 of 3 runs (another vertex each plan)."""
+PRIMAL, DUAL = 4, 1
+"""HiGHS ``simplex_strategy`` values."""
+PRIMAL_ROWS_PER_COL = 0.3
+"""From a carried basis, primal simplex when the LP holds this many rows per column or more,
+else dual. The last plan's optimal basis on the new LP is mostly primal feasible (the same
+sessions, one slot on) and not dual feasible (the tie-breaking weights move with the horizon):
+primal takes fewer iterations, but each costs more the more columns per row it prices. Replayed
+ACN-Sim Caltech 500 flat (0.2-0.7 rows per column): primal 452 iterations and 24 ms per re-plan,
+dual 1,249 and 42 ms; single-phase 500 (0.1-0.2): primal 15.5 ms, dual 12.7; the 1,000 x 96
+workplace day (0.07-0.25): primal p95 150 ms, dual 95 (docs/benchmarks/optimizer.md, fourth
+round). From a primal point without a basis primal was slower (third round)."""
 WARM_MIN_ITERATIONS = 5_000
 """Iteration budget of a warm-started solve before it restarts cold (at least; half the columns above)."""
 IPM_ABOVE_COLS = 100_000
@@ -188,6 +199,8 @@ def solve(
     if warm is not None and chosen == "simplex":
         if warm.col_status is not None and warm.row_status is not None:
             h.setBasis(_basis(m, warm.col_status, warm.row_status, included))
+            held = int(np.count_nonzero(included))
+            h.setOptionValue("simplex_strategy", PRIMAL if held >= PRIMAL_ROWS_PER_COL * m.shape[1] else DUAL)
         else:
             start = highspy.HighsSolution()
             start.col_value = list(warm.col_value)
@@ -200,6 +213,7 @@ def solve(
     if warm is not None and sol.model_status == "Iteration limit reached":
         h.clearSolver()
         h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf)
+        h.setOptionValue("simplex_strategy", DUAL)
         cold = _run(h, chosen)
         sol = replace(cold, iterations=cold.iterations + sol.iterations, solve_s=cold.solve_s + sol.solve_s)
     in_model = np.flatnonzero(included)
@@ -229,6 +243,7 @@ def solve(
         in_model = np.concatenate((in_model, pending[take]))
         pending, rows = pending[~take], rows[np.flatnonzero(~take)]
         h.setOptionValue("solver", "simplex")
+        h.setOptionValue("simplex_strategy", DUAL)  # rows added: the basis is dual feasible
         if time_limit_s is not None:
             h.setOptionValue("time_limit", max(time_limit_s - (time.perf_counter() - started), 1e-3))
         sol = _run(h, chosen)
