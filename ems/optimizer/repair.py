@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ems.optimizer.phasor import LineState, magnitudes, session_phasors
+from ems.optimizer.phasor import LineState, magnitudes, phasor_kinds, session_phasors
 from ems.optimizer.problem import Floats, Problem
 
 EPS_KW = 1e-6
@@ -102,6 +102,7 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
     delivered = np.zeros(p.n)
     active = p.active()
     phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
+    kinds = phasor_kinds(phasors) if phasors is not None else None
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
@@ -112,7 +113,7 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
         frac = np.flatnonzero((col > EPS_KW) & (col < floor - EPS_KW))
         if frac.size:
             head_w, head_a = _headroom(p, out, t)
-            lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors)
+            lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors, kinds)
             paused = []
             for i in frac[np.argsort(rank[frac])]:
                 nodes, amps = paths[i]
@@ -225,6 +226,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
     phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
+    kinds = phasor_kinds(phasors) if phasors is not None else None
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         want = active[:, t] & (short > EPS_KW * p.slot_h)
@@ -245,7 +247,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
         takers = order[(want & (cap - col > EPS_KW) & ~blocked)[order]]
         if takers.size == 0:
             continue
-        lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors)
+        lines = None if phasors is None else LineState(p.phasor_coef, p.phasor_limit_a, col, phasors, kinds)
         before = col.copy()
         floor = np.where(col > EPS_KW, 0.0, p.min_kw)
         _fill(col, cap, floor, head_w, head_a, paths, takers, lines)
