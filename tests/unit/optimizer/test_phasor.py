@@ -233,7 +233,7 @@ def test_rooms_shared_by_kind_equal_rooms_computed_per_session() -> None:
     p = compile_problem(us_site(30, 8, seed=4))
     phasors = session_phasors(p.phasor_coef)
     kinds = phasor_kinds(phasors)
-    assert len(set(kinds)) < p.n  # thirty EVSEs on three line pairs: a few kinds
+    assert len(set(kinds.of_session)) < p.n  # thirty EVSEs on three line pairs: a few kinds
     rng = np.random.default_rng(4)
     start = rng.uniform(0.0, 1.0, p.n)
     shared = LineState(p.phasor_coef, p.phasor_limit_a, start, phasors, kinds)
