@@ -235,6 +235,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
     active = p.active()
     phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
     kinds = phasor_kinds(phasors) if phasors is not None else None
+    under = sp.csr_array(p.incidence.T)  # once: a transpose per slot and phase cost ~4 ms a plan
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         want = active[:, t] & (short > EPS_KW * p.slot_h)
@@ -248,9 +249,9 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
         # _fill would skip the others one by one in Python (7-12 ms a plan at 500 sessions,
         # where the LP filled the limits). A node with at most 1e-9 A left gives any session
         # under it less than EPS_KW (at least 0.33 A per kW: 1,000 V x 3 phases).
-        blocked = (p.incidence.T @ (head_w <= EPS_KW).astype(np.float64)) > 0
+        blocked = (under @ (head_w <= EPS_KW).astype(np.float64)) > 0
         for q in range(3):
-            full_q = (p.incidence.T @ (head_a[:, q] <= 1e-9).astype(np.float64)) > 0
+            full_q = (under @ (head_a[:, q] <= 1e-9).astype(np.float64)) > 0
             blocked |= full_q & (p.amps_per_kw[:, q] > 0)
         takers = order[(want & (cap - col > EPS_KW) & ~blocked)[order]]
         if takers.size == 0:
