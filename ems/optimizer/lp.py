@@ -11,6 +11,9 @@ The CSC matrix goes to HiGHS as arrays (no modelling layer). Status mapping:
 Lazy rows: circuit power rows and phase rows rarely bind, so :func:`solve` starts without
 them and adds the violated (and nearly full) ones, re-solving warm, until none is violated.
 
+Warm start (:class:`WarmStart`): a re-plan starts HiGHS from the last plan's basis mapped onto
+the new LP (carry.py) as an alien basis, or, without one, from the last plan's values.
+
 Method: dual simplex below :data:`IPM_ABOVE_COLS` columns, interior point (with crossover)
 above: on these LPs IPM is 4-20x faster past ~100k variables (docs/benchmarks/optimizer.md).
 """
@@ -49,10 +52,27 @@ recorded ACN-Sim snapshots (CPU per re-plan, two passes): Caltech 500 flat (lazy
 3,300, max 8,300) gated 61 / 81 ms, ungated 70 / 92, never 72 / 99; Caltech 100 dip (median
 1,300, max 7,500) gated 63 / 70, ungated 74 / 66, never 59 / 62. Ungated, the single-phase
 instances (a few dozen lazy rows) ended 4-11 kWh lower in 3 of 3 runs (another vertex each plan)."""
+PRIMAL, DUAL = 4, 1
+"""HiGHS ``simplex_strategy`` values."""
+PRIMAL_ROWS_PER_COL = 0.3
+"""From a carried basis, primal simplex when the LP holds this many rows per column or more,
+else dual. The last plan's optimal basis on the new LP is mostly primal feasible (the same
+sessions, one slot on) and not dual feasible (the tie-breaking weights move with the horizon):
+primal takes fewer iterations, but each costs more the more columns per row it prices. Replayed
+ACN-Sim Caltech 500 flat (0.2-0.7 rows per column): primal 452 iterations and 24 ms per re-plan,
+dual 1,249 and 42 ms; single-phase 500 (0.1-0.2): primal 15.5 ms, dual 12.7; the 1,000 x 96
+workplace day (0.07-0.25): primal p95 150 ms, dual 95 (docs/benchmarks/optimizer.md, fourth
+round). From a primal point without a basis primal was slower (third round)."""
 WARM_MIN_ITERATIONS = 5_000
 """Iteration budget of a warm-started solve before it restarts cold (at least; half the columns above)."""
 IPM_ABOVE_COLS = 100_000
 """Measured crossover point of simplex vs IPM run time on workplace-day LPs (DESIGN.md)."""
+
+
+Statuses = npt.NDArray[np.int8]
+AT_LOWER, BASIC, AT_UPPER, ABSENT = 0, 1, 2, 3
+"""Basis statuses (HiGHS's codes): nonbasic at the lower bound, basic, nonbasic at the upper;
+and a lazy row the solver did not hold (slack: basic when added)."""
 
 
 class LpMethod(StrEnum):
@@ -63,13 +83,19 @@ class LpMethod(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class WarmStart:
-    """Column values from a previous plan, re-indexed onto the new LP (see mpc.py).
+    """Column values from a previous plan, re-indexed onto the new LP (see mpc.py), and
+    optionally the previous plan's basis mapped onto it (carry.py).
 
-    HiGHS starts simplex from a basis it derives from these values: a re-plan that differs
-    from the last by one slot and a few sessions takes a fraction of a cold solve.
+    Without a basis HiGHS derives one from the values (a crossover); with one it starts the
+    simplex from it (an *alien* basis: HiGHS completes it when it is singular or has the
+    wrong number of basic variables).
     """
 
     col_value: Floats
+    col_status: Statuses | None = None
+    """Per column: its status in the carried basis (:data:`AT_LOWER`, :data:`BASIC`, :data:`AT_UPPER`)."""
+    row_status: Statuses | None = None
+    """Per row of the LP: the status of its activity (``BASIC``: the row is not held at a bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +112,8 @@ class LpSolution:
     """The solver instance, for warm re-solves (:func:`resolve`)."""
     lazy_rounds: int = 0
     """Times left-out rows were added and the LP re-solved."""
+    rows: Ints | None = None
+    """The LP's rows the solver holds, in its order (lazy rows left out are not in it)."""
 
 
 def choose_method(m: LpMatrices, method: LpMethod) -> str:
@@ -164,12 +192,20 @@ def solve(
         # more than starting with all of them (LAZY_ALL_SHARE).
         many = m.lazy.sum() >= LAZY_ALL_MIN_ROWS and seeded.sum() >= LAZY_ALL_SHARE * m.lazy.sum()
         included |= m.lazy if many else seeded
+    if by_row is not None and warm is not None and warm.row_status is not None:
+        # And the rows the last plan ended with: most of them were needed then.
+        included |= m.lazy & (warm.row_status != ABSENT)
     h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
     if warm is not None and chosen == "simplex":
-        start = highspy.HighsSolution()
-        start.col_value = list(warm.col_value)
-        start.value_valid = True
-        h.setSolution(start)
+        if warm.col_status is not None and warm.row_status is not None:
+            h.setBasis(_basis(m, warm.col_status, warm.row_status, included))
+            held = int(np.count_nonzero(included))
+            h.setOptionValue("simplex_strategy", PRIMAL if held >= PRIMAL_ROWS_PER_COL * m.shape[1] else DUAL)
+        else:
+            start = highspy.HighsSolution()
+            start.col_value = list(warm.col_value)
+            start.value_valid = True
+            h.setSolution(start)
         # A warm start should save work; when it does not (a start far from the new optimum),
         # cap it and solve cold rather than pay many times a cold solve.
         h.setOptionValue("simplex_iteration_limit", max(WARM_MIN_ITERATIONS, m.shape[1] // 2))
@@ -177,10 +213,12 @@ def solve(
     if warm is not None and sol.model_status == "Iteration limit reached":
         h.clearSolver()
         h.setOptionValue("simplex_iteration_limit", highspy.kHighsIInf)
+        h.setOptionValue("simplex_strategy", DUAL)
         cold = _run(h, chosen)
         sol = replace(cold, iterations=cold.iterations + sol.iterations, solve_s=cold.solve_s + sol.solve_s)
+    in_model = np.flatnonzero(included)
     if by_row is None:
-        return sol
+        return replace(sol, rows=in_model)
     pending = np.flatnonzero(m.lazy & ~included)
     rows = by_row[pending]
     iterations, rounds = sol.iterations, 0
@@ -202,14 +240,64 @@ def solve(
             add.indices.astype(np.int32),
             add.data.astype(np.float64),
         )
+        in_model = np.concatenate((in_model, pending[take]))
         pending, rows = pending[~take], rows[np.flatnonzero(~take)]
         h.setOptionValue("solver", "simplex")
+        h.setOptionValue("simplex_strategy", DUAL)  # rows added: the basis is dual feasible
         if time_limit_s is not None:
             h.setOptionValue("time_limit", max(time_limit_s - (time.perf_counter() - started), 1e-3))
         sol = _run(h, chosen)
         iterations += sol.iterations
         rounds += 1
-    return replace(sol, solve_s=time.perf_counter() - started, iterations=iterations, lazy_rounds=rounds)
+    return replace(sol, solve_s=time.perf_counter() - started, iterations=iterations, lazy_rounds=rounds, rows=in_model)
+
+
+_STATUS = np.array(
+    [highspy.HighsBasisStatus.kLower, highspy.HighsBasisStatus.kBasic, highspy.HighsBasisStatus.kUpper], dtype=object
+)
+BOUND_TOL = 1e-9
+"""A nonbasic value this close (relative) to its upper bound is at it."""
+
+
+def _basis(m: LpMatrices, col: Statuses, row: Statuses, included: npt.NDArray[np.bool_]) -> highspy.HighsBasis:
+    """The carried basis for the rows in the model; a status at an infinite bound is moved
+    to the finite one."""
+    col = np.where((col == AT_UPPER) & ~np.isfinite(m.col_hi), AT_LOWER, col)
+    rows = np.flatnonzero(included)
+    finite_lo = np.isfinite(m.row_lo[rows])
+    row = np.where(row[rows] == ABSENT, BASIC, row[rows])
+    row = np.where((row == AT_LOWER) & ~finite_lo, AT_UPPER, row)
+    row = np.where((row == AT_UPPER) & ~np.isfinite(m.row_hi[rows]), AT_LOWER, row)
+    b = highspy.HighsBasis()
+    b.col_status = _STATUS[col].tolist()
+    b.row_status = _STATUS[row].tolist()
+    b.valid = True
+    b.alien = True  # mapped from another LP: HiGHS checks and completes it
+    return b
+
+
+def statuses(sol: LpSolution, m: LpMatrices) -> tuple[Statuses, Statuses] | None:
+    """The status of each column and row of ``m`` in ``sol``'s final basis (``ABSENT``: a row
+    the solver did not hold), or ``None`` without a basis. Nonbasic
+    columns and rows are placed at the bound their value is at."""
+    h = sol.highs
+    if h is None or sol.rows is None or sol.values is None or not h.getBasis().valid:
+        return None
+    _, basic = h.getBasicVariables()  # type: ignore[attr-defined]  # not in highspy's stubs
+    basic = np.asarray(basic, dtype=np.int64)
+    col = np.where(_at_upper(sol.values, m.col_hi), AT_UPPER, AT_LOWER).astype(np.int8)
+    col[basic[basic >= 0]] = BASIC
+    held = sol.rows
+    activity = np.asarray(h.getSolution().row_value, dtype=np.float64)
+    row = np.full(m.shape[0], ABSENT, dtype=np.int8)
+    row[held] = np.where(_at_upper(activity, m.row_hi[held]), AT_UPPER, AT_LOWER)
+    row[held[-basic[basic < 0] - 1]] = BASIC
+    return col, row
+
+
+def _at_upper(value: Floats, hi: Floats) -> npt.NDArray[np.bool_]:
+    out: npt.NDArray[np.bool_] = np.isfinite(hi) & (value >= hi - BOUND_TOL * np.maximum(1.0, np.abs(hi)))
+    return out
 
 
 def _near_full(activity: Floats, hi: Floats) -> npt.NDArray[np.bool_]:
@@ -233,6 +321,8 @@ def resolve(previous: LpSolution, cols: Ints, lower: Floats, upper: Floats) -> L
         previous.method,
         again.model_status,
         h,
+        previous.lazy_rounds,
+        previous.rows,
     )
 
 

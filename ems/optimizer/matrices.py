@@ -32,6 +32,20 @@ from ems.optimizer.problem import Floats, Ints, Problem
 
 INF = np.inf
 
+ROW_ENTITY = {
+    "request": "session",
+    "node_power": "node",
+    "node_phase": "node * 3 + phase",
+    "fairness": "session",
+    "phasor_sum": "phasor group",
+    "phasor": "limit * POLYGON_SIDES_MAX + side (the row's place in its limit's polygon)",
+    "spread": "session",
+    "smoothness": "2 * session + (0: x[j+1] - x[j] <= d, 1: x[j] - x[j+1] <= d)",
+}
+"""What :attr:`Block.entity` counts in each family."""
+POLYGON_SIDES_MAX = 1024
+"""More sides than any polygon has (a full circle at a 1e-5 loss has ~700)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Weights:
@@ -84,6 +98,11 @@ class Block:
     hi: Floats
     lazy: npt.NDArray[np.bool_] | None = None
     """Rows that rarely bind: the solver may start without them (lp.py adds them when violated)."""
+    entity: Ints | None = None
+    """Per row: what it constrains within its family (a session, node, group, polygon side; see
+    :data:`ROW_ENTITY`), and ``slot``: its LP slot (-1: none). Together with the family they
+    identify a row across re-plans (carry.py)."""
+    slot: Ints | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +135,14 @@ class LpMatrices:
     """Per ``x`` column: the ``y`` column (relative to ``y_col``) it is summed into, -1: none."""
     n_y: int = 0
     """Number of ``y`` columns."""
+    y_group: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per ``y`` column: its group (an index into ``group_rep``); ``y_slot``: its LP slot."""
+    y_slot: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    group_rep: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per phasor group: one member session (the group is identified by its coefficients)."""
+    row_entity: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per row: :attr:`Block.entity`; ``row_slot``: :attr:`Block.slot` (identities for carry.py)."""
+    row_slot: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -160,7 +187,8 @@ def node_power_rows(p: Problem, var_slot: Ints, offsets: Ints) -> Block:
     rows = rep * T + var_slot[cols]
     hi = p.node_cap_kw[nodes].reshape(-1)
     lazy = np.repeat(nodes != 0, T)
-    return Block("node_power", rows, cols, np.ones(cols.size), np.full(hi.size, -INF), hi, lazy)
+    entity, slot = np.repeat(nodes, T), np.tile(np.arange(T, dtype=np.int64), nodes.size)
+    return Block("node_power", rows, cols, np.ones(cols.size), np.full(hi.size, -INF), hi, lazy, entity, slot)
 
 
 def node_phase_rows(p: Problem, var_slot: Ints, offsets: Ints) -> Block:
@@ -177,7 +205,9 @@ def node_phase_rows(p: Problem, var_slot: Ints, offsets: Ints) -> Block:
     vals = p.amps_per_kw[sess, np.repeat(q, p.window_slots[ps])]
     hi = np.repeat(p.node_phase_a[limited[:, 0], limited[:, 1]], T)
     lazy = np.ones(hi.size, dtype=bool)
-    return Block("node_phase", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy)
+    entity = np.repeat(limited[:, 0] * 3 + limited[:, 1], T).astype(np.int64)
+    slot = np.tile(np.arange(T, dtype=np.int64), limited.shape[0])
+    return Block("node_phase", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy, entity, slot)
 
 
 def phasor_rows(p: Problem, var_slot: Ints, offsets: Ints, loss: float) -> Block:
@@ -186,14 +216,22 @@ def phasor_rows(p: Problem, var_slot: Ints, offsets: Ints, loss: float) -> Block
     an inner polygon of ``|sum_i phasor_coef[c,i] x[i,t]| <= limit_a[c]``.
     """
     T = p.slots
-    R, hi_r, _ = polygon(p.phasor_coef, p.phasor_limit_a, loss)
+    R, hi_r, owner = polygon(p.phasor_coef, p.phasor_limit_a, loss)
     coo = R.tocoo()
     pr, ps = coo.row.astype(np.int64), coo.col.astype(np.int64)
     rep, cols, _ = _expand(pr, ps, p.window_slots, offsets)
     vals = np.repeat(coo.data, p.window_slots[ps])
     hi = np.repeat(hi_r, T)
     lazy = np.ones(hi.size, dtype=bool)
-    return Block("phasor", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy)
+    entity, slot = _polygon_identity(owner, T)
+    return Block("phasor", rep * T + var_slot[cols], cols, vals, np.full(hi.size, -INF), hi, lazy, entity, slot)
+
+
+def _polygon_identity(owner: Ints, T: int) -> tuple[Ints, Ints]:
+    """Entity and slot of polygon rows numbered ``row * T + slot`` (``owner``: each row's limit)."""
+    side = np.arange(owner.size, dtype=np.int64) - np.searchsorted(owner, owner)
+    entity = np.repeat(owner * POLYGON_SIDES_MAX + side, T)
+    return entity, np.tile(np.arange(T, dtype=np.int64), owner.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +252,8 @@ class PhasorGroups:
     first: Ints
     """Per group: the first slot any member may charge in; ``end``: one past the last."""
     end: Ints
+    rep: Ints
+    """Per group: its first member (the coefficients it was grouped by are this one's)."""
 
 
 def phasor_groups(p: Problem) -> PhasorGroups:
@@ -238,7 +278,7 @@ def phasor_groups(p: Problem) -> PhasorGroups:
     np.minimum.at(first, label[members], p.first[members])
     np.maximum.at(end, label[members], p.end[members])
     coef = sp.csr_array(csc[:, np.asarray(reps, dtype=np.int64)]) if G else sp.csr_array((csc.shape[0], 0))
-    return PhasorGroups(label, coef, first, np.maximum(end, first))
+    return PhasorGroups(label, coef, first, np.maximum(end, first), np.asarray(reps, dtype=np.int64))
 
 
 def grouped_phasor_rows(
@@ -256,6 +296,7 @@ def grouped_phasor_rows(
     y_of_x = np.full(var_sess.size, -1, dtype=np.int64)
     y_of_x[j] = y_off[gx[j]] + var_slot[j] - g.first[gx[j]]
     ys = np.arange(n_y, dtype=np.int64)
+    y_group = np.repeat(np.arange(lens.size, dtype=np.int64), lens)
     define = Block(
         "phasor_sum",
         np.concatenate((y_of_x[j], ys)),
@@ -263,8 +304,10 @@ def grouped_phasor_rows(
         np.concatenate((np.ones(j.size), -np.ones(n_y))),
         np.zeros(n_y),
         np.zeros(n_y),
+        entity=y_group,
+        slot=g.first[y_group] + ys - y_off[y_group],
     )
-    R, hi_r, _ = polygon(g.coef, p.phasor_limit_a, loss)
+    R, hi_r, owner = polygon(g.coef, p.phasor_limit_a, loss)
     coo = R.tocoo()
     pr, pg = coo.row.astype(np.int64), coo.col.astype(np.int64)
     rep, cols, grp = _expand(pr, pg, lens, y_off)
@@ -272,7 +315,8 @@ def grouped_phasor_rows(
     vals = np.repeat(coo.data, lens[pg])
     hi = np.repeat(hi_r, T)
     lazy = np.ones(hi.size, dtype=bool)
-    poly = Block("phasor", rep * T + slot, y_col + cols, vals, np.full(hi.size, -INF), hi, lazy)
+    entity, row_slot = _polygon_identity(owner, T)
+    poly = Block("phasor", rep * T + slot, y_col + cols, vals, np.full(hi.size, -INF), hi, lazy, entity, row_slot)
     return define, poly, y_of_x
 
 
@@ -282,7 +326,8 @@ def request_rows(p: Problem, var_sess: Ints, var_slot: Ints, u_col: int) -> Bloc
     rows = np.concatenate((var_sess, np.arange(n, dtype=np.int64)))
     cols = np.concatenate((np.arange(var_sess.size, dtype=np.int64), u_col + np.arange(n, dtype=np.int64)))
     vals = np.concatenate((p.dur_h[var_slot], np.ones(n)))
-    return Block("request", rows, cols, vals, p.need_kwh.copy(), p.need_kwh.copy())
+    sessions = np.arange(n, dtype=np.int64)
+    return Block("request", rows, cols, vals, p.need_kwh.copy(), p.need_kwh.copy(), None, sessions, np.full(n, -1))
 
 
 def fairness_rows(p: Problem, u_col: int, z_col: int) -> Block:
@@ -292,7 +337,8 @@ def fairness_rows(p: Problem, u_col: int, z_col: int) -> Block:
     rows = np.concatenate((np.arange(m), np.arange(m))).astype(np.int64)
     cols = np.concatenate((u_col + sess, np.full(m, z_col))).astype(np.int64)
     vals = np.concatenate((1.0 / p.need_kwh[sess], -np.ones(m)))
-    return Block("fairness", rows, cols, vals, np.full(m, -INF), np.zeros(m))
+    entity = sess.astype(np.int64)
+    return Block("fairness", rows, cols, vals, np.full(m, -INF), np.zeros(m), None, entity, np.full(m, -1))
 
 
 def spread_rows(p: Problem, var_sess: Ints, var_slot: Ints, peak_col: int, slots: int) -> Block:
@@ -303,10 +349,10 @@ def spread_rows(p: Problem, var_sess: Ints, var_slot: Ints, peak_col: int, slots
     rows = np.concatenate((r, r))
     cols = np.concatenate((j, peak_col + var_sess[j]))
     vals = np.concatenate((np.ones(m), -np.ones(m)))
-    return Block("spread", rows, cols, vals, np.full(m, -INF), np.zeros(m))
+    return Block("spread", rows, cols, vals, np.full(m, -INF), np.zeros(m), None, var_sess[j], var_slot[j])
 
 
-def smoothness_rows(var_sess: Ints, d_col: int) -> Block:
+def smoothness_rows(var_sess: Ints, var_slot: Ints, d_col: int) -> Block:
     """Per consecutive pair ``(j, j+1)`` of one session: ``-d_j <= x[j+1] - x[j] <= d_j``."""
     pair = np.flatnonzero(var_sess[1:] == var_sess[:-1]).astype(np.int64)
     m = pair.size
@@ -316,7 +362,9 @@ def smoothness_rows(var_sess: Ints, d_col: int) -> Block:
     cols = np.concatenate((pair + 1, pair, d, pair, pair + 1, d))
     ones = np.ones(m)
     vals = np.concatenate((ones, -ones, -ones, ones, -ones, -ones))
-    return Block("smoothness", rows, cols, vals, np.full(2 * m, -INF), np.zeros(2 * m))
+    entity = np.concatenate((2 * var_sess[pair], 2 * var_sess[pair] + 1))
+    slot = np.concatenate((var_slot[pair], var_slot[pair]))
+    return Block("smoothness", rows, cols, vals, np.full(2 * m, -INF), np.zeros(2 * m), None, entity, slot)
 
 
 def objective(p: Problem, w: Weights, var_sess: Ints, var_slot: Ints, n_cols: int) -> Floats:
@@ -354,11 +402,14 @@ def build(
     peak_col = d_col = y_col = -1
     y_of_x = np.zeros(0, dtype=np.int64)
     y_hi = np.zeros(0)
+    y_group = y_slot = group_rep = np.zeros(0, dtype=np.int64)
     if p.has_phasors:
         groups = phasor_groups(p)
         if group_phasors and _grouping_pays(p, groups):
             y_col = n_cols
             define, poly, y_of_x = grouped_phasor_rows(p, groups, var_sess, var_slot, y_col, current_limit_loss)
+            assert define.entity is not None and define.slot is not None  # set by grouped_phasor_rows
+            y_group, y_slot, group_rep = define.entity, define.slot, groups.rep
             summed = y_of_x >= 0
             y_hi = np.bincount(y_of_x[summed], weights=x_hi[summed], minlength=define.lo.size).astype(np.float64)
             n_cols += y_hi.size
@@ -371,10 +422,12 @@ def build(
         n_cols += p.n
     if w.smoothness > 0:
         d_col = n_cols
-        blocks.append(smoothness_rows(var_sess, d_col))
+        blocks.append(smoothness_rows(var_sess, var_slot, d_col))
         n_cols += int(np.count_nonzero(var_sess[1:] == var_sess[:-1])) if n_x else 0
     rows, cols, vals, lo, hi, families = _stack(blocks)
     lazy = np.concatenate([b.lazy if b.lazy is not None else np.zeros(b.lo.size, dtype=bool) for b in blocks])
+    row_entity = np.concatenate([b.entity if b.entity is not None else np.full(b.lo.size, -1) for b in blocks])
+    row_slot = np.concatenate([b.slot if b.slot is not None else np.full(b.lo.size, -1) for b in blocks])
     A = sp.csc_array((vals, (rows, cols)), shape=(lo.size, n_cols))
     col_lo = np.zeros(n_cols)
     col_hi = np.full(n_cols, INF)
@@ -407,6 +460,11 @@ def build(
         y_col,
         y_of_x,
         int(y_hi.size),
+        y_group,
+        y_slot,
+        group_rep,
+        row_entity.astype(np.int64),
+        row_slot.astype(np.int64),
     )
 
 
@@ -432,7 +490,10 @@ def drop_slack(b: Block, x_hi: Floats) -> Block:
     new_row = np.cumsum(keep) - 1
     entries = keep[b.rows]
     lazy = None if b.lazy is None else b.lazy[keep]
-    return Block(b.name, new_row[b.rows[entries]], b.cols[entries], b.vals[entries], b.lo[keep], b.hi[keep], lazy)
+    entity = None if b.entity is None else b.entity[keep]
+    slot = None if b.slot is None else b.slot[keep]
+    rows = new_row[b.rows[entries]]
+    return Block(b.name, rows, b.cols[entries], b.vals[entries], b.lo[keep], b.hi[keep], lazy, entity, slot)
 
 
 def _cat(rows: list[Ints], cols: list[Ints], vals: list[Floats]) -> tuple[Ints, Ints, Floats]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ems.errors import NotAvailable
 from ems.optimizer import baselines, explain, lp
+from ems.optimizer.carry import Carried, Identity, carry, identify
 from ems.optimizer.draw import learned
 from ems.optimizer.fairness import symmetrize
 from ems.optimizer.feasibility import check
@@ -69,6 +70,8 @@ class Solved:
     lp_objective: float = float("nan")
     solution: lp.LpSolution | None = None
     matrices: LpMatrices | None = None
+    basis: Carried | None = None
+    """The LP's final basis with its identity, when asked for (``solve_lp(..., carry_basis=True)``)."""
 
 
 def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
@@ -85,9 +88,18 @@ def optimize(snapshot: Snapshot, options: Options | None = None) -> Schedule:
     return finish(p, opts.algorithm, solved, time.perf_counter() - started, line_loss=opts.current_limit_loss)
 
 
-def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved:
+def solve_lp(
+    p: Problem,
+    opts: Options,
+    warm_kw: Floats | None = None,
+    *,
+    warm_basis: Carried | None = None,
+    carry_basis: bool = False,
+) -> Solved:
     """Build and solve the LP (over ``opts.horizon`` when set); fall back to EDF when it gives
-    nothing usable. ``warm_kw`` (kW, sessions x snapshot slots): a plan to start HiGHS from."""
+    nothing usable. ``warm_kw`` (kW, sessions x snapshot slots): a plan to start HiGHS from;
+    ``warm_basis``: the basis HiGHS ended the plan of ``warm_kw`` with (carry.py); with
+    ``carry_basis`` the result carries this LP's final basis for the next plan."""
     t0 = time.perf_counter()
     lp_p = coarsen(p, opts.horizon) if opts.horizon is not None and opts.solver == "highs" else p
     m = build(lp_p, opts.weights, current_limit_loss=opts.current_limit_loss)
@@ -100,10 +112,17 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
         "lp_slots": lp_p.slots,
     }
     fallback: Floats | None = None
+    identity: Identity | None = None
+    basis: Carried | None = None
     if opts.solver == "highs":
         warm: lp.WarmStart | None = None
         if warm_kw is not None:
-            warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, warm_kw)))
+            values = start_values(lp_p, m, aggregate(lp_p, warm_kw))
+            if warm_basis is not None:
+                identity = identify(lp_p, m)
+                warm = lp.WarmStart(values, *carry(warm_basis, identity))
+            else:
+                warm = lp.WarmStart(values)
         elif m.shape[1] >= HEURISTIC_START_COLS and lp.choose_method(m, opts.method) == "simplex":
             # Large cold solves start from the EDF plan: it costs 0.7 s at 3,000 x 96 and
             # saves HiGHS 40 % of its iterations (3.4 s -> 1.6 s), and it is the fallback anyway.
@@ -111,6 +130,9 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
             warm = lp.WarmStart(start_values(lp_p, m, aggregate(lp_p, fallback)))
             stats["start"] = FALLBACK_ALGORITHM.value
         sol = lp.solve(m, time_limit_s=opts.time_limit_s, method=opts.method, warm=warm)
+        flags = lp.statuses(sol, m) if carry_basis and sol.status is SolveStatus.OPTIMAL else None
+        if flags is not None:
+            basis = Carried(identity if identity is not None else identify(lp_p, m), *flags)
     elif opts.solver.startswith("pulp-"):
         from ems.optimizer import pulp_model  # PuLP is slow to import; only when asked for
 
@@ -129,7 +151,7 @@ def solve_lp(p: Problem, opts: Options, warm_kw: Floats | None = None) -> Solved
             # The repair and the top-up go in rank order, ties by position: make equals equal again.
             x = symmetrize(p, x) if opts.symmetric else x
             stats["iterations"] = sol.iterations
-        return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m)
+        return Solved(x, sol.status, opts.solver, sol.solve_s, stats, sol.objective, sol, m, basis)
     stats["error"] = f"LP {sol.model_status}: planned with {FALLBACK_ALGORITHM.value}"
     status = SolveStatus.FALLBACK if sol.status is SolveStatus.FALLBACK else SolveStatus.ERROR
     x = fallback if fallback is not None else baselines.plan(p, FALLBACK_ALGORITHM)

@@ -17,7 +17,7 @@ from benchmarks.soc_exact import exact_energy
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.feasibility import check
 from ems.optimizer.matrices import build
-from ems.optimizer.phasor import LineState, directions, polygon, room, session_phasors, step_for
+from ems.optimizer.phasor import LineState, directions, phasor_kinds, polygon, room, session_phasors, step_for
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.problem import compile_problem
 from ems.optimizer.schedule import Algorithm
@@ -227,3 +227,19 @@ def test_a_short_session_names_the_full_line_limit(algorithm: Algorithm) -> None
     # Loosen the limit: the cars run at their own maximum instead.
     free = replace(snap, current_limits=(CurrentLimit("tx:L1", 100.0, limits[0].terms),))
     assert optimize(free, Options(algorithm=algorithm)).session("s0").limited_by[0] == "own_max"
+
+
+def test_rooms_shared_by_kind_equal_rooms_computed_per_session() -> None:
+    p = compile_problem(us_site(30, 8, seed=4))
+    phasors = session_phasors(p.phasor_coef)
+    kinds = phasor_kinds(phasors)
+    assert len(set(kinds.of_session)) < p.n  # thirty EVSEs on three line pairs: a few kinds
+    rng = np.random.default_rng(4)
+    start = rng.uniform(0.0, 1.0, p.n)
+    shared = LineState(p.phasor_coef, p.phasor_limit_a, start, phasors, kinds)
+    alone = LineState(p.phasor_coef, p.phasor_limit_a, start, phasors)
+    for i in rng.permutation(p.n).tolist():
+        assert [shared.room(k) for k in range(p.n)] == [alone.room(k) for k in range(p.n)]
+        add = 0.5 * alone.room(i)
+        shared.take(i, add)
+        alone.take(i, add)
