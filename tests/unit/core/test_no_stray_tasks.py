@@ -33,7 +33,10 @@ ACCOUNTED: dict[str, tuple[int, str]] = {
     "ocpp/service.py": (1, "a shielded storage call: awaited, or kept with a done-callback that logs its failure"),
     "services/billing_listener.py": (3, "the sweep (watched: its failure fails the listener) and awaited waiters"),
     "services/capacity.py": (1, "the audit writer, in the service's TaskGroup"),
-    "supervisor.py": (3, "the supervisor's own TaskGroup; first()'s awaited waiters"),
+    "supervisor.py": (
+        4,
+        "the supervisor's own TaskGroup; first()'s awaited waiters; the slow-stop report (cancelled and awaited)",
+    ),
 }
 """Service code only: ``ems/sim`` is test tooling (simulated stations), not part of a running ems."""
 
