@@ -66,14 +66,12 @@ _MEASURED_BUCKETS = _SITE_ROWS.format(
     f"{_F.format('l2_mw')} / 1000 AS l2_w, {_F.format('l3_mw')} / 1000 AS l3_w, "
     f"{_F.format('load_mw')} / 1000 AS peak_w, {_F.format('energy_mwh')} / 1000 AS energy_wh"
 )
-_PLANNED_GROUPED = (
-    "SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ("
-    "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
-    "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?) q GROUP BY t"
-)
 _PLANNED_BUCKETS = (
     "SELECT (bucket_s / ?) * ? AS t, planned_w, capacity_w FROM analytics_site_plan "
     "WHERE site_id = ? AND bucket_s >= ? AND bucket_s < ?"
+)
+_PLANNED_GROUPED = (
+    f"SELECT t, avg(planned_w) AS planned_w, min(capacity_w) AS capacity_w FROM ({_PLANNED_BUCKETS}) q GROUP BY t"
 )
 
 
