@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="serve plus simulated stations on an embedded database")
     with_servers(p)
     p.add_argument("--duration", type=float, help="run this many seconds, print a summary and exit")
+    p.add_argument(
+        "--stations",
+        type=int,
+        default=None,
+        help="simulated stations of each OCPP version, two EVSEs each, on a site sized for them (default 2)",
+    )
 
     for command, (module_name, help_text) in FEATURE_COMMANDS.items():
         module = _feature_module(module_name)
@@ -149,9 +155,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ems.app import demo
+    from ems.sim.demo import DEMO_MAX_STATIONS_PER_VERSION, DEMO_STATIONS_PER_VERSION
 
     if args.duration is not None and args.duration <= 0:
         raise InvalidInput("--duration must be a positive number of seconds")
+    stations = DEMO_STATIONS_PER_VERSION if args.stations is None else args.stations
+    if not 1 <= stations <= DEMO_MAX_STATIONS_PER_VERSION:
+        raise InvalidInput(
+            f"--stations must be from 1 to {DEMO_MAX_STATIONS_PER_VERSION} (stations of each OCPP version)"
+        )
     # A directory of its own, emptied first: the demo's database and OCPP journal must never mix
     # with what `ems serve` keeps in the data directory (a journal is replayed at start).
     demo_dir = DEMO_DIR
@@ -175,7 +187,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         overrides["web_secret"] = secrets.token_urlsafe(32)
     settings = _settings(args, **overrides)
     _configure_logging(settings)
-    summary = asyncio.run(demo.demo(settings, args.duration))
+    summary = asyncio.run(demo.demo(settings, args.duration, stations))
     for line in summary.lines():
         print(f"ems demo: {line}")
     return EXIT_OK

@@ -48,14 +48,26 @@ auth_refused_total                         counter  door: refused unchecked whil
 http_requests_total                        counter  method, route (template), status
 http_request_seconds_total                 counter  method, route
 http_requests_too_large_total              counter  (413)
+asyncio_tasks                              gauge    tasks alive in the event loop (a steady climb is a leak)
+gc_objects_tracked                         gauge    objects the garbage collector tracks (frozen ones excluded)
+=========================================  =======  ===================================================
+
+And the standard ``process_*`` metrics of the Prometheus client (Linux: resident and virtual
+memory, open file descriptors and their limit, CPU seconds, start time), unprefixed as every
+Prometheus exporter names them.
+
+=========================================  =======  ===================================================
 =========================================  =======  ===================================================
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -274,6 +286,30 @@ class ApiCollector:
         too_large.add_metric([], _number(self._http, "refused") or 0.0)
         yield too_large
         yield from _auth("api", self._throttle)
+
+
+class RuntimeCollector:
+    """The process itself: asyncio tasks alive and objects tracked by the garbage collector (read
+    when scraped, from inside the event loop: the ``/metrics`` route runs there), and the Prometheus
+    client's ``process_*`` metrics (memory, file descriptors, CPU). Together they show a leak as a
+    climb over hours, before it shows as a crash."""
+
+    def __init__(self) -> None:
+        self._process = ProcessCollector(registry=None)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks: float | None = float(len(asyncio.all_tasks()))
+        except RuntimeError:  # scraped outside a running loop (a test): no tasks to count
+            tasks = None
+        if tasks is not None:
+            alive = _gauge("asyncio_tasks", "tasks alive in the event loop")
+            alive.add_metric([], tasks)
+            yield alive
+        tracked = _gauge("gc_objects_tracked", "objects the garbage collector tracks (frozen ones excluded)")
+        tracked.add_metric([], float(len(gc.get_objects())))
+        yield tracked
+        yield from self._process.collect()
 
 
 def registry_of(*collectors: Collector | None) -> CollectorRegistry:

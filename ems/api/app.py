@@ -31,7 +31,7 @@ from ems.api.routes import (
 )
 from ems.api.services import ApiServices
 from ems.config import Settings
-from ems.metrics import ApiCollector, registry_of
+from ems.metrics import ApiCollector, RuntimeCollector, registry_of
 from ems.throttle import AuthThrottle
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -79,7 +79,9 @@ def create_app(settings: Settings, services: ApiServices) -> FastAPI:
     http_stats = HttpStats()
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes, stats=http_stats)
     app.add_middleware(HttpMetrics, stats=http_stats)  # outermost: counts the 413s too
-    app.state.metrics = registry_of(ApiCollector(http_stats, app.state.auth_throttle), services.metrics)
+    app.state.metrics = registry_of(
+        ApiCollector(http_stats, app.state.auth_throttle), services.metrics, RuntimeCollector()
+    )
     for router in ROUTERS:
         app.include_router(router)
     openapi.install(app)

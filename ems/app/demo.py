@@ -21,6 +21,7 @@ from ems.services.operators import create_operator as new_operator
 from ems.sim.clock import ScaledClock
 from ems.sim.demo import (
     DEMO_SPEED,
+    DEMO_STATIONS_PER_VERSION,
     DemoSummary,
     demo_fleets,
     demo_grid_operator,
@@ -37,8 +38,11 @@ DEMO_OPERATOR = "demo@ems.example"
 """The console account ``ems demo`` creates (an admin; its password is printed at start)."""
 
 
-async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
-    """``ems serve`` plus simulated stations of both OCPP versions on an embedded database.
+async def demo(
+    settings: Settings, duration_s: float | None, stations_per_version: int = DEMO_STATIONS_PER_VERSION
+) -> DemoSummary:
+    """``ems serve`` plus simulated stations of both OCPP versions on an embedded database
+    (``stations_per_version`` of each, on a site sized for them: ``ems.sim.demo.demo_site``).
 
     The whole process runs on one sped-up clock (``DEMO_SPEED``), so the stations, the
     controller and the grid signals agree on time: a minute of demo is an hour of car park.
@@ -47,13 +51,14 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
     remove = install_signal_handlers(stop)
     clock = ScaledClock(SystemClock(), DEMO_SPEED)
     try:
-        async with open_runtime(settings, clock, default=(demo_site(),)) as runtime:
+        async with open_runtime(settings, clock, default=(demo_site(stations_per_version),)) as runtime:
             for uid in DEFAULT_CARDS:
                 with contextlib.suppress(Conflict):
                     await runtime.storage.cards.add(Card(uid=uid, label="demo driver", created_at=clock.now()))
             system = await build_system(runtime)
             # Prepaid accounts behind the demo cards and a tariff per site: sessions priced, balances moving.
-            await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS)
+            scale = max(1, stations_per_version // DEMO_STATIONS_PER_VERSION)
+            await seed_demo_billing(system.billing, runtime.storage, runtime.sites, DEFAULT_CARDS, scale=scale)
             # An operator account for the console, its password shown once (the demo's database is fresh).
             console_password = secrets.token_urlsafe(12)
             await new_operator(runtime.storage.operators, clock, DEMO_OPERATOR, console_password, Role.ADMIN)
@@ -65,7 +70,7 @@ async def demo(settings: Settings, duration_s: float | None) -> DemoSummary:
             ocpp = system.ocpp
             simulators: list[Component] = [
                 FleetComponent(f"sim-{c.version.value}", c, clock, lambda: ocpp.url, ocpp.started)
-                for c in demo_fleets()
+                for c in demo_fleets(stations_per_version)
             ]
             password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
             simulators.append(

@@ -143,6 +143,10 @@ class MeterSampleStore(Protocol):
         """Oldest first."""
         ...
 
+    async def count(self) -> int:
+        """How many samples are stored."""
+        ...
+
     async def for_station(
         self, station_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 10_000
     ) -> list[MeterSample]:

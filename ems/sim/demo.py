@@ -23,19 +23,22 @@ from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceS
 
 DEMO_PREFIX = "DEMO"
 DEMO_STATIONS_PER_VERSION = 2
+"""Simulated stations of each OCPP version by default (``ems demo --stations N`` for more)."""
+DEMO_MAX_STATIONS_PER_VERSION = 500
 DEMO_EVSES_PER_STATION = 2
 DEMO_SPEED = 60.0
 """Simulated seconds per real second: a one-minute demo shows an hour of a car park."""
 _TAGS = {OcppVersion.V16: "16", OcppVersion.V201: "201"}
 
 
-def demo_fleets() -> list[FleetConfig]:
-    """Two stations of each OCPP version; EVs stay 10-40 simulated minutes, so a one-minute demo
-    shows sessions start and stop. ``url`` is filled in once the OCPP server has bound its port."""
+def demo_fleets(per_version: int = DEMO_STATIONS_PER_VERSION) -> list[FleetConfig]:
+    """``per_version`` stations of each OCPP version; EVs stay 10-40 simulated minutes, so a
+    one-minute demo shows sessions start and stop. ``url`` is filled in once the OCPP server has
+    bound its port."""
     return [
         FleetConfig(
             url="",
-            stations=DEMO_STATIONS_PER_VERSION,
+            stations=per_version,
             version=version,
             evses=DEMO_EVSES_PER_STATION,
             prefix=DEMO_PREFIX,
@@ -48,8 +51,10 @@ def demo_fleets() -> list[FleetConfig]:
     ]
 
 
-def demo_site() -> Site:
-    """The fleets' four stations with two 11 kW EVSEs each: 88 kW of chargers on a 40 kW connection."""
+def demo_site(per_version: int = DEMO_STATIONS_PER_VERSION) -> Site:
+    """The fleets' stations with two 11 kW EVSEs each, on a connection of 10 kW per station (by
+    default four stations: 88 kW of chargers on 40 kW), each version's stations on a feeder of
+    12.5 kW per station."""
     evses = (
         EvseSpec(1, phases=3, max_current_a=16),
         EvseSpec(2, phases=3, phase_map=(Phase.L2, Phase.L3, Phase.L1), max_current_a=16),
@@ -57,16 +62,17 @@ def demo_site() -> Site:
     stations = tuple(
         StationSpec(f"{DEMO_PREFIX}-{tag}-{i:03d}", circuit_id=f"feeder-{tag}", evses=evses)
         for tag in _TAGS.values()
-        for i in range(1, DEMO_STATIONS_PER_VERSION + 1)
+        for i in range(1, per_version + 1)
     )
+    stations_n = len(_TAGS) * per_version
     return Site(
         id="demo",
         name="Demo car park",
         timezone="Europe/Amsterdam",
-        capacity_w=40_000,
-        failsafe_capacity_w=22_000,
+        capacity_w=10_000 * stations_n,
+        failsafe_capacity_w=5_500 * stations_n,
         stale_after_s=1800,
-        circuits=(Circuit("feeder-16", capacity_w=25_000), Circuit("feeder-201", capacity_w=25_000)),
+        circuits=tuple(Circuit(f"feeder-{tag}", capacity_w=12_500 * per_version) for tag in _TAGS.values()),
         stations=stations,
     )
 
@@ -144,9 +150,7 @@ class DemoSummary:
 async def summarize(storage: Storage, api_url: str, duration_s: float) -> DemoSummary:
     stations = await storage.stations.all()
     sessions = await storage.sessions.query(limit=100_000)
-    samples = 0
-    for s in sessions:
-        samples += len(await storage.samples.for_session(s.id))
+    samples = await storage.samples.count()
     return DemoSummary(
         duration_s=duration_s,
         stations=len(stations),

@@ -20,7 +20,8 @@ from ems.services.drivers import DriverAuth
 
 DEMO_TARIFF_ID = "demo"
 DEMO_TOP_UP = "200.00"
-"""Room for four concurrent sessions per demo card at the default 50.00 hold."""
+"""Room for four concurrent sessions per demo card at the default 50.00 hold (at the default two
+stations of each OCPP version; ``ems demo --stations N`` scales it with the stations)."""
 DEMO_DRIVER_PHONE = "+1 555 0100"
 DEMO_DRIVER_PIN = "1234"
 """The demo's web driver (the QR page): signs in with these and tops up with the test provider."""
@@ -41,9 +42,12 @@ def demo_tariff(currency: str) -> Tariff:
 
 
 async def seed_demo_billing(
-    billing: Billing, storage: Storage, sites: Sequence[Site], card_uids: Sequence[str]
+    billing: Billing, storage: Storage, sites: Sequence[Site], card_uids: Sequence[str], *, scale: int = 1
 ) -> None:
-    """Idempotent: a second demo on the same database reuses the tariff, accounts and cards."""
+    """Idempotent: a second demo on the same database reuses the tariff, accounts and cards.
+
+    ``scale``: each card's account is topped up ``scale`` times ``DEMO_TOP_UP`` (as many times more
+    stations share the cards)."""
     currency = billing.service.policy.default_currency
     if await storage.billing.tariffs.get(DEMO_TARIFF_ID) is None:
         await storage.billing.tariffs.add(demo_tariff(currency))
@@ -56,7 +60,9 @@ async def seed_demo_billing(
         if card is not None and card.account_id is not None:
             continue
         user, account = await billing.wallet.create_user(f"Demo driver {uid}", currency=currency)
-        await billing.wallet.top_up(account.id, Money.of(DEMO_TOP_UP, currency), idempotency_key=f"demo-{uid}")
+        await billing.wallet.top_up(
+            account.id, Money.of(Decimal(DEMO_TOP_UP) * scale, currency), idempotency_key=f"demo-{uid}"
+        )
         prepaid = Card(uid, mode=CardMode.COMMERCIAL, account_id=account.id, user_id=user.id, label="demo driver")
         if card is None:
             try:

@@ -71,6 +71,10 @@ class SqlMeterSampleStore:
         rows = await self._db.fetchall(f"{_SELECT} WHERE session_id = ?{_ORDER}", (session_id,))
         return [_sample(row) for row in rows]
 
+    async def count(self) -> int:
+        rows = await self._db.fetchall("SELECT count(*) AS n FROM meter_samples")
+        return int(rows[0]["n"])
+
     async def for_station(
         self, station_id: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 10_000
     ) -> list[MeterSample]:

@@ -139,6 +139,17 @@ def test_demo_runs_for_its_duration_and_summarizes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_demo_scales_to_more_stations_and_refuses_nonsense(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    for bad in ("0", "501"):
+        r = ems(["demo", "--stations", bad, "--duration", "4"], env, tmp_path)
+        assert r.returncode == 2 and "--stations must be from 1 to 500 (stations of each OCPP version)" in r.stderr
+    r = ems(["demo", "--stations", "6", "--duration", "6", "--api-port", "0", "--ocpp-port", "0"], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "ems demo: stations: 12 registered, 12 connected during the run" in r.stdout
+
+
+@pytest.mark.slow
 async def test_serve_requires_station_passwords_and_logs_json(tmp_path: Path) -> None:
     """`ems serve` defaults: a station registered without a password is refused; EMS_LOG_FORMAT=json."""
     env = env_for(tmp_path, EMS_LOG_FORMAT="json")

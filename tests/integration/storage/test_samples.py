@@ -136,6 +136,9 @@ async def test_each_sample_is_stored_once_by_its_natural_key(storage: SqlStorage
     async with storage.transaction():  # twice in one transaction (the applier's batch)
         await storage.samples.add_many(batch)
         await storage.samples.add_many([_sample("cp-nk", 180, 1300.0, raw_value="1300")])
+    before = await storage.samples.count()
     stored = await storage.samples.for_station("cp-nk")
     assert len(stored) == 6
+    await storage.samples.add_many([_sample("cp-nk", 240, 1400.0), _sample("cp-nk", 240, 1400.0, phase="L1")])
+    assert await storage.samples.count() == before + 2, "count() counts what is stored"
     assert Counter((s.measured_at, s.phase, s.raw_value) for s in stored).most_common(1)[0][1] == 1

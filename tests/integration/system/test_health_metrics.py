@@ -120,3 +120,8 @@ async def test_health_and_metrics_show_a_failing_applier(system: System) -> None
         assert m[("ems_http_requests_total", (("method", "GET"), ("route", "/health"), ("status", "503")))] == 1
         assert m[("ems_http_requests_total", (("method", "GET"), ("route", "/health"), ("status", "200")))] == 1
         assert ("ems_controller_replans_total", ()) in m and ("ems_auth_failures_total", (("door", "api"),)) in m
+        # the process itself: a leak shows as a climb of these over hours (benchmarks/soak.py)
+        assert m[("ems_asyncio_tasks", ())] >= len(system.components())
+        assert m[("ems_gc_objects_tracked", ())] > 1000
+        assert m[("process_resident_memory_bytes", ())] > 10 * 2**20
+        assert m[("process_open_fds", ())] >= 3

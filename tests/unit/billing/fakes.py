@@ -276,6 +276,9 @@ class FakeSamples:
     async def for_session(self, session_id: str) -> list[MeterSample]:
         return [s for s in self.rows if s.session_id == session_id]
 
+    async def count(self) -> int:
+        return len(self.rows)
+
     async def for_station(self, station_id: str, **kw: object) -> list[MeterSample]:
         return [s for s in self.rows if s.station_id == station_id]
 
