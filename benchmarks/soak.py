@@ -7,7 +7,8 @@ run dry so later sessions are refused) in its own process and directory, and eve
 seconds reads:
 
 - from ``/proc``: the process's resident memory (VmRSS) and open file descriptors;
-- from ``GET /metrics``: asyncio tasks alive, objects the garbage collector tracks, stations
+- from ``GET /metrics``: asyncio tasks alive, objects the garbage collector tracks, blocks
+  Python's allocator holds (strings and numbers too, which the collector does not track), stations
   connected, the OCPP journal's lag, re-plans (and failures), component failures and restarts,
   events the bus dropped, the deepest bus queue; and the time ``GET /health`` takes.
 
@@ -42,6 +43,7 @@ SERIES = (
     ("fds", "open fds"),
     ("tasks", "asyncio tasks"),
     ("gc_objects", "gc objects"),
+    ("py_blocks_k", "py blocks 1000s"),
     ("connected", "stations connected"),
     ("journal_lag", "journal lag"),
     ("bus_depth", "deepest bus queue"),
@@ -78,6 +80,8 @@ def scrape(text: str) -> dict[str, float]:
                 out["tasks"] = value
             elif name == "ems_gc_objects_tracked":
                 out["gc_objects"] = value
+            elif name == "ems_python_allocated_blocks":
+                out["py_blocks_k"] = value / 1000
             elif name == "ems_ocpp_stations_connected":
                 out["connected"] = value
             elif name == "ems_ocpp_journal_lag":

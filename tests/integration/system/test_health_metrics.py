@@ -123,5 +123,6 @@ async def test_health_and_metrics_show_a_failing_applier(system: System) -> None
         # the process itself: a leak shows as a climb of these over hours (benchmarks/soak.py)
         assert m[("ems_asyncio_tasks", ())] >= len(system.components())
         assert m[("ems_gc_objects_tracked", ())] > 1000
+        assert m[("ems_python_allocated_blocks", ())] > m[("ems_gc_objects_tracked", ())]
         assert m[("process_resident_memory_bytes", ())] > 10 * 2**20
         assert m[("process_open_fds", ())] >= 3
