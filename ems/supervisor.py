@@ -37,6 +37,7 @@ from typing import Protocol
 
 from ems.clock import Clock, SystemClock, sleep_until_set
 from ems.errors import ConfigError
+from ems.tasks import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,5 @@ def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
 
 async def first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
     """Wait for ``ready`` or ``stop``; True if ``ready`` is set."""
-    waiting = asyncio.create_task(ready.wait())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    stopping.cancel()
+    await wait_any((), ready, stop)
     return ready.is_set()

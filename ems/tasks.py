@@ -10,6 +10,7 @@ code use ``async with asyncio.timeout(...)`` instead of ``wait_for`` in anything
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 RETRY_S = 0.1
@@ -37,3 +38,18 @@ async def cancel_and_wait(task: asyncio.Future[Any], *, retry_s: float = RETRY_S
     error = task.exception()
     if error is not None:
         raise error
+
+
+async def wait_any(tasks: Iterable[asyncio.Future[Any]], *events: asyncio.Event) -> None:
+    """Wait until one of ``tasks`` is done or one of ``events`` is set.
+
+    The event waiters are made here and cancelled before it returns, also when the caller is
+    cancelled: a waiter on ``event.wait()`` left pending outlives its caller, and when
+    its event is collected it is destroyed pending ("Task was destroyed but it is pending!" at
+    exit, one per station of a long demo). ``tasks`` are the caller's and are left as they are."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait([*tasks, *waiters], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

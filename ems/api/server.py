@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ems.errors import ConfigError
+from ems.tasks import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,7 @@ class ApiServer:
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
             self.started.set()
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
+            await wait_any([serving], stop)
             if serving.done() and not stop.is_set():
                 with contextlib.suppress(SystemExit):
                     serving.result()  # raises what uvicorn failed with

@@ -29,6 +29,7 @@ from ems.errors import EmsError
 from ems.ports.stores import QuarantineStore
 from ems.services.billing import BillingService
 from ems.services.charge import PayBeforeStart
+from ems.tasks import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,15 @@ class BillingListener:
                 if self._events.pending() == 0:
                     self.idle.set()
                 getter = asyncio.ensure_future(self._events.get())
-                stopping = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({getter, stopping, sweeper}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                if getter in done:
+                try:
+                    await wait_any([getter, sweeper], stop)
+                finally:
+                    if not getter.done():
+                        getter.cancel()
+                if getter.done() and not getter.cancelled():
                     self.idle.clear()
                     await self.handle(getter.result())
-                else:
-                    getter.cancel()
-                if sweeper in done and not stop.is_set():
+                if sweeper.done() and not stop.is_set():
                     sweeper.result()  # the sweep failed: fail with it, so the supervisor sees and restarts
                     raise RuntimeError("the billing sweep stopped on its own")
         finally:

@@ -18,7 +18,7 @@ from ocpp.exceptions import OCPPError
 
 from ems.sim.state import IntentKind
 from ems.sim.station import SimStation
-from ems.tasks import cancel_and_wait
+from ems.tasks import cancel_and_wait, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,7 @@ async def connection_loop(station: SimStation) -> None:
             while not reader.done():
                 station.queue_changed.clear()
                 await station.flush()
-                await asyncio.wait(
-                    [reader, asyncio.ensure_future(station.queue_changed.wait())], return_when="FIRST_COMPLETED"
-                )
+                await wait_any([reader], station.queue_changed)
         except (
             OSError,
             websockets.InvalidHandshake,

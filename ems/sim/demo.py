@@ -20,6 +20,7 @@ from ems.ports.stores import Storage
 from ems.sim.demo_billing import billing_summary
 from ems.sim.fleet import DEFAULT_CARDS, FleetConfig
 from ems.sim.grid_operator import GridOperatorSim, MqttGridOperatorSim, ServiceSink, demo_script
+from ems.tasks import wait_any
 
 DEMO_PREFIX = "DEMO"
 DEMO_STATIONS_PER_VERSION = 2
@@ -109,11 +110,12 @@ async def report_capacity_changes(bus: EventBus, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             getting = asyncio.ensure_future(changes.get())
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not getting.done():
-                getting.cancel()
+            try:
+                await wait_any([getting], stop)
+            finally:
+                if not getting.done():
+                    getting.cancel()  # done at the next turn of the loop, not now
+            if not getting.done() or getting.cancelled():
                 break
             event = getting.result()
             if event.circuit_id is None:

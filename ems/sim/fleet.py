@@ -25,7 +25,7 @@ from ems.domain.station import OcppVersion
 from ems.sim.behaviour import run_station
 from ems.sim.ev import Ev
 from ems.sim.station import SimStation
-from ems.tasks import cancel_and_wait
+from ems.tasks import cancel_and_wait, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,7 @@ class FleetComponent:
         self.report: FleetReport | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        ready = asyncio.create_task(self._ready.wait())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        stopping.cancel()
+        await wait_any((), self._ready, stop)
         if stop.is_set():
             return
         fleet = asyncio.create_task(run_fleet(replace(self._config, url=self._url()), self._clock), name=self.name)

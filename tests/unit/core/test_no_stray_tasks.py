@@ -11,7 +11,7 @@ ROOT = Path(__file__).parents[3] / "ems"
 SPAWN = re.compile(r"\b(create_task|ensure_future)\(")
 
 ACCOUNTED: dict[str, tuple[int, str]] = {
-    "api/server.py": (2, "uvicorn's serve task and a stop waiter: both awaited by ApiServer.run"),
+    "api/server.py": (1, "uvicorn's serve task: awaited by ApiServer.run"),
     "app/__init__.py": (2, "tasks of serve's TaskGroup (the supervised components, announce)"),
     "app/demo.py": (3, "tasks of the demo's TaskGroup (the supervised components, timer, capacity report)"),
     "clock.py": (2, "sleep_until_set: waiters awaited and cancelled in place"),
@@ -31,12 +31,13 @@ ACCOUNTED: dict[str, tuple[int, str]] = {
     ),
     "ocpp/runtime.py": (4, "the supervised applier, the watched server, the announce task; all awaited in run"),
     "ocpp/service.py": (1, "a shielded storage call: awaited, or kept with a done-callback that logs its failure"),
-    "services/billing_listener.py": (3, "the sweep (watched: its failure fails the listener) and awaited waiters"),
-    "services/capacity.py": (1, "the audit writer, in the service's TaskGroup"),
-    "supervisor.py": (
-        4,
-        "the supervisor's own TaskGroup; first()'s awaited waiters; the slow-stop report (cancelled and awaited)",
+    "services/billing_listener.py": (
+        2,
+        "the sweep (watched: its failure fails the listener); the queue getter (handled, or cancelled if not done)",
     ),
+    "services/capacity.py": (1, "the audit writer, in the service's TaskGroup"),
+    "supervisor.py": (2, "the supervisor's own TaskGroup; the slow-stop report (cancelled and awaited)"),
+    "tasks.py": (1, "wait_any: event waiters, cancelled before it returns, also when its caller is cancelled"),
 }
 """Service code only: ``ems/sim`` is test tooling (simulated stations), not part of a running ems."""
 
