@@ -331,13 +331,17 @@ def _fill(
         spare = cap[i] - col[i]
         if spare <= EPS_KW:
             continue
+        if lines is not None:
+            # The room first: on a site whose lines the LP filled, most sessions have none, and
+            # skipping them here is what the full bound below would decide (``add <= room``).
+            spare = min(spare, lines.room(i))
+            if spare <= EPS_KW or col[i] + spare < floor[i] - EPS_KW:
+                continue
         nodes, amps = paths[i]
         add = min(spare, float(head_w[nodes].min()))
         for q in range(3):
             if amps[q] > 0:
                 add = min(add, float(head_a[nodes, q].min()) / float(amps[q]))
-        if lines is not None:
-            add = min(add, lines.room(i))
         if add <= EPS_KW or col[i] + add < floor[i] - EPS_KW:
             continue
         _take(head_w, head_a, nodes, amps, add, lines, i)
