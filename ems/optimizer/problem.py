@@ -244,32 +244,56 @@ def compile_problem(snapshot: Snapshot) -> Problem:
 def _phasors(
     snap: Snapshot, sessions_at: dict[str, list[tuple[int, int]]], volts: Floats
 ) -> tuple[sp.csr_array, Floats]:
-    """Each current limit's complex A per kW per session (see ``CurrentLimit`` for which terms count)."""
-    evses = {e.id: e for e in snap.evses}
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[complex] = []
-    for c, current_limit in enumerate(snap.current_limits):
-        for evse_id, coef, angle in current_limit.terms:
-            e = evses[evse_id]
-            conductor = None
-            if e.lines is None and e.phases == 3:
-                conductor = next((k for k, q in enumerate(e.phase_map) if same_angle(PHASE_ANGLE_DEG[q], angle)), None)
-            unit = coef * complex(math.cos(math.radians(angle)), math.sin(math.radians(angle)))
-            for i, phases in sessions_at.get(evse_id, []):
-                if conductor is None or conductor < phases:
-                    rows.append(c)
-                    cols.append(i)
-                    vals.append(unit * 1000.0 / volts[i])
-    C = len(snap.current_limits)
-    coef_m = sp.csr_array(
-        (np.asarray(vals, dtype=np.complex128), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
-        shape=(C, volts.size),
-    )
-    coef_m.sum_duplicates()
+    """Each current limit's complex A per kW per session (see ``CurrentLimit`` for which terms count).
+
+    Entry ``(c, i)`` sums, over the terms of limit ``c`` naming session ``i``'s EVSE,
+    ``coef * exp(j angle) * 1000 / volts_phases[i]``; vectorised over the terms (a Caltech
+    network of 500 sessions lists ~4,000 of them per snapshot)."""
+    C, n = len(snap.current_limits), volts.size
     limit = np.asarray([c.limit_a for c in snap.current_limits], dtype=np.float64)
     # Below 1 mA a limit is zero, as the per-phase limits (MIN_LIMIT_A).
     limit[limit < MIN_LIMIT_A] = 0.0
+    terms = [t for c in snap.current_limits for t in c.terms]
+    if not terms or not sessions_at:
+        return sp.csr_array((C, n), dtype=np.complex128), limit
+    evse_ids, coefs, angles = zip(*terms, strict=True)
+    # math.cos / math.sin per distinct angle: the same values as the scalar formula
+    trig = {a: (math.cos(math.radians(a)), math.sin(math.radians(a))) for a in set(angles)}
+    coef = np.asarray(coefs, dtype=np.float64)
+    unit_re = coef * np.asarray([trig[a][0] for a in angles])
+    unit_im = coef * np.asarray([trig[a][1] for a in angles])
+    # Sessions per EVSE, in session order: (position of the EVSE, its first entry, its count).
+    slot_of = {evse: k for k, evse in enumerate(sessions_at)}
+    per_evse = np.asarray([len(v) for v in sessions_at.values()], dtype=np.int64)
+    first_of = np.concatenate(([0], np.cumsum(per_evse)[:-1]))
+    flat = [ip for v in sessions_at.values() for ip in v]
+    sess_flat = np.asarray([i for i, _ in flat], dtype=np.int64)
+    phases_flat = np.asarray([ph for _, ph in flat], dtype=np.int64)
+    pos = np.asarray([slot_of.get(e, -1) for e in evse_ids], dtype=np.int64)
+    count = np.where(pos >= 0, per_evse[pos], 0)
+    term = np.repeat(np.arange(pos.size, dtype=np.int64), count)
+    within = np.arange(term.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    entry = first_of[pos[term]] + within
+    keep = np.ones(term.size, dtype=bool)
+    three = {e.id: e for e in snap.evses if e.lines is None and e.phases == 3}
+    if three:
+        # A term at one conductor's angle of a three-phase EVSE counts only for sessions using that conductor.
+        conductor = np.full(pos.size, -1, dtype=np.int64)
+        for k, (evse_id, angle) in enumerate(zip(evse_ids, angles, strict=True)):
+            e = three.get(evse_id)
+            if e is not None:
+                at = next((q for q, ph in enumerate(e.phase_map) if same_angle(PHASE_ANGLE_DEG[ph], angle)), None)
+                conductor[k] = -1 if at is None else at
+        on = conductor[term]
+        keep = (on < 0) | (on < phases_flat[entry])
+    term, entry = term[keep], entry[keep]
+    cols = sess_flat[entry]
+    vals = np.empty(cols.size, dtype=np.complex128)
+    vals.real = unit_re[term] * 1000.0 / volts[cols]
+    vals.imag = unit_im[term] * 1000.0 / volts[cols]
+    limit_of_term = np.repeat(np.arange(C, dtype=np.int64), [len(c.terms) for c in snap.current_limits])
+    coef_m = sp.csr_array((vals, (limit_of_term[term], cols)), shape=(C, n))
+    coef_m.sum_duplicates()
     return coef_m, limit
 
 
