@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ems.optimizer.phasor import LineState, magnitudes, phasor_kinds, session_phasors
+from ems.optimizer.phasor import Kinds, LineState, SessionPhasors, magnitudes, phasor_kinds, session_phasors
 from ems.optimizer.problem import Floats, Problem
 
 EPS_KW = 1e-6
@@ -93,11 +93,15 @@ def _row(m: sp.csr_array, k: int) -> npt.NDArray[np.int32]:
 Paths = list[tuple[np.ndarray, Floats]]
 
 
-def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+def enforce_min_current(
+    p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None, *, line_data: Lines | None = None
+) -> Floats:
     """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above).
 
     With ``until``, slots from ``until`` on (the coarse tail of a non-uniform horizon, a
     forecast the next re-plan replaces) are only cut: power below a minimum becomes 0.
+    ``paths`` and ``line_data``: :func:`session_paths` and :func:`session_lines` of ``p``, when the
+    caller has them (plan.py passes the same to :func:`top_up`).
     """
     out = clip_to_sessions(p, x)
     if until is not None and until < p.slots:
@@ -109,8 +113,7 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
     rank[order] = np.arange(order.size)
     delivered = np.zeros(p.n)
     active = p.active()
-    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
-    kinds = phasor_kinds(phasors) if phasors is not None else None
+    phasors, kinds = line_data if line_data is not None else session_lines(p)
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
@@ -217,14 +220,17 @@ def _fits(i: int, add: float, head_w: Floats, head_a: Floats, paths: Paths, line
     return lines is None or lines.room(i) >= add - EPS_KW
 
 
-def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+def top_up(
+    p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None, *, line_data: Lines | None = None
+) -> Floats:
     """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
 
     Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
     unused; later slots with headroom (after the peak) can make up for it. Slot by slot,
     sessions whose planned total is below their request get more (earliest departure and
     smallest need first), each to at least its minimum or not at all. Only headroom is used,
-    so every limit still holds. With ``until``, only slots before it are topped up.
+    so every limit still holds. With ``until``, only slots before it are topped up
+    (``paths``, ``line_data``: as in :func:`enforce_min_current`).
     """
     out = x.copy()
     short = p.need_kwh - out.sum(axis=1) * p.slot_h
@@ -233,8 +239,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
-    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
-    kinds = phasor_kinds(phasors) if phasors is not None else None
+    phasors, kinds = line_data if line_data is not None else session_lines(p)
     under = sp.csr_array(p.incidence.T)  # once: a transpose per slot and phase cost ~4 ms a plan
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
@@ -299,6 +304,18 @@ def _headroom(p: Problem, x: Floats, t: int) -> tuple[Floats, Floats]:
     head_w: Floats = p.node_cap_kw[:, t] - p.incidence @ col
     head_a: Floats = p.node_phase_a - p.incidence @ (p.amps_per_kw * col[:, None])
     return head_w, head_a
+
+
+Lines = tuple[SessionPhasors | None, Kinds | None]
+
+
+def session_lines(p: Problem) -> Lines:
+    """Per session its phasor limits and coefficients, and the kinds of sessions
+    (:class:`ems.optimizer.phasor.LineState`); ``(None, None)`` without phasor limits."""
+    if not p.has_phasors:
+        return None, None
+    phasors = session_phasors(p.phasor_coef)
+    return phasors, phasor_kinds(phasors)
 
 
 def session_paths(p: Problem) -> Paths:
