@@ -262,8 +262,8 @@ class LineState:
         best = math.inf
         z, limit_a = self.z, self.limit_a
         for c, ac in zip(idx.tolist(), a.tolist(), strict=True):
-            zc = complex(z[c])
-            lim = float(limit_a[c])
+            zc = complex(z.item(c))  # item(): a Python number without a numpy scalar in between
+            lim = float(limit_a.item(c))
             cc = zc.real * zc.real + zc.imag * zc.imag - lim * lim
             if cc > 1e-9 * max(lim * lim, 1.0):
                 return 0.0  # already over (beyond round-off): nothing may be added

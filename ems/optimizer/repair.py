@@ -59,8 +59,10 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
         load = p.incidence @ out
         node_f = np.where(load > p.node_cap_kw, p.node_cap_kw / load, 1.0)
         for q in range(3):
-            amps = p.incidence @ (p.amps_per_kw[:, q, None] * out)
             limit = p.node_phase_a[:, q, None]
+            if not np.isfinite(limit).any():
+                continue  # no limit on this phase anywhere: nothing to scale for it
+            amps = p.incidence @ (p.amps_per_kw[:, q, None] * out)
             node_f = np.minimum(node_f, np.where(amps > limit, limit / amps, 1.0))
     for k in np.flatnonzero((node_f < 1.0).any(axis=1)):
         under = _row(p.incidence, int(k))
@@ -73,10 +75,12 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
         for c in np.flatnonzero((line_f < 1.0).any(axis=1)):
             under = _row(p.phasor_coef, int(c))
             factor[under] = np.minimum(factor[under], line_f[c][None, :])
+        scaled = bool((factor < 1.0).any())
         result_p: Floats = out * factor
         # Scaling a subset may lengthen another phasor sum: scale such a slot as a whole.
         with np.errstate(divide="ignore", invalid="ignore"):
-            line_a = magnitudes(p.phasor_coef, result_p)
+            if scaled:  # else result_p == out and the sums are the ones above
+                line_a = magnitudes(p.phasor_coef, result_p)
             slot_f = np.where(line_a > limit, limit / line_a, 1.0).min(axis=0)
         result_p *= np.minimum(slot_f, 1.0)[None, :] * np.where(slot_f < 1.0, 1.0 - 1e-12, 1.0)[None, :]
         return result_p
