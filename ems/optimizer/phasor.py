@@ -177,19 +177,33 @@ def room(z: Complex, a: Complex, limit_a: Floats) -> float:
     return max(float(t.min()), 0.0)
 
 
-SessionPhasors = list[tuple[npt.NDArray[np.int64], Complex]]
+class SessionPhasors:
+    """Per session: the limits it adds to and its complex A per kW in each (``[i]``: a pair of
+    arrays), sliced from the transposed coefficients when first asked for: a repair asks for
+    the few sessions it moves, not the hundreds planned."""
+
+    __slots__ = ("_pairs", "by_session")
+
+    def __init__(self, coef: sp.csr_array) -> None:
+        self.by_session = sp.csr_array(coef.T)
+        """(n, C): row ``i`` holds session ``i``'s limits and coefficients."""
+        self._pairs: dict[int, tuple[Ints, Complex]] = {}
+
+    def __len__(self) -> int:
+        return int(self.by_session.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[Ints, Complex]:
+        pair = self._pairs.get(i)
+        if pair is None:
+            m = self.by_session
+            lo, hi = int(m.indptr[i]), int(m.indptr[i + 1])
+            pair = self._pairs[i] = (m.indices[lo:hi].astype(np.int64), m.data[lo:hi].astype(np.complex128))
+        return pair
 
 
 def session_phasors(coef: sp.csr_array) -> SessionPhasors:
     """Per session: the limits it adds to and its complex A per kW in each (from ``coef`` (C, n))."""
-    by_session = sp.csr_array(coef.T)
-    return [
-        (
-            by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.int64),
-            by_session.data[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.complex128),
-        )
-        for i in range(int(coef.shape[1]))
-    ]
+    return SessionPhasors(coef)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,18 +217,33 @@ class Kinds:
 
 
 def phasor_kinds(per_session: SessionPhasors) -> Kinds:
-    seen: dict[tuple[bytes, bytes], int] = {}
+    """Kinds numbered in order of first appearance: sessions are of one kind when their limits
+    and coefficients are equal bit for bit (one ``np.unique`` over the rows of ``by_session``)."""
+    m = per_session.by_session
+    n = int(m.shape[0])
+    if n == 0:
+        return Kinds([], {})
+    nnz = np.diff(m.indptr).astype(np.int64)
+    w = int(nnz.max())
+    # One row per session: its count, then its limits, then its coefficients' bits (0-padded).
+    keys = np.zeros((n, 1 + 3 * w), dtype=np.uint64)
+    keys[:, 0] = nnz
+    if w:
+        data = np.ascontiguousarray(m.data, dtype=np.complex128)
+        sess = np.repeat(np.arange(n, dtype=np.int64), nnz)
+        pos = np.arange(sess.size, dtype=np.int64) - np.repeat(m.indptr[:-1].astype(np.int64), nnz)
+        keys[sess, 1 + pos] = m.indices.astype(np.uint64)
+        keys[sess, 1 + w + pos] = data.real.copy().view(np.uint64)
+        keys[sess, 1 + 2 * w + pos] = data.imag.copy().view(np.uint64)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # the kinds by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
     by_limit: dict[int, list[int]] = {}
-    of_session = []
-    for idx, a in per_session:
-        key = (idx.tobytes(), a.tobytes())
-        kind = seen.get(key)
-        if kind is None:
-            kind = seen[key] = len(seen)
-            for c in idx.tolist():
-                by_limit.setdefault(c, []).append(kind)
-        of_session.append(kind)
-    return Kinds(of_session, by_limit)
+    for kind, i in enumerate(first[order].tolist()):
+        for c in m.indices[m.indptr[i] : m.indptr[i + 1]].tolist():
+            by_limit.setdefault(c, []).append(kind)
+    return Kinds(rank[inverse.reshape(-1)].tolist(), by_limit)
 
 
 class LineState:

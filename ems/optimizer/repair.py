@@ -94,7 +94,26 @@ def _row(m: sp.csr_array, k: int) -> npt.NDArray[np.int32]:
     return out
 
 
-Paths = list[tuple[np.ndarray, Floats]]
+class Paths:
+    """Per session (``[i]``): the nodes above it and its A per kW on each grid phase (3,),
+    sliced from the transposed incidence when first asked for (the repairs move few sessions)."""
+
+    __slots__ = ("_amps", "_by_session", "_pairs")
+
+    def __init__(self, p: Problem) -> None:
+        self._by_session = p.incidence.T.tocsr()
+        self._amps = p.amps_per_kw
+        self._pairs: dict[int, tuple[npt.NDArray[np.int32], Floats]] = {}
+
+    def __len__(self) -> int:
+        return int(self._amps.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[npt.NDArray[np.int32], Floats]:
+        pair = self._pairs.get(i)
+        if pair is None:
+            m = self._by_session
+            pair = self._pairs[i] = (m.indices[m.indptr[i] : m.indptr[i + 1]], self._amps[i])
+        return pair
 
 
 def enforce_min_current(
@@ -324,12 +343,7 @@ def session_lines(p: Problem) -> Lines:
 
 def session_paths(p: Problem) -> Paths:
     """Per session: the nodes above it and its A-per-kW on each grid phase (3,)."""
-    by_session = p.incidence.T.tocsr()
-    out: list[tuple[np.ndarray, Floats]] = []
-    for i in range(p.n):
-        nodes = by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]]
-        out.append((nodes, p.amps_per_kw[i]))
-    return out
+    return Paths(p)
 
 
 def _fill(

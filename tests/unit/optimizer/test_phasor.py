@@ -243,3 +243,23 @@ def test_rooms_shared_by_kind_equal_rooms_computed_per_session() -> None:
         add = 0.5 * alone.room(i)
         shared.take(i, add)
         alone.take(i, add)
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=examples(60), deadline=None)
+def test_kinds_are_the_sessions_with_equal_limits_and_coefficients(seed: int) -> None:
+    """phasor_kinds (one np.unique) against the definition: equal limit lists and coefficient bits."""
+    rng = np.random.default_rng(seed)
+    limits, sessions = int(rng.integers(1, 6)), int(rng.integers(1, 12))
+    columns = rng.normal(size=(limits, 3)) + 1j * rng.normal(size=(limits, 3))
+    columns[rng.random((limits, 3)) < 0.4] = 0  # a few shapes, some with no limit at all
+    dense = columns[:, rng.integers(0, 3, sessions)]
+    dense[0, rng.random(sessions) < 0.2] *= -1  # and a few coefficients that differ in sign only
+    per_session = session_phasors(sp.csr_array(dense))
+    seen: dict[tuple[bytes, bytes], int] = {}
+    pairs = [per_session[k] for k in range(sessions)]
+    want = [seen.setdefault((i.tobytes(), a.tobytes()), len(seen)) for i, a in pairs]
+    kinds = phasor_kinds(per_session)
+    assert kinds.of_session == want
+    for c in range(limits):
+        assert kinds.by_limit.get(c, []) == sorted({k for s, k in enumerate(want) if dense[c, s] != 0})
