@@ -217,33 +217,46 @@ class Kinds:
 
 
 def phasor_kinds(per_session: SessionPhasors) -> Kinds:
-    """Kinds numbered in order of first appearance: sessions are of one kind when their limits
-    and coefficients are equal bit for bit (one ``np.unique`` over the rows of ``by_session``)."""
+    """Kinds numbered in order of first appearance (:func:`equal_rows` over ``by_session``)."""
     m = per_session.by_session
     n = int(m.shape[0])
-    if n == 0:
-        return Kinds([], {})
-    nnz = np.diff(m.indptr).astype(np.int64)
-    w = int(nnz.max())
-    # One row per session: its count, then its limits, then its coefficients' bits (0-padded).
-    keys = np.zeros((n, 1 + 3 * w), dtype=np.uint64)
-    keys[:, 0] = nnz
-    if w:
-        data = np.ascontiguousarray(m.data, dtype=np.complex128)
-        sess = np.repeat(np.arange(n, dtype=np.int64), nnz)
-        pos = np.arange(sess.size, dtype=np.int64) - np.repeat(m.indptr[:-1].astype(np.int64), nnz)
-        keys[sess, 1 + pos] = m.indices.astype(np.uint64)
-        keys[sess, 1 + w + pos] = data.real.copy().view(np.uint64)
-        keys[sess, 1 + 2 * w + pos] = data.imag.copy().view(np.uint64)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # the kinds by first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
+    of_session, first = equal_rows(m.indptr, m.indices, m.data, np.arange(n, dtype=np.int64))
     by_limit: dict[int, list[int]] = {}
-    for kind, i in enumerate(first[order].tolist()):
+    for kind, i in enumerate(first.tolist()):
         for c in m.indices[m.indptr[i] : m.indptr[i + 1]].tolist():
             by_limit.setdefault(c, []).append(kind)
-    return Kinds(rank[inverse.reshape(-1)].tolist(), by_limit)
+    return Kinds(of_session.tolist(), by_limit)
+
+
+def equal_rows(indptr: Ints, indices: Ints, data: Complex, rows: Ints) -> tuple[Ints, Ints]:
+    """Label the listed rows of a compressed sparse matrix (``indptr``, ``indices``, ``data``; or
+    the columns of a CSC one): rows whose stored indices and values are equal bit for bit share a
+    label, labels numbered by first appearance in ``rows``; and the first row of each label.
+
+    One ``np.unique`` over a key per row (its count, its indices, the bits of its values,
+    zero-padded) instead of a bytes key per row in Python."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo = indptr[rows].astype(np.int64)
+    nnz = indptr[rows + 1].astype(np.int64) - lo
+    w = int(nnz.max())
+    keys = np.zeros((rows.size, 1 + 3 * w), dtype=np.uint64)
+    keys[:, 0] = nnz
+    if w:
+        which = np.repeat(np.arange(rows.size, dtype=np.int64), nnz)
+        pos = np.arange(which.size, dtype=np.int64) - np.repeat(np.cumsum(nnz) - nnz, nnz)
+        at = lo[which] + pos
+        values = np.ascontiguousarray(data, dtype=np.complex128)[at]
+        keys[which, 1 + pos] = indices[at].astype(np.uint64)
+        keys[which, 1 + w + pos] = values.real.copy().view(np.uint64)
+        keys[which, 1 + 2 * w + pos] = values.imag.copy().view(np.uint64)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # labels by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    labels: Ints = rank[inverse.reshape(-1)].astype(np.int64)
+    firsts: Ints = rows[first[order]].astype(np.int64)
+    return labels, firsts
 
 
 class LineState:
