@@ -155,7 +155,15 @@ def magnitudes(coef: sp.csr_array, x: Floats) -> Floats:
     """``|coef @ x|`` (A): each limit's exact line current per slot, (limits, slots)."""
     if coef.shape[0] == 0:
         return np.zeros((0, x.shape[1]))
-    out: Floats = np.abs(coef @ x.astype(np.complex128))
+    # ``x`` is real: the real and imaginary parts of the sums are two real products, each
+    # summed in the order of the complex one (so the same numbers), at a quarter of its
+    # multiplications and without a complex copy of ``x``.
+    csr = sp.csr_array(coef)
+    xr = np.asarray(x, dtype=np.float64)
+    sums = np.empty((int(csr.shape[0]), xr.shape[1]), dtype=np.complex128)
+    sums.real = sp.csr_array((csr.data.real, csr.indices, csr.indptr), shape=csr.shape) @ xr
+    sums.imag = sp.csr_array((csr.data.imag, csr.indices, csr.indptr), shape=csr.shape) @ xr
+    out: Floats = np.abs(sums)
     return out
 
 
