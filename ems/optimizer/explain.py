@@ -92,10 +92,11 @@ def limited_by(
     # Most frequent first; ties keep the order above (own max, nodes, phases, ...): one stable
     # sort of every such session's counts, the reasons with a count > 0 leading each row.
     sub = counts[ranked]
-    order = np.argsort(-sub, axis=1, kind="stable").tolist()
+    order = np.argsort(-sub, axis=1, kind="stable")
     hits = np.count_nonzero(sub > 0, axis=1).tolist()
-    for i, cols, k in zip(ranked.tolist(), order, hits, strict=True):
-        out[i] = tuple(names[j] for j in cols[:k])
+    labels = np.array(names, dtype=object)
+    for r, (i, k) in enumerate(zip(ranked.tolist(), hits, strict=True)):
+        out[i] = tuple(labels[order[r, :k]])
     return tuple(out)
 
 
