@@ -33,7 +33,7 @@ EVSEs sharing a phase angle are put on the same ems phase (angles sorted, L1, L2
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,6 +83,12 @@ class NetworkModel:
     angles_deg: Any
     station_ids: tuple[str, ...]
     exact: bool
+    phasor_terms: tuple[tuple[tuple[str, float, float], ...], ...] = ()
+    """Per phasor constraint (as ``phasor``): (station id, coefficient, angle) of each EVSE in it,
+    translated once (the network is fixed; a call keeps the terms of the EVSEs with an EV)."""
+    circuit_parent: dict[str, str | None] = field(default_factory=dict)
+    """Per plain circuit: :func:`_parent`, and ``circuit_phase``: :func:`_circuit_phase` (once)."""
+    circuit_phase: dict[str, Phase] = field(default_factory=dict)
 
 
 def network_model(infra: Any, *, exact: bool | None = None) -> NetworkModel:
@@ -133,7 +139,7 @@ def network_model(infra: Any, *, exact: bool | None = None) -> NetworkModel:
     site_phase = group_of[ids[0]] if ids else ALL_PHASES[0]
     component_of, components = ({}, {}) if use_exact else _components(c, phasor, ids)
     evses = {s: _with_circuit(e, circuit_of.get(s, component_of.get(s))) for s, e in evses.items()}
-    return NetworkModel(
+    model = NetworkModel(
         evses,
         tuple(circuits),
         site,
@@ -148,6 +154,13 @@ def network_model(infra: Any, *, exact: bool | None = None) -> NetworkModel:
         ids,
         use_exact,
     )
+    terms = tuple(
+        tuple((ids[i], float(c[j, i]), float(angles[i])) for i in np.flatnonzero(c[j]).tolist()) for j in phasor
+    )
+    names = [name for _, name in circuits]
+    parents = {name: _parent(model, name) for name in names}
+    phases = {name: _circuit_phase(model, name) for name in names}
+    return replace(model, phasor_terms=terms, circuit_parent=parents, circuit_phase=phases)
 
 
 def _components(c: Any, phasor: list[int], ids: tuple[str, ...]) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
@@ -219,12 +232,20 @@ def snapshot_of(
     last = max((int(s.estimated_departure) for s in sessions), default=now_period + 1)
     slots = max(last - now_period, 1)
     active = {str(s.station_id) for s in sessions}
+    at: dict[int, datetime] = {}  # period -> its start: a few dozen distinct periods among hundreds of sessions
+
+    def period(k: int) -> datetime:
+        when = at.get(k)
+        if when is None:
+            when = at[k] = EPOCH + timedelta(seconds=slot_s * k)
+        return when
+
     demands = tuple(
         SessionDemand(
             id=str(s.session_id),
             evse=str(s.station_id),
-            arrival=EPOCH + timedelta(seconds=slot_s * min(int(s.arrival), now_period)),
-            departure=start + timedelta(seconds=slot_s * max(int(s.estimated_departure) - now_period, 1)),
+            arrival=period(min(int(s.arrival), now_period)),
+            departure=period(now_period + max(int(s.estimated_departure) - now_period, 1)),
             energy_wh=float(s.requested_energy) * 1000.0,
             delivered_wh=float(s.energy_delivered) * 1000.0,
         )
@@ -239,7 +260,7 @@ def snapshot_of(
         CircuitLimits(name, None, None, stand_in_phase_limits(model, limits_a, model.components[name], active))
         for name in sorted(lines)
     ) + tuple(
-        CircuitLimits(name, _parent(model, name), None, {_circuit_phase(model, name): float(limits_a[j])})
+        CircuitLimits(name, model.circuit_parent[name], None, {model.circuit_phase[name]: float(limits_a[j])})
         for j, name in model.circuits
         if name in used
     )
@@ -271,13 +292,8 @@ def _circuit_phase(model: NetworkModel, name: str) -> Phase:
 def _current_limits(model: NetworkModel, limits_a: Any, active: set[str]) -> tuple[Any, ...]:
     assert CurrentLimit is not None
     out = []
-    for j in model.phasor:
-        row = model.coefficients[j]
-        terms = tuple(
-            (model.station_ids[i], float(row[i]), float(model.angles_deg[i]))
-            for i in np.flatnonzero(row).tolist()
-            if model.station_ids[i] in active
-        )
+    for j, every in zip(model.phasor, model.phasor_terms, strict=True):
+        terms = tuple(t for t in every if t[0] in active)
         if terms:
             out.append(CurrentLimit(id=f"c{j}", limit_a=float(limits_a[j]), terms=terms))
     return tuple(out)
@@ -313,12 +329,13 @@ class EmsAlgorithm(BaseAlgorithm):
             self.call_s.append(time.perf_counter() - started)
             return {}
         limits_a = np.asarray(iface.get_constraints().magnitudes, dtype=float)
-        snap = snapshot_of(self.model, live, int(iface.current_time), float(iface.period), limits_a)
+        model = self.model
+        snap = snapshot_of(model, live, int(iface.current_time), float(iface.period), limits_a)
         plan = self.planner.plan(snap)
         rates = {s: 0.0 for s in (str(x.station_id) for x in live)}
         evse_of = {d.id: d.evse for d in snap.sessions}
         for k, sid in enumerate(plan.session_ids):
-            e = self.model.evses[evse_of[sid]]
+            e = model.evses[evse_of[sid]]
             rates[e.id] = float(min(max(plan.current_a[k, 0], 0.0), e.max_a))
         self.statuses.append(str(plan.status))
         self.call_s.append(time.perf_counter() - started)

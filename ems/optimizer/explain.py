@@ -86,19 +86,17 @@ def limited_by(
     blocks.append((unexplained & ~idle).sum(axis=1, dtype=np.float64)[:, None])
     names += ["min_current", "priority"]
     counts = np.hstack(blocks)  # (n, reasons)
-    out: list[tuple[str, ...]] = []
     has_window: npt.NDArray[np.bool_] = np.asarray(active.any(axis=1))
-    for i in range(p.n):
-        if not short[i]:
-            out.append(("request",))
-        elif not has_window[i]:
-            out.append(("window",))
-        else:
-            row = counts[i]
-            hit = np.flatnonzero(row > 0)
-            # Most frequent first; ties keep the order above (own max, nodes, phases, ...).
-            ranked = hit[np.argsort(-row[hit], kind="stable")]
-            out.append(tuple(names[j] for j in ranked))
+    out: list[tuple[str, ...]] = [("request",) if not short[i] else ("window",) for i in range(p.n)]
+    ranked = np.flatnonzero(short & has_window)
+    # Most frequent first; ties keep the order above (own max, nodes, phases, ...): one stable
+    # sort of every such session's counts, the reasons with a count > 0 leading each row.
+    sub = counts[ranked]
+    order = np.argsort(-sub, axis=1, kind="stable")
+    hits = np.count_nonzero(sub > 0, axis=1).tolist()
+    labels = np.array(names, dtype=object)
+    for r, (i, k) in enumerate(zip(ranked.tolist(), hits, strict=True)):
+        out[i] = tuple(labels[order[r, :k]])
     return tuple(out)
 
 

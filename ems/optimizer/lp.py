@@ -128,9 +128,10 @@ def make_highs(
     time_limit_s: float | None = None,
     method: str = "simplex",
     rows: npt.NDArray[np.bool_] | None = None,
+    by_row: sp.csr_array | None = None,
 ) -> highspy.Highs:
     """A silent HiGHS instance holding the LP, or only the ``rows`` selected (benchmarks
-    use it to time the bare solve of the full LP)."""
+    use it to time the bare solve of the full LP; ``by_row``: ``m.A`` as CSR, when the caller has it)."""
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("solver", method)
@@ -142,7 +143,7 @@ def make_highs(
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
     inf = highspy.kHighsInf
-    A = m.A if rows is None else sp.csc_array(m.A.tocsr()[np.flatnonzero(rows)])
+    A = m.A if rows is None else sp.csc_array((m.A.tocsr() if by_row is None else by_row)[np.flatnonzero(rows)])
     row_lo = m.row_lo if rows is None else m.row_lo[rows]
     row_hi = m.row_hi if rows is None else m.row_hi[rows]
     n_rows, n_cols = int(A.shape[0]), int(A.shape[1])
@@ -195,7 +196,7 @@ def solve(
     if by_row is not None and warm is not None and warm.row_status is not None:
         # And the rows the last plan ended with: most of them were needed then.
         included |= m.lazy & (warm.row_status != ABSENT)
-    h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included)
+    h = make_highs(m, time_limit_s=time_limit_s, method=chosen, rows=included, by_row=by_row)
     if warm is not None and chosen == "simplex":
         if warm.col_status is not None and warm.row_status is not None:
             h.setBasis(_basis(m, warm.col_status, warm.row_status, included))

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ems.optimizer.phasor import DEFAULT_LOSS, polygon
+from ems.optimizer.phasor import DEFAULT_LOSS, equal_rows, polygon
 from ems.optimizer.problem import Floats, Ints, Problem
 
 INF = np.inf
@@ -262,23 +262,17 @@ def phasor_groups(p: Problem) -> PhasorGroups:
     csc.sort_indices()
     live = p.window_slots > 0
     label = np.full(p.n, -1, dtype=np.int64)
-    seen: dict[tuple[bytes, bytes], int] = {}
-    reps: list[int] = []
-    for i in np.flatnonzero(live & (np.diff(csc.indptr) > 0)).tolist():
-        lo, hi = int(csc.indptr[i]), int(csc.indptr[i + 1])
-        key = (csc.indices[lo:hi].tobytes(), csc.data[lo:hi].tobytes())
-        g = seen.setdefault(key, len(reps))
-        if g == len(reps):
-            reps.append(i)
-        label[i] = g
-    G = len(reps)
+    grouped = np.flatnonzero(live & (np.diff(csc.indptr) > 0)).astype(np.int64)
+    labels, reps = equal_rows(csc.indptr, csc.indices, csc.data, grouped)
+    label[grouped] = labels
+    G = int(reps.size)
     first = np.full(G, p.slots, dtype=np.int64)
     end = np.zeros(G, dtype=np.int64)
     members = np.flatnonzero(label >= 0)
     np.minimum.at(first, label[members], p.first[members])
     np.maximum.at(end, label[members], p.end[members])
-    coef = sp.csr_array(csc[:, np.asarray(reps, dtype=np.int64)]) if G else sp.csr_array((csc.shape[0], 0))
-    return PhasorGroups(label, coef, first, np.maximum(end, first), np.asarray(reps, dtype=np.int64))
+    coef = sp.csr_array(csc[:, reps]) if G else sp.csr_array((csc.shape[0], 0))
+    return PhasorGroups(label, coef, first, np.maximum(end, first), reps)
 
 
 def grouped_phasor_rows(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -92,42 +93,77 @@ def directions(coefs: Complex, loss: float) -> tuple[Floats, float]:
 
 
 def polygon(coef: sp.csr_array, limit_a: Floats, loss: float) -> tuple[sp.csr_array, Floats, npt.NDArray[np.int64]]:
-    """Rows ``R @ x <= hi`` (R real, (rows, n)) of every limit's polygon, and each row's limit."""
+    """Rows ``R @ x <= hi`` (R real, (rows, n)) of every limit's polygon, and each row's limit.
+
+    A limit's sides depend only on its coefficients and ``loss`` (:func:`sides`, memoised by
+    value): the network does not change between re-plans, so a re-plan finds its limits'
+    sides already computed, whatever objects they came in (ACN-Sim Caltech 500 replayed:
+    ~60 limits per plan, about 5 ms of directions and projections before)."""
     n = int(coef.shape[1])
     csr = sp.csr_array(coef)
     csr.sort_indices()
-    row_of: list[Ints] = []
-    col_of: list[Ints] = []
-    vals: list[Floats] = []
-    his: list[Floats] = []
-    owner: list[Ints] = []
-    k_total = 0
+    data = np.ascontiguousarray(csr.data, dtype=np.complex128)
+    indptr = csr.indptr
+    projs: list[Floats] = []
+    limit_of: list[int] = []
+    first_term: list[int] = []
+    cos_half: list[float] = []
     for c in range(int(csr.shape[0])):
-        lo, hi = int(csr.indptr[c]), int(csr.indptr[c + 1])
-        a = csr.data[lo:hi].astype(np.complex128)
-        phi, spacing = directions(a, loss)
-        if phi.size == 0:
+        lo, hi = int(indptr[c]), int(indptr[c + 1])
+        if lo == hi:
             continue
-        proj = (a[None, :] * np.exp(-1j * phi)[:, None]).real  # (k, terms)
-        proj = proj[(proj > 1e-12).any(axis=1)]
-        k = proj.shape[0]
-        row_of.append(np.repeat(np.arange(k_total, k_total + k), a.size))
-        col_of.append(np.tile(csr.indices[lo:hi].astype(np.int64), k))
-        vals.append(proj.reshape(-1))
-        his.append(np.full(k, float(limit_a[c]) * math.cos(spacing / 2.0)))
-        owner.append(np.full(k, c, dtype=np.int64))
-        k_total += k
-    if not k_total:
+        proj, half = sides(data[lo:hi].tobytes(), loss)
+        if not proj.shape[0]:
+            continue
+        projs.append(proj)
+        limit_of.append(c)
+        first_term.append(lo)
+        cos_half.append(half)
+    if not projs:
         return sp.csr_array((0, n)), np.zeros(0), np.zeros(0, dtype=np.int64)
-    R = sp.csr_array((np.concatenate(vals), (np.concatenate(row_of), np.concatenate(col_of))), shape=(k_total, n))
-    return R, np.concatenate(his), np.concatenate(owner)
+    k = np.array([q.shape[0] for q in projs], dtype=np.int64)  # sides per limit
+    t = np.array([q.shape[1] for q in projs], dtype=np.int64)  # terms per limit
+    owner = np.repeat(np.asarray(limit_of, dtype=np.int64), k)
+    per_row = np.repeat(t, k)  # each row names every term of its limit
+    row_of = np.repeat(np.arange(owner.size, dtype=np.int64), per_row)
+    within = np.arange(row_of.size, dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    col_of = csr.indices[np.repeat(np.repeat(np.asarray(first_term, dtype=np.int64), k), per_row) + within]
+    vals = np.concatenate([q.reshape(-1) for q in projs])
+    his = np.repeat(limit_a[limit_of].astype(np.float64) * np.asarray(cos_half), k)
+    R = sp.csr_array((vals, (row_of, col_of.astype(np.int64))), shape=(owner.size, n))
+    return R, his, owner
+
+
+@lru_cache(maxsize=4096)
+def sides(coefs: bytes, loss: float) -> tuple[Floats, float]:
+    """One limit's polygon: the projections ``Re(a_i exp(-j phi_k))`` (sides, terms) of its
+    coefficients ``coefs`` (complex128 bytes) on the directions that can bind (a row with
+    every coefficient ``<= 0`` cannot), and ``cos(spacing / 2)``, the factor of its limit.
+
+    Memoised by value (the arrays returned are read-only): a key is the coefficients
+    themselves, so a changed network is a new key, never a stale answer. 4,096 limits of a
+    few dozen terms each: a few MB at most."""
+    a = np.frombuffer(coefs, dtype=np.complex128)
+    phi, spacing = directions(a, loss)
+    proj = (a[None, :] * np.exp(-1j * phi)[:, None]).real  # (k, terms)
+    proj = np.ascontiguousarray(proj[(proj > 1e-12).any(axis=1)])
+    proj.setflags(write=False)
+    return proj, math.cos(spacing / 2.0)
 
 
 def magnitudes(coef: sp.csr_array, x: Floats) -> Floats:
     """``|coef @ x|`` (A): each limit's exact line current per slot, (limits, slots)."""
     if coef.shape[0] == 0:
         return np.zeros((0, x.shape[1]))
-    out: Floats = np.abs(coef @ x.astype(np.complex128))
+    # ``x`` is real: the real and imaginary parts of the sums are two real products, each
+    # summed in the order of the complex one (so the same numbers), at a quarter of its
+    # multiplications and without a complex copy of ``x``.
+    csr = sp.csr_array(coef)
+    xr = np.asarray(x, dtype=np.float64)
+    sums = np.empty((int(csr.shape[0]), xr.shape[1]), dtype=np.complex128)
+    sums.real = sp.csr_array((csr.data.real, csr.indices, csr.indptr), shape=csr.shape) @ xr
+    sums.imag = sp.csr_array((csr.data.imag, csr.indices, csr.indptr), shape=csr.shape) @ xr
+    out: Floats = np.abs(sums)
     return out
 
 
@@ -149,19 +185,33 @@ def room(z: Complex, a: Complex, limit_a: Floats) -> float:
     return max(float(t.min()), 0.0)
 
 
-SessionPhasors = list[tuple[npt.NDArray[np.int64], Complex]]
+class SessionPhasors:
+    """Per session: the limits it adds to and its complex A per kW in each (``[i]``: a pair of
+    arrays), sliced from the transposed coefficients when first asked for: a repair asks for
+    the few sessions it moves, not the hundreds planned."""
+
+    __slots__ = ("_pairs", "by_session")
+
+    def __init__(self, coef: sp.csr_array) -> None:
+        self.by_session = sp.csr_array(coef.T)
+        """(n, C): row ``i`` holds session ``i``'s limits and coefficients."""
+        self._pairs: dict[int, tuple[Ints, Complex]] = {}
+
+    def __len__(self) -> int:
+        return int(self.by_session.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[Ints, Complex]:
+        pair = self._pairs.get(i)
+        if pair is None:
+            m = self.by_session
+            lo, hi = int(m.indptr[i]), int(m.indptr[i + 1])
+            pair = self._pairs[i] = (m.indices[lo:hi].astype(np.int64), m.data[lo:hi].astype(np.complex128))
+        return pair
 
 
 def session_phasors(coef: sp.csr_array) -> SessionPhasors:
     """Per session: the limits it adds to and its complex A per kW in each (from ``coef`` (C, n))."""
-    by_session = sp.csr_array(coef.T)
-    return [
-        (
-            by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.int64),
-            by_session.data[by_session.indptr[i] : by_session.indptr[i + 1]].astype(np.complex128),
-        )
-        for i in range(int(coef.shape[1]))
-    ]
+    return SessionPhasors(coef)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +225,46 @@ class Kinds:
 
 
 def phasor_kinds(per_session: SessionPhasors) -> Kinds:
-    seen: dict[tuple[bytes, bytes], int] = {}
+    """Kinds numbered in order of first appearance (:func:`equal_rows` over ``by_session``)."""
+    m = per_session.by_session
+    n = int(m.shape[0])
+    of_session, first = equal_rows(m.indptr, m.indices, m.data, np.arange(n, dtype=np.int64))
     by_limit: dict[int, list[int]] = {}
-    of_session = []
-    for idx, a in per_session:
-        key = (idx.tobytes(), a.tobytes())
-        kind = seen.get(key)
-        if kind is None:
-            kind = seen[key] = len(seen)
-            for c in idx.tolist():
-                by_limit.setdefault(c, []).append(kind)
-        of_session.append(kind)
-    return Kinds(of_session, by_limit)
+    for kind, i in enumerate(first.tolist()):
+        for c in m.indices[m.indptr[i] : m.indptr[i + 1]].tolist():
+            by_limit.setdefault(c, []).append(kind)
+    return Kinds(of_session.tolist(), by_limit)
+
+
+def equal_rows(indptr: Ints, indices: Ints, data: Complex, rows: Ints) -> tuple[Ints, Ints]:
+    """Label the listed rows of a compressed sparse matrix (``indptr``, ``indices``, ``data``; or
+    the columns of a CSC one): rows whose stored indices and values are equal bit for bit share a
+    label, labels numbered by first appearance in ``rows``; and the first row of each label.
+
+    One ``np.unique`` over a key per row (its count, its indices, the bits of its values,
+    zero-padded) instead of a bytes key per row in Python."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo = indptr[rows].astype(np.int64)
+    nnz = indptr[rows + 1].astype(np.int64) - lo
+    w = int(nnz.max())
+    keys = np.zeros((rows.size, 1 + 3 * w), dtype=np.uint64)
+    keys[:, 0] = nnz
+    if w:
+        which = np.repeat(np.arange(rows.size, dtype=np.int64), nnz)
+        pos = np.arange(which.size, dtype=np.int64) - np.repeat(np.cumsum(nnz) - nnz, nnz)
+        at = lo[which] + pos
+        values = np.ascontiguousarray(data, dtype=np.complex128)[at]
+        keys[which, 1 + pos] = indices[at].astype(np.uint64)
+        keys[which, 1 + w + pos] = values.real.copy().view(np.uint64)
+        keys[which, 1 + 2 * w + pos] = values.imag.copy().view(np.uint64)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # labels by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    labels: Ints = rank[inverse.reshape(-1)].astype(np.int64)
+    firsts: Ints = rows[first[order]].astype(np.int64)
+    return labels, firsts
 
 
 class LineState:
@@ -234,8 +312,8 @@ class LineState:
         best = math.inf
         z, limit_a = self.z, self.limit_a
         for c, ac in zip(idx.tolist(), a.tolist(), strict=True):
-            zc = complex(z[c])
-            lim = float(limit_a[c])
+            zc = complex(z.item(c))  # item(): a Python number without a numpy scalar in between
+            lim = float(limit_a.item(c))
             cc = zc.real * zc.real + zc.imag * zc.imag - lim * lim
             if cc > 1e-9 * max(lim * lim, 1.0):
                 return 0.0  # already over (beyond round-off): nothing may be added

@@ -22,7 +22,14 @@ from ems.optimizer.horizon import Horizon, aggregate, coarsen, expand
 from ems.optimizer.matrices import LpMatrices, Weights, build
 from ems.optimizer.phasor import DEFAULT_LOSS
 from ems.optimizer.problem import Floats, Problem, compile_problem
-from ems.optimizer.repair import EPS_KW, enforce_min_current, scale_into_limits, session_paths, top_up
+from ems.optimizer.repair import (
+    EPS_KW,
+    enforce_min_current,
+    scale_into_limits,
+    session_lines,
+    session_paths,
+    top_up,
+)
 from ems.optimizer.schedule import Algorithm, Schedule, SolveStatus, Violation
 from ems.optimizer.snapshot import Snapshot
 
@@ -214,19 +221,21 @@ def _min_current(
     (``until``); later slots are a forecast and are only cut below the minimum current.
     """
     paths = session_paths(p)
+    line_data = session_lines(p)
     for _ in range(rounds):
-        repaired = enforce_min_current(p, x, paths)
+        repaired = enforce_min_current(p, x, paths, line_data=line_data)
         before = x[m.var_sess, m.var_slot]
         after = repaired[m.var_sess, m.var_slot]
         paused = np.flatnonzero((before > EPS_KW) & (before < p.min_kw[m.var_sess] - EPS_KW) & (after <= EPS_KW))
         if paused.size == 0 or sol.highs is None:
-            return top_up(p, repaired, paths), sol
+            return top_up(p, repaired, paths, line_data=line_data), sol
         again = lp.resolve(sol, paused, np.zeros(paused.size), np.zeros(paused.size))
         if again.status is not SolveStatus.OPTIMAL or again.values is None:
-            return top_up(p, repaired, paths), sol
+            return top_up(p, repaired, paths, line_data=line_data), sol
         sol = again
         x = scale_into_limits(p, _to_grid(p, m, again.values))
-    return top_up(p, enforce_min_current(p, x, paths, until), paths, until), sol
+    repaired = enforce_min_current(p, x, paths, until, line_data=line_data)
+    return top_up(p, repaired, paths, until, line_data=line_data), sol
 
 
 def finish(

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from ems.optimizer.phasor import LineState, magnitudes, phasor_kinds, session_phasors
+from ems.optimizer.phasor import Kinds, LineState, SessionPhasors, magnitudes, phasor_kinds, session_phasors
 from ems.optimizer.problem import Floats, Problem
 
 EPS_KW = 1e-6
@@ -59,8 +59,10 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
         load = p.incidence @ out
         node_f = np.where(load > p.node_cap_kw, p.node_cap_kw / load, 1.0)
         for q in range(3):
-            amps = p.incidence @ (p.amps_per_kw[:, q, None] * out)
             limit = p.node_phase_a[:, q, None]
+            if not np.isfinite(limit).any():
+                continue  # no limit on this phase anywhere: nothing to scale for it
+            amps = p.incidence @ (p.amps_per_kw[:, q, None] * out)
             node_f = np.minimum(node_f, np.where(amps > limit, limit / amps, 1.0))
     for k in np.flatnonzero((node_f < 1.0).any(axis=1)):
         under = _row(p.incidence, int(k))
@@ -73,10 +75,12 @@ def scale_into_limits(p: Problem, x: Floats) -> Floats:
         for c in np.flatnonzero((line_f < 1.0).any(axis=1)):
             under = _row(p.phasor_coef, int(c))
             factor[under] = np.minimum(factor[under], line_f[c][None, :])
+        scaled = bool((factor < 1.0).any())
         result_p: Floats = out * factor
         # Scaling a subset may lengthen another phasor sum: scale such a slot as a whole.
         with np.errstate(divide="ignore", invalid="ignore"):
-            line_a = magnitudes(p.phasor_coef, result_p)
+            if scaled:  # else result_p == out and the sums are the ones above
+                line_a = magnitudes(p.phasor_coef, result_p)
             slot_f = np.where(line_a > limit, limit / line_a, 1.0).min(axis=0)
         result_p *= np.minimum(slot_f, 1.0)[None, :] * np.where(slot_f < 1.0, 1.0 - 1e-12, 1.0)[None, :]
         return result_p
@@ -90,14 +94,37 @@ def _row(m: sp.csr_array, k: int) -> npt.NDArray[np.int32]:
     return out
 
 
-Paths = list[tuple[np.ndarray, Floats]]
+class Paths:
+    """Per session (``[i]``): the nodes above it and its A per kW on each grid phase (3,),
+    sliced from the transposed incidence when first asked for (the repairs move few sessions)."""
+
+    __slots__ = ("_amps", "_by_session", "_pairs")
+
+    def __init__(self, p: Problem) -> None:
+        self._by_session = p.incidence.T.tocsr()
+        self._amps = p.amps_per_kw
+        self._pairs: dict[int, tuple[npt.NDArray[np.int32], Floats]] = {}
+
+    def __len__(self) -> int:
+        return int(self._amps.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[npt.NDArray[np.int32], Floats]:
+        pair = self._pairs.get(i)
+        if pair is None:
+            m = self._by_session
+            pair = self._pairs[i] = (m.indices[m.indptr[i] : m.indptr[i + 1]], self._amps[i])
+        return pair
 
 
-def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+def enforce_min_current(
+    p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None, *, line_data: Lines | None = None
+) -> Floats:
     """A copy of ``x`` (kW) where every session is paused or at least at its minimum (see above).
 
     With ``until``, slots from ``until`` on (the coarse tail of a non-uniform horizon, a
     forecast the next re-plan replaces) are only cut: power below a minimum becomes 0.
+    ``paths`` and ``line_data``: :func:`session_paths` and :func:`session_lines` of ``p``, when the
+    caller has them (plan.py passes the same to :func:`top_up`).
     """
     out = clip_to_sessions(p, x)
     if until is not None and until < p.slots:
@@ -109,8 +136,7 @@ def enforce_min_current(p: Problem, x: Floats, paths: Paths | None = None, until
     rank[order] = np.arange(order.size)
     delivered = np.zeros(p.n)
     active = p.active()
-    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
-    kinds = phasor_kinds(phasors) if phasors is not None else None
+    phasors, kinds = line_data if line_data is not None else session_lines(p)
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
         room = (p.need_kwh - delivered) / p.slot_h
@@ -217,14 +243,17 @@ def _fits(i: int, add: float, head_w: Floats, head_a: Floats, paths: Paths, line
     return lines is None or lines.room(i) >= add - EPS_KW
 
 
-def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None) -> Floats:
+def top_up(
+    p: Problem, x: Floats, paths: Paths | None = None, until: int | None = None, *, line_data: Lines | None = None
+) -> Floats:
     """A copy of ``x`` (kW) with headroom left in any slot given to sessions still short.
 
     Pausing in :func:`enforce_min_current` leaves a session short and a little headroom
     unused; later slots with headroom (after the peak) can make up for it. Slot by slot,
     sessions whose planned total is below their request get more (earliest departure and
     smallest need first), each to at least its minimum or not at all. Only headroom is used,
-    so every limit still holds. With ``until``, only slots before it are topped up.
+    so every limit still holds. With ``until``, only slots before it are topped up
+    (``paths``, ``line_data``: as in :func:`enforce_min_current`).
     """
     out = x.copy()
     short = p.need_kwh - out.sum(axis=1) * p.slot_h
@@ -233,8 +262,7 @@ def top_up(p: Problem, x: Floats, paths: Paths | None = None, until: int | None 
     paths = paths if paths is not None else session_paths(p)
     order = np.argsort(-p.bonus, kind="stable")
     active = p.active()
-    phasors = session_phasors(p.phasor_coef) if p.has_phasors else None
-    kinds = phasor_kinds(phasors) if phasors is not None else None
+    phasors, kinds = line_data if line_data is not None else session_lines(p)
     under = sp.csr_array(p.incidence.T)  # once: a transpose per slot and phase cost ~4 ms a plan
     for t in range(p.slots if until is None else min(until, p.slots)):
         col = out[:, t]
@@ -301,14 +329,21 @@ def _headroom(p: Problem, x: Floats, t: int) -> tuple[Floats, Floats]:
     return head_w, head_a
 
 
+Lines = tuple[SessionPhasors | None, Kinds | None]
+
+
+def session_lines(p: Problem) -> Lines:
+    """Per session its phasor limits and coefficients, and the kinds of sessions
+    (:class:`ems.optimizer.phasor.LineState`); ``(None, None)`` without phasor limits."""
+    if not p.has_phasors:
+        return None, None
+    phasors = session_phasors(p.phasor_coef)
+    return phasors, phasor_kinds(phasors)
+
+
 def session_paths(p: Problem) -> Paths:
     """Per session: the nodes above it and its A-per-kW on each grid phase (3,)."""
-    by_session = p.incidence.T.tocsr()
-    out: list[tuple[np.ndarray, Floats]] = []
-    for i in range(p.n):
-        nodes = by_session.indices[by_session.indptr[i] : by_session.indptr[i + 1]]
-        out.append((nodes, p.amps_per_kw[i]))
-    return out
+    return Paths(p)
 
 
 def _fill(
@@ -331,13 +366,17 @@ def _fill(
         spare = cap[i] - col[i]
         if spare <= EPS_KW:
             continue
+        if lines is not None:
+            # The room first: on a site whose lines the LP filled, most sessions have none, and
+            # skipping them here is what the full bound below would decide (``add <= room``).
+            spare = min(spare, lines.room(i))
+            if spare <= EPS_KW or col[i] + spare < floor[i] - EPS_KW:
+                continue
         nodes, amps = paths[i]
         add = min(spare, float(head_w[nodes].min()))
         for q in range(3):
             if amps[q] > 0:
                 add = min(add, float(head_a[nodes, q].min()) / float(amps[q]))
-        if lines is not None:
-            add = min(add, lines.room(i))
         if add <= EPS_KW or col[i] + add < floor[i] - EPS_KW:
             continue
         _take(head_w, head_a, nodes, amps, add, lines, i)

@@ -17,7 +17,16 @@ from benchmarks.soc_exact import exact_energy
 from ems.domain.units import ALL_PHASES
 from ems.optimizer.feasibility import check
 from ems.optimizer.matrices import build
-from ems.optimizer.phasor import LineState, directions, phasor_kinds, polygon, room, session_phasors, step_for
+from ems.optimizer.phasor import (
+    LineState,
+    directions,
+    magnitudes,
+    phasor_kinds,
+    polygon,
+    room,
+    session_phasors,
+    step_for,
+)
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.problem import compile_problem
 from ems.optimizer.schedule import Algorithm
@@ -243,3 +252,35 @@ def test_rooms_shared_by_kind_equal_rooms_computed_per_session() -> None:
         add = 0.5 * alone.room(i)
         shared.take(i, add)
         alone.take(i, add)
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=examples(60), deadline=None)
+def test_kinds_are_the_sessions_with_equal_limits_and_coefficients(seed: int) -> None:
+    """phasor_kinds (one np.unique) against the definition: equal limit lists and coefficient bits."""
+    rng = np.random.default_rng(seed)
+    limits, sessions = int(rng.integers(1, 6)), int(rng.integers(1, 12))
+    columns = rng.normal(size=(limits, 3)) + 1j * rng.normal(size=(limits, 3))
+    columns[rng.random((limits, 3)) < 0.4] = 0  # a few shapes, some with no limit at all
+    dense = columns[:, rng.integers(0, 3, sessions)]
+    dense[0, rng.random(sessions) < 0.2] *= -1  # and a few coefficients that differ in sign only
+    per_session = session_phasors(sp.csr_array(dense))
+    seen: dict[tuple[bytes, bytes], int] = {}
+    pairs = [per_session[k] for k in range(sessions)]
+    want = [seen.setdefault((i.tobytes(), a.tobytes()), len(seen)) for i, a in pairs]
+    kinds = phasor_kinds(per_session)
+    assert kinds.of_session == want
+    for c in range(limits):
+        assert kinds.by_limit.get(c, []) == sorted({k for s, k in enumerate(want) if dense[c, s] != 0})
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=examples(60), deadline=None)
+def test_magnitudes_are_the_complex_products_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    limits, sessions, slots = int(rng.integers(1, 6)), int(rng.integers(1, 12)), int(rng.integers(1, 9))
+    dense = rng.normal(size=(limits, sessions)) + 1j * rng.normal(size=(limits, sessions))
+    dense[rng.random((limits, sessions)) < 0.4] = 0
+    coef = sp.csr_array(dense)
+    x = rng.exponential(3.0, (sessions, slots)) * (rng.random((sessions, slots)) < 0.7)
+    np.testing.assert_array_equal(magnitudes(coef, x), np.abs(coef @ x.astype(np.complex128)))
