@@ -8,7 +8,8 @@ Rules (``x`` = power in W): ``x >= 0``; ``x = 0`` outside the session's window;
 its request (an EV that finishes mid-slot averages less); delivered energy <= request;
 per node and slot, the sum of its sessions' power <= its W limit and the current on each
 grid phase <= its A limit; per current limit and slot, the exact magnitude of its phasor sum
-<= its limit (``phasor``, in A). A value passes when within ``atol + rtol * |limit|``.
+<= its limit (``phasor``, in A). A value passes when within ``atol + rtol * |limit|``, with
+``atol`` in the value's unit: ``atol_w`` for power, ``atol_a`` for current.
 """
 
 from __future__ import annotations
@@ -23,11 +24,20 @@ from ems.optimizer.snapshot import Snapshot
 
 DEFAULT_ATOL_W = 1e-3
 """1 mW: far below any meter's resolution, above solver round-off on kW-scaled LPs (~1e-7 kW)."""
+DEFAULT_ATOL_A = 1e-4
+"""0.1 mA, the current counterpart of 1 mW (both far below what a meter resolves). Before, the
+current rules used the 1 mW figure as amps, 1 mA: the uncontrolled plan of a session needing
+0.3 Wh put 0.54 mA on a phase limited to 0 A and was reported feasible (found by
+tests/unit/optimizer/test_properties.py)."""
 DEFAULT_RTOL = 1e-6
 
 
 def check(
-    snapshot: Snapshot | Problem, power_w: Floats, atol: float = DEFAULT_ATOL_W, rtol: float = DEFAULT_RTOL
+    snapshot: Snapshot | Problem,
+    power_w: Floats,
+    atol: float = DEFAULT_ATOL_W,
+    rtol: float = DEFAULT_RTOL,
+    atol_a: float = DEFAULT_ATOL_A,
 ) -> list[Violation]:
     """Every violation of the rules above (empty: feasible). ``power_w`` is (sessions, slots)."""
     p = snapshot if isinstance(snapshot, Problem) else compile_problem(snapshot.validate())
@@ -74,11 +84,11 @@ def check(
         amps = p.incidence @ (p.amps_per_kw[:, q, None] * x)
         limit = np.broadcast_to(p.node_phase_a[:, q, None], amps.shape)
         what = f"current on {phase} above its limit"
-        out.extend(_node_excess(p, "node_phase", what, amps, limit, atol, rtol, phase))
+        out.extend(_node_excess(p, "node_phase", what, amps, limit, atol_a, rtol, phase))
     if p.has_phasors:
         line_a = magnitudes(p.phasor_coef, x)
         limit_a = p.phasor_limit_a[:, None]
-        over_a = line_a > limit_a * (1 + rtol) + atol
+        over_a = line_a > limit_a * (1 + rtol) + atol_a
         for c in np.flatnonzero(over_a.any(axis=1)):
             bad = over_a[c]
             out.append(

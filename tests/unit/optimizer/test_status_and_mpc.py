@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 
 from benchmarks.workplace import workplace_day
+from ems.domain.units import Phase
 from ems.optimizer import lp
 from ems.optimizer.feasibility import check, is_feasible
 from ems.optimizer.matrices import build
 from ems.optimizer.mpc import RollingPlanner, replay, roll
 from ems.optimizer.plan import Options, optimize
 from ems.optimizer.problem import compile_problem
-from ems.optimizer.schedule import SolveStatus
+from ems.optimizer.schedule import Algorithm, SolveStatus
+from ems.optimizer.snapshot import EvseLimits, SessionDemand, SiteLimits, Snapshot
 from tests.unit.optimizer.invariants import assert_invariants
 
 
@@ -90,3 +94,22 @@ def test_smoothness_weight_reduces_power_changes_within_the_energy_bound() -> No
     # Bound from matrices.Weights: 2 x smoothness of the energy (plus the other weights).
     assert smooth.total_energy_wh >= plain.total_energy_wh * (1 - 1e-3)
     assert_invariants(snap, optimize(snap, smoothing))
+
+
+def test_a_tenth_of_a_milliamp_over_a_zero_phase_limit_is_a_violation() -> None:
+    """Found by test_uncontrolled_reports_what_it_breaks: the current rules took the 1 mW tolerance
+    as 1 mA, so 0.54 mA on a phase limited to (nearly) 0 A passed as feasible."""
+    start = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    snap = Snapshot(
+        start=start,
+        slot_s=900,
+        slots=4,
+        site=SiteLimits(capacity_w=None, phase_limits_a={Phase.L1: 1e-200, Phase.L2: 100.0, Phase.L3: 100.0}),
+        evses=(EvseLimits("e0", phases=1, phase_map=(Phase.L1,), voltage_v=230.0, min_a=0.0, max_a=32.0),),
+        sessions=(SessionDemand("s0", "e0", start, start + timedelta(hours=1), energy_wh=0.03, delivered_wh=0.0),),
+    )
+    uncontrolled = optimize(snap, Options(algorithm=Algorithm.UNCONTROLLED))
+    assert 1e-4 < float(uncontrolled.power_w.max()) / 230.0 < 1e-3, "0.12 W: 0.52 mA, between the two tolerances"
+    assert uncontrolled.status is SolveStatus.INFEASIBLE
+    assert {v.kind for v in check(snap, uncontrolled.power_w)} == {"node_phase"}
+    assert optimize(snap).status is SolveStatus.OPTIMAL and float(optimize(snap).power_w.max()) == 0.0
