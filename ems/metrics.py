@@ -292,22 +292,21 @@ class ApiCollector:
 
 class RuntimeCollector:
     """The process itself: asyncio tasks alive, objects tracked by the garbage collector and blocks
-    Python's allocator holds (read
-    when scraped, from inside the event loop: the ``/metrics`` route runs there), and the Prometheus
-    client's ``process_*`` metrics (memory, file descriptors, CPU). Together they show a leak as a
-    climb over hours, before it shows as a crash."""
+    Python's allocator holds (read when scraped, from inside the event loop: the ``/metrics`` route
+    runs there), and the Prometheus client's ``process_*`` metrics (memory, file descriptors, CPU).
+    Together they show a leak as a climb over hours, before it shows as a crash."""
 
     def __init__(self) -> None:
         self._process = ProcessCollector(registry=None)
 
     def collect(self) -> Iterator[Metric]:
         try:
-            tasks: float | None = float(len(asyncio.all_tasks()))
+            tasks = asyncio.all_tasks()
         except RuntimeError:  # scraped outside a running loop (a test): no tasks to count
-            tasks = None
-        if tasks is not None:
+            pass
+        else:
             alive = _gauge("asyncio_tasks", "tasks alive in the event loop")
-            alive.add_metric([], tasks)
+            alive.add_metric([], float(len(tasks)))
             yield alive
         tracked = _gauge("gc_objects_tracked", "objects the garbage collector tracks (frozen ones excluded)")
         tracked.add_metric([], float(len(gc.get_objects())))
