@@ -56,9 +56,6 @@ python_allocated_blocks                    gauge    memory blocks Python's alloc
 And the standard ``process_*`` metrics of the Prometheus client (Linux: resident and virtual
 memory, open file descriptors and their limit, CPU seconds, start time), unprefixed as every
 Prometheus exporter names them.
-
-=========================================  =======  ===================================================
-=========================================  =======  ===================================================
 """
 
 from __future__ import annotations
